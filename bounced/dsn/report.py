@@ -1,0 +1,121 @@
+"""The parser's output: one frozen `Bounce` row per recipient, gathered in a `Report`.
+
+These are plain, typed values so that everything downstream (store, policy, CLI,
+HTTP) can rely on a fixed set of fields instead of dict keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """What happened to the message for one recipient (RFC 3464 actions plus the
+    two non-DSN kinds a return path receives)."""
+
+    FAILED = "failed"
+    DELAYED = "delayed"
+    DELIVERED = "delivered"
+    RELAYED = "relayed"
+    EXPANDED = "expanded"
+    COMPLAINT = "complaint"
+    AUTOREPLY = "autoreply"
+
+
+class BounceClass(StrEnum):
+    """Hard: the address itself is bad and will stay bad. Soft: anything else that failed."""
+
+    HARD = "hard"
+    SOFT = "soft"
+
+
+class Reason(StrEnum):
+    """The one reason taxonomy used everywhere (rules, store, CLI)."""
+
+    USER_UNKNOWN = "user_unknown"
+    HOST_UNKNOWN = "host_unknown"
+    MAILBOX_FULL = "mailbox_full"
+    HAS_MOVED = "has_moved"
+    NOT_ACCEPT = "not_accept"
+    BLOCKED = "blocked"
+    SPAM_DETECTED = "spam_detected"
+    POLICY_VIOLATION = "policy_violation"
+    REJECTED = "rejected"
+    FILTERED = "filtered"
+    EXPIRED = "expired"
+    SUSPEND = "suspend"
+    EXCEED_LIMIT = "exceed_limit"
+    MESG_TOO_BIG = "mesg_too_big"
+    NETWORK_ERROR = "network_error"
+    TOO_MANY_CONN = "too_many_conn"
+    SPEEDING = "speeding"
+    SYSTEM_ERROR = "system_error"
+    SYSTEM_FULL = "system_full"
+    MAILER_ERROR = "mailer_error"
+    SECURITY_ERROR = "security_error"
+    AUTH_FAILURE = "auth_failure"
+    BAD_REPUTATION = "bad_reputation"
+    REQUIRE_PTR = "require_ptr"
+    NOT_COMPLIANT_RFC = "not_compliant_rfc"
+    CONTENT_ERROR = "content_error"
+    VIRUS_DETECTED = "virus_detected"
+    NO_RELAYING = "no_relaying"
+    SYNTAX_ERROR = "syntax_error"
+    ON_HOLD = "on_hold"
+    UNDEFINED = "undefined"
+
+
+#: Reasons that make a permanent failure hard by default (the address is bad).
+DEFAULT_HARD_REASONS = frozenset(
+    {Reason.USER_UNKNOWN, Reason.HOST_UNKNOWN, Reason.HAS_MOVED, Reason.NOT_ACCEPT}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Bounce:
+    """Everything known about what happened to one recipient of one original message."""
+
+    recipient: str
+    kind: Kind
+    bounce_class: BounceClass | None = None
+    reason: Reason | None = None
+    status: str = ""
+    reply_code: str = ""
+    diagnostic: str = ""
+    remote_mta: str = ""
+    reporting_mta: str = ""
+    original_message_id: str = ""
+    original_sender: str = ""
+    feedback_type: str = ""
+    arrival_date: str = ""
+    action: str = ""
+    smtp_command: str = ""
+    detector: str = ""
+    rule: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        """Flat, JSON-ready mapping (enums as their values, missing as empty strings)."""
+        return {k: ("" if v is None else str(v)) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The parse of one message.
+
+    `kind` is None when the message is none of the things a return path expects
+    (a person writing back, a newsletter); `bounces` is then empty and
+    `problems` says why, so the caller can keep the message aside.
+    """
+
+    kind: Kind | None
+    bounces: tuple[Bounce, ...] = ()
+    detector: str = ""
+    message_id: str = ""
+    subject: str = ""
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def is_bounce(self) -> bool:
+        """True for anything a return path expects: DSNs, complaints and auto-replies."""
+        return self.kind is not None
