@@ -1,0 +1,242 @@
+"""Settings: one typed, frozen object, built once and passed in (never a global).
+
+Layers, each overriding the one before: the defaults written below, then
+`config.toml` (`--config PATH`, else `$BOUNCED_CONFIG`, else `./config.toml`
+when present), then `BOUNCED_<SECTION>_<KEY>` environment variables, then
+command-line options. The layering is generic over the dataclasses: a later
+section (`[retry]`, `[listener]`) is one more frozen dataclass field on
+`Settings`, and its file keys, environment names and type conversion follow.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bounced.dsn import DEFAULT_HARD_REASONS, Reason
+from bounced.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_SENDER_REASONS",
+    "PolicySettings",
+    "Settings",
+    "find_config",
+    "load_settings",
+    "parse_duration",
+]
+
+#: Failures caused by the sender (its IP, reputation, content, volume), not by the address.
+DEFAULT_SENDER_REASONS = frozenset(
+    {
+        Reason.BLOCKED,
+        Reason.SPAM_DETECTED,
+        Reason.BAD_REPUTATION,
+        Reason.AUTH_FAILURE,
+        Reason.REQUIRE_PTR,
+        Reason.SECURITY_ERROR,
+        Reason.NO_RELAYING,
+        Reason.NOT_COMPLIANT_RFC,
+        Reason.REJECTED,
+        Reason.SPEEDING,
+        Reason.TOO_MANY_CONN,
+        Reason.MESG_TOO_BIG,
+        Reason.CONTENT_ERROR,
+        Reason.VIRUS_DETECTED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    """`[policy]`: when an address is blocked (see bounced.policy)."""
+
+    max_returns: int = 5
+    returns_window_days: int = 0
+    hard_reasons: frozenset[Reason] = DEFAULT_HARD_REASONS
+    sender_reasons: frozenset[Reason] = DEFAULT_SENDER_REASONS
+    allow: tuple[str, ...] = ()
+    case_sensitive_local_part: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable. Top-level keys come first in config.toml."""
+
+    database_url: str = "sqlite:///bounced.db"
+    database_timeout: timedelta = timedelta(seconds=30)
+    policy: PolicySettings = field(default_factory=PolicySettings)
+
+
+ENV_PREFIX = "BOUNCED_"
+_DURATION = re.compile(r"(\d+)\s*([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_duration(text: str | int) -> timedelta:
+    """Read `30s`, `15m`, `1h`, `3d`, `2w` or a sum like `1h30m`; a bare number is seconds."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return timedelta(seconds=text)
+    spec = str(text).strip().lower()
+    if spec.isdigit():
+        return timedelta(seconds=int(spec))
+    parts = _DURATION.findall(spec)
+    if not parts or _DURATION.sub("", spec).strip():
+        raise ValueError(f"not a duration: {text!r} (write e.g. 30s, 15m, 1h, 3d)")
+    return sum((timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), timedelta())
+
+
+def find_config(path: str | Path | None, env: Mapping[str, str]) -> Path | None:
+    """The config file to read: explicit path, else $BOUNCED_CONFIG, else ./config.toml."""
+    chosen = path or env.get(f"{ENV_PREFIX}CONFIG")
+    if chosen:
+        if not Path(chosen).is_file():
+            raise ConfigError(f"config file not found: {chosen}")
+        return Path(chosen)
+    default = Path("config.toml")
+    return default if default.is_file() else None
+
+
+def load_settings(
+    config: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from every layer. `overrides` are dotted keys from the command line
+    (`{"database_url": ..., "policy.max_returns": 3}`); None values are ignored."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    path = find_config(config, env)
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        settings = _apply_table(settings, data, str(path), ())
+    settings = _apply_env(settings, env, ())
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            settings = _apply_table(settings, _nest(key, value), "command line", ())
+    return settings
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    head, _, rest = dotted.partition(".")
+    return {head: _nest(rest, value) if rest else value}
+
+
+def _hints(obj: Any) -> dict[str, Any]:
+    return typing.get_type_hints(type(obj))
+
+
+def _apply_table(obj: Any, table: Mapping[str, Any], origin: str, path: tuple[str, ...]) -> Any:
+    """A copy of the settings dataclass `obj` with the values of a (TOML-shaped) table."""
+    hints = _hints(obj)
+    changes = {}
+    for key, value in table.items():
+        where = ".".join((*path, key))
+        if key not in hints:
+            raise ConfigError(f"{origin}: unknown setting {where}")
+        current = getattr(obj, key)
+        if is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{origin}: {where} must be a table ([{where}])")
+            changes[key] = _apply_table(current, value, origin, (*path, key))
+        else:
+            changes[key] = _convert(hints[key], value, f"{origin}: {where}")
+    return replace(obj, **changes)
+
+
+def _apply_env(obj: Any, env: Mapping[str, str], path: tuple[str, ...]) -> Any:
+    """Overlay BOUNCED_<SECTION>_<KEY> variables; names come from the fields, so unknown
+    BOUNCED_* variables (the test database URL, other tools) are simply not looked at."""
+    hints = _hints(obj)
+    changes = {}
+    for f in fields(obj):
+        current = getattr(obj, f.name)
+        if is_dataclass(current):
+            changes[f.name] = _apply_env(current, env, (*path, f.name))
+            continue
+        name = ENV_PREFIX + "_".join((*path, f.name)).upper()
+        if name in env:
+            changes[f.name] = _convert(hints[f.name], env[name], f"environment: {name}")
+    return replace(obj, **changes)
+
+
+def _items(value: Any) -> list[Any]:
+    """Lists come as TOML arrays, or as comma-separated text from env and options."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list | tuple | set | frozenset):
+        return list(value)
+    raise TypeError("expected a list")
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    """One value as the field's declared type, or a ConfigError naming the setting."""
+    try:
+        return _CONVERTERS[typing.get_origin(hint) or hint](hint, value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _to_bool(_hint: Any, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _to_int(_hint: Any, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"expected an integer, got {value!r}")
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"must not be negative, got {number}")
+    return number
+
+
+def _to_str(_hint: Any, value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {value!r}")
+    return value
+
+
+def _to_duration(_hint: Any, value: Any) -> timedelta:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"expected a duration like 30s or 15m, got {value!r}")
+    return parse_duration(value)
+
+
+def _to_collection(hint: Any, value: Any) -> Any:
+    (item,) = set(typing.get_args(hint)) - {Ellipsis}
+    items = _items(value)
+    if item is Reason:
+        unknown = [x for x in items if x not in Reason._value2member_map_]
+        if unknown:
+            raise ValueError(f"unknown reason(s) {unknown}; known: {', '.join(Reason)}")
+        items = [Reason(x) for x in items]
+    elif not all(isinstance(x, str) for x in items):
+        raise TypeError("expected a list of text")
+    return typing.get_origin(hint)(items)
+
+
+_CONVERTERS = {
+    bool: _to_bool,
+    int: _to_int,
+    str: _to_str,
+    timedelta: _to_duration,
+    tuple: _to_collection,
+    frozenset: _to_collection,
+}
