@@ -20,7 +20,7 @@ import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bounced import Bounce, Kind, Report, parse
@@ -122,6 +122,7 @@ METRICS = (
         lambda label: bool(label.status),
     ),
 )
+METRIC_BY_NAME = {m.name: m for m in METRICS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +206,8 @@ class CorpusScore:
     """Every file of the labelled corpus, scored."""
 
     corpus: Path
-    files: tuple[FileScore, ...]
-    seconds: float
+    files: tuple[FileScore, ...] = field(repr=False)  # keeps test failures readable
+    seconds: float = 0.0
 
     def pairs(self) -> Iterator[tuple[FileScore, Pair]]:
         return ((f, p) for f in self.files for p in f.pairs)
@@ -346,7 +347,7 @@ class ExtrasScore:
     """The sisimai-extra checks (`checks` is empty when the directory is absent)."""
 
     directory: Path
-    checks: tuple[ExtraCheck, ...]
+    checks: tuple[ExtraCheck, ...] = field(repr=False)
 
     def group(self, name: str) -> list[ExtraCheck]:
         return [c for c in self.checks if c.key.startswith(f"{name}/")]
@@ -370,12 +371,9 @@ def check_extras(directory: Path) -> ExtrasScore:
 
 def metrics(score: CorpusScore, extras: ExtrasScore) -> dict[str, float | int | None]:
     """The acceptance figures; the sisimai-extra ones are None when that directory is absent."""
-    by_name = {m.name: m for m in METRICS}
     figures: dict[str, float | int | None] = {
         "recipient_recall": ratio(score.found, score.rows),
-        "class_agreement": score.agreement(by_name["class"]),
-        "reason_agreement": score.agreement(by_name["reason"]),
-        "status_agreement": score.agreement(by_name["status"]),
+        **{f"{m.name}_agreement": score.agreement(m) for m in METRICS},
         "extra_rows": score.extra_rows,
         "crashes": score.crashes,
     }
