@@ -1,0 +1,107 @@
+"""Parse a stream of messages, in this process or in a pool of worker processes.
+
+Results come back in input order whatever the number of workers, so two runs over
+the same input give the same output. The input is consumed lazily: at most a few
+chunks per worker are in flight, so a huge tree never sits in memory at once.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import NamedTuple
+
+from bounced.dsn import Report, parse
+from bounced.sources import Message, Source, Unreadable
+
+__all__ = ["Parsed", "parse_sources"]
+
+#: Messages per task sent to a worker: enough to make the round trip cheap...
+_CHUNK_MESSAGES = 64
+#: ...but a chunk of large messages is cut earlier, so workers stay evenly loaded.
+_CHUNK_BYTES = 4 << 20
+#: Chunks in flight per worker: keeps every worker busy while the next is read.
+_CHUNKS_PER_WORKER = 4
+
+
+#: What a worker sends back for one message: the report, or the parser's error as text.
+_Outcome = Report | str
+
+
+class Parsed(NamedTuple):
+    """A message and what the parser made of it."""
+
+    message: Message
+    report: Report
+
+
+def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Iterator[Parsed | Unreadable]:
+    """Parse every `Message` in `sources`; `Unreadable` items pass through in place.
+
+    `jobs` > 1 parses in that many worker processes; 1 parses here. Should the
+    parser ever raise (its contract says it never does), that message comes back
+    as `Unreadable` with the error, and the run goes on.
+    """
+    if jobs <= 1:
+        for source in sources:
+            yield _result(source, _parse_one(source.raw)) if isinstance(source, Message) else source
+        return
+    # forkserver: workers start from a clean process, so a thread of the caller
+    # (a progress bar's refresher) can never be forked while it holds a lock.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["bounced.dsn"])
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_ignore_interrupts) as pool:
+        pending: deque[tuple[list[Source], Future[list[_Outcome]]]] = deque()
+        for chunk in _chunks(sources):
+            raws = [source.raw for source in chunk if isinstance(source, Message)]
+            pending.append((chunk, pool.submit(_parse_chunk, raws)))
+            if len(pending) >= jobs * _CHUNKS_PER_WORKER:
+                yield from _merge(*pending.popleft())
+        while pending:
+            yield from _merge(*pending.popleft())
+
+
+def _chunks(sources: Iterable[Source]) -> Iterator[list[Source]]:
+    chunk: list[Source] = []
+    size = 0
+    for source in sources:
+        chunk.append(source)
+        if isinstance(source, Message):
+            size += len(source.raw)
+        if len(chunk) >= _CHUNK_MESSAGES or size >= _CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _merge(chunk: list[Source], future: Future[list[_Outcome]]) -> Iterator[Parsed | Unreadable]:
+    outcomes = iter(future.result())
+    for source in chunk:
+        yield _result(source, next(outcomes)) if isinstance(source, Message) else source
+
+
+def _parse_chunk(raws: list[bytes]) -> list[_Outcome]:
+    return [_parse_one(raw) for raw in raws]
+
+
+def _parse_one(raw: bytes) -> _Outcome:
+    """Text rather than the exception itself: text always pickles, an exception may not."""
+    try:
+        return parse(raw)
+    except Exception as exc:
+        return f"parser error: {type(exc).__name__}: {exc}"
+
+
+def _result(message: Message, outcome: _Outcome) -> Parsed | Unreadable:
+    if isinstance(outcome, str):
+        return Unreadable(message.name, outcome)
+    return Parsed(message, outcome)
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C is the parent's to handle: a worker that died of it would print a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

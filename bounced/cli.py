@@ -1,0 +1,132 @@
+"""The `bounced` command line: a thin layer over the Python API.
+
+Each command turns its options into calls of library functions and hands the
+resulting rows to `bounced.formats`; reading inputs is `bounced.sources`, parsing
+many messages is `bounced.batch`, and talking to the person at the terminal is
+`bounced.terminal`. A new command is one more decorated function here.
+
+Exit codes: 0 when every input was read, 1 when some could not be (each one named
+on standard error, the rest processed), 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Annotated
+
+import typer
+
+from bounced.batch import Parsed, parse_sources
+from bounced.formats import Format, Row, default_format, write_rows
+from bounced.sources import Unreadable, iter_sources
+from bounced.terminal import Feedback
+
+__all__ = ["PARSE_COLUMNS", "app", "main"]
+
+app = typer.Typer(
+    name="bounced",
+    help="Bounce processing and suppression lists.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: The fields of `bounced parse` output, in order (`class` is the bounce class).
+PARSE_COLUMNS = (
+    "file",
+    "recipient",
+    "kind",
+    "class",
+    "reason",
+    "status",
+    "reply_code",
+    "diagnostic",
+    "remote_mta",
+    "reporting_mta",
+    "original_message_id",
+    "feedback_type",
+    "detector",
+)
+
+_EMPTY_ROW = dict.fromkeys(PARSE_COLUMNS, "")
+
+FormatOption = Annotated[
+    Format | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="Output format (default: table on a terminal, ndjson otherwise).",
+        show_default=False,
+    ),
+]
+
+
+@app.callback()
+def _root() -> None:
+    """Bounce processing and suppression lists."""
+
+
+@app.command("parse")
+def parse_command(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Message files, directories (recursively), mbox files, Maildir folders, "
+            "or - for standard input.",
+            metavar="PATH",
+            show_default=False,
+        ),
+    ],
+    output_format: FormatOption = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=0, help="Worker processes; 0 = one per CPU.")
+    ] = 1,
+    show_all: Annotated[
+        bool,
+        typer.Option("--all", help="Also list messages that are not bounces (kind empty)."),
+    ] = False,
+) -> None:
+    """Parse returned messages and print one row per recipient."""
+    fmt = output_format or default_format(sys.stdout)
+    # A progress bar would garble rows streaming to the same terminal; a table
+    # is printed only at the end, so it can have one.
+    progress = fmt is Format.TABLE or not sys.stdout.isatty()
+    with Feedback(progress=progress) as feedback:
+        results = parse_sources(iter_sources(paths), jobs or os.cpu_count() or 1)
+        write_rows(fmt, PARSE_COLUMNS, _parse_rows(results, feedback, show_all), sys.stdout)
+    raise typer.Exit(1 if feedback.failures else 0)
+
+
+def _parse_rows(
+    results: Iterable[Parsed | Unreadable], feedback: Feedback, show_all: bool
+) -> Iterator[Row]:
+    """Rows of `bounced parse`: one per Bounce; a report that is a bounce without any
+    recipient still gets a row (a bounce is never silently dropped)."""
+    for result in results:
+        if isinstance(result, Unreadable):
+            feedback.unreadable(result.name, result.reason)
+            continue
+        feedback.advance()
+        name, report = result.message.name, result.report
+        for bounce in report.bounces:
+            row = bounce.to_dict()
+            yield {**row, "file": name, "class": row["bounce_class"]}
+        if not report.bounces and (report.is_bounce or show_all):
+            yield _EMPTY_ROW | {
+                "file": name,
+                "kind": report.kind or "",
+                "detector": report.detector,
+            }
+
+
+def main() -> None:
+    """Console-script entry point."""
+    # Rows are data: UTF-8 for programs reading a pipe, and a character the
+    # terminal cannot show becomes '?' rather than an encoding error.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        encoding = sys.stdout.encoding if sys.stdout.isatty() else "utf-8"
+        sys.stdout.reconfigure(encoding=encoding, errors="replace")
+    app(prog_name="bounced")

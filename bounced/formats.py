@@ -1,0 +1,100 @@
+"""Writers for rows of any kind: a rich table for people, JSON, NDJSON and CSV for programs.
+
+Every command that prints rows (parse, and later list and export) goes through
+`write_rows` with its own column names, so the formats behave the same everywhere.
+A row is a mapping from column name to value; keys outside the columns are ignored
+and missing ones are written empty. NDJSON, CSV and JSON stream: one row is in
+memory at a time. The table needs every row to size its columns, so it holds them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from enum import StrEnum
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["Format", "Row", "default_format", "write_rows"]
+
+Row = Mapping[str, Any]
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    NDJSON = "ndjson"
+    CSV = "csv"
+
+
+def default_format(out: TextIO) -> Format:
+    """A table for a person at a terminal, NDJSON for a pipe or a file."""
+    return Format.TABLE if out.isatty() else Format.NDJSON
+
+
+def write_rows(fmt: Format, columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> int:
+    """Write `rows` to `out` as `fmt`, with exactly `columns` in that order; return the count."""
+    return _WRITERS[fmt](columns, rows, out)
+
+
+def _write_ndjson(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> int:
+    count = 0
+    for row in rows:
+        out.write(_json_object(columns, row) + "\n")
+        count += 1
+    return count
+
+
+def _write_json(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> int:
+    """A JSON array written element by element, so it streams like NDJSON."""
+    count = 0
+    for row in rows:
+        out.write(("[\n" if count == 0 else ",\n") + _json_object(columns, row))
+        count += 1
+    out.write("[]\n" if count == 0 else "\n]\n")
+    return count
+
+
+def _write_csv(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> int:
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    count = 0
+    for row in rows:
+        writer.writerow([_text(row.get(column)) for column in columns])
+        count += 1
+    return count
+
+
+def _write_table(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> int:
+    """A rich table without the columns that are empty in every row, to save width.
+
+    Values are shown as text, never as console markup.
+    """
+    cells = [[_text(row.get(column)) for column in columns] for row in rows]
+    shown = [i for i in range(len(columns)) if any(line[i] for line in cells)]
+    table = Table(show_lines=False, highlight=False)
+    for i in shown:
+        table.add_column(columns[i], overflow="fold")
+    for line in cells:
+        table.add_row(*(line[i] for i in shown))
+    Console(file=out, markup=False, emoji=False, highlight=False).print(table)
+    return len(cells)
+
+
+def _json_object(columns: Sequence[str], row: Row) -> str:
+    return json.dumps({column: row.get(column) for column in columns}, ensure_ascii=False)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+_WRITERS: dict[Format, Callable[[Sequence[str], Iterable[Row], TextIO], int]] = {
+    Format.TABLE: _write_table,
+    Format.JSON: _write_json,
+    Format.NDJSON: _write_ndjson,
+    Format.CSV: _write_csv,
+}

@@ -1,0 +1,193 @@
+"""Input sources: turn paths given on a command line into a stream of raw messages.
+
+Everything is lazy: a directory tree is walked one entry at a time and an mbox is
+split while it is read, so memory holds one message at a time however large the
+input. A path that cannot be read becomes an `Unreadable` item in the same stream
+instead of an exception, so one bad file never stops the rest and the caller
+decides how to report it (and the order of messages and errors stays the input's).
+
+Detection is by content and layout, never by file name:
+- a file whose first bytes are ``From `` is an mbox; its entries are named
+  ``PATH#N`` (N from 1), everything else is one message named ``PATH``;
+- a directory with ``cur/``, ``new/`` and ``tmp/`` is a Maildir: the messages in
+  ``cur/`` and ``new/`` (not ``tmp/``, which holds deliveries still being written)
+  and its Maildir++ sub-folders (``.Name/``), each named by its file path;
+- any other directory is walked recursively, in name order;
+- ``-`` is standard input (one message, or an mbox).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+__all__ = ["STDIN", "Message", "Source", "Unreadable", "iter_sources", "split_mbox"]
+
+#: The path that means standard input.
+STDIN = "-"
+
+_MBOX_MAGIC = b"From "
+_MAILDIR_PARTS = ("cur", "new", "tmp")
+#: A From_ separator line as mbox writers put it: ``From <sender> <asctime date>``.
+#: Requiring the weekday of the date keeps an unescaped body line that merely
+#: starts with "From " (in a file that was never a real mbox) inside its message.
+_FROM_LINE = re.compile(rb"From \S* +(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\b")
+#: mboxrd quoting: a body line ``>From `` (or ``>>From `` ...) lost one ``>`` when written.
+_QUOTED_FROM = re.compile(rb">+From ")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message's raw bytes and the name it is reported under."""
+
+    name: str
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A path (or part of one) that could not be read, and why, in words for a person."""
+
+    name: str
+    reason: str
+
+
+Source = Message | Unreadable
+#: (device, inode) of the directories a walk has entered.
+_Seen = set[tuple[int, int]]
+
+
+def iter_sources(paths: Iterable[str], stdin: BinaryIO | None = None) -> Iterator[Source]:
+    """Yield every message found under `paths`, in order, and an `Unreadable` for each failure.
+
+    `stdin` is the stream read for ``-`` (default: the process's standard input).
+    """
+    for path in paths:
+        if path == STDIN:
+            yield from _read_stream(STDIN, stdin if stdin is not None else sys.stdin.buffer)
+        elif os.path.isdir(path):
+            yield from _walk(path, set())
+        else:
+            yield from _read_file(path)
+
+
+def split_mbox(name: str, stream: BinaryIO) -> Iterator[Message]:
+    """Split an mbox stream into its messages, named ``name#1``, ``name#2``, ...
+
+    The From_ line and the blank line that ends each entry belong to the mbox format,
+    not to the message, so both are dropped; mboxrd ``>From`` quoting is undone. A
+    line starting with ``From `` separates entries only when it has the shape of a
+    From_ line (see `_FROM_LINE`); otherwise it stays in the current message.
+    `stream` is positioned at or inside the first From_ line (the caller has read
+    some of it to detect the mbox). Read errors propagate as `OSError`.
+    """
+    stream.readline()  # the rest of the first From_ line
+    lines: list[bytes] = []
+    number = 0
+    for line in stream:
+        if line.startswith(_MBOX_MAGIC) and _FROM_LINE.match(line):
+            number += 1
+            yield Message(f"{name}#{number}", _entry(lines))
+            lines = []
+        elif line.startswith(b">") and _QUOTED_FROM.match(line):
+            lines.append(line[1:])
+        else:
+            lines.append(line)
+    yield Message(f"{name}#{number + 1}", _entry(lines))
+
+
+def _entry(lines: list[bytes]) -> bytes:
+    """One mbox entry's bytes: its lines without the blank line that ended it."""
+    if lines and lines[-1] in (b"\n", b"\r\n"):
+        del lines[-1]
+    return b"".join(lines)
+
+
+def _read_file(path: str) -> Iterator[Source]:
+    try:
+        with open(path, "rb") as stream:
+            yield from _read_stream(path, stream)
+    except OSError as exc:
+        yield Unreadable(path, _why(exc))
+
+
+def _read_stream(name: str, stream: BinaryIO) -> Iterator[Source]:
+    """One message, or an mbox's entries when the stream starts like one.
+
+    An error part-way through an mbox keeps the entries already read.
+    """
+    try:
+        head = stream.read(len(_MBOX_MAGIC))
+        if head == _MBOX_MAGIC:
+            yield from split_mbox(name, stream)
+        else:
+            yield Message(name, head + stream.read())
+    except OSError as exc:
+        yield Unreadable(name, _why(exc))
+
+
+def _walk(path: str, seen: _Seen) -> Iterator[Source]:
+    """Every message below directory `path`, entries in name order.
+
+    `seen` holds the (device, inode) of directories already walked, so a symbolic
+    link that points back up the tree is followed once, not forever.
+    """
+    try:
+        info = os.stat(path)
+        if (info.st_dev, info.st_ino) in seen:
+            return
+        seen.add((info.st_dev, info.st_ino))
+        with os.scandir(path) as scan:
+            entries = sorted(scan, key=lambda entry: entry.name)
+    except OSError as exc:
+        yield Unreadable(path, _why(exc))
+        return
+    names = {entry.name for entry in entries if _is_dir(entry)}
+    if names.issuperset(_MAILDIR_PARTS):
+        yield from _walk_maildir(path, entries, seen)
+        return
+    for entry in entries:
+        yield from _walk_entry(entry, seen)
+
+
+def _walk_maildir(path: str, entries: list[os.DirEntry[str]], seen: _Seen) -> Iterator[Source]:
+    """A Maildir's messages: ``cur/`` then ``new/``, then its Maildir++ sub-folders.
+
+    Other files at a Maildir's top (index and uid lists of IMAP servers) are not mail.
+    """
+    for part in ("cur", "new"):
+        yield from _walk(os.path.join(path, part), seen)
+    for entry in entries:
+        if entry.name.startswith(".") and _is_dir(entry):
+            yield from _walk(entry.path, seen)
+
+
+def _walk_entry(entry: os.DirEntry[str], seen: _Seen) -> Iterator[Source]:
+    try:
+        mode = entry.stat().st_mode
+    except OSError as exc:  # a dangling symbolic link, or a file gone since the listing
+        yield Unreadable(entry.path, _why(exc))
+        return
+    if stat.S_ISDIR(mode):
+        yield from _walk(entry.path, seen)
+    elif stat.S_ISREG(mode):
+        yield from _read_file(entry.path)
+    # Sockets, pipes and devices inside a tree are not stored mail: opening a pipe
+    # would block. (A pipe named on the command line is read: see iter_sources.)
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _why(exc: OSError) -> str:
+    """The reason an OS error gives, without the path (the caller prints that)."""
+    return exc.strerror or str(exc)

@@ -1,0 +1,74 @@
+"""What a long-running command tells the person at the terminal, on standard error only.
+
+Standard output carries the data (rows), so that it can be piped; progress, the
+inputs that could not be read and a closing summary go to standard error, and the
+decorations (progress bar, summary) only when standard error is a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+__all__ = ["Feedback"]
+
+
+class Feedback:
+    """Counts messages and failures for one command run, and shows them.
+
+    Use as a context manager around the run; call `advance` per message read and
+    `unreadable` per input that could not be read. `failures` decides the exit code.
+    """
+
+    def __init__(self, *, progress: bool, stderr: TextIO | None = None) -> None:
+        stream = stderr if stderr is not None else sys.stderr
+        self.interactive = stream.isatty()
+        # soft_wrap: an error line keeps its whole path, it is not folded at 80 columns.
+        self._console = Console(
+            file=stream, markup=False, emoji=False, highlight=False, soft_wrap=True
+        )
+        self._progress = (
+            Progress(
+                SpinnerColumn(),
+                TextColumn("{task.completed} messages read"),
+                TimeElapsedColumn(),
+                console=self._console,
+                transient=True,
+            )
+            if progress and self.interactive
+            else None
+        )
+        self._task = self._progress.add_task("read", total=None) if self._progress else None
+        self.messages = 0
+        self.failures = 0
+
+    def __enter__(self) -> Feedback:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        if exc_type is None and self.interactive:
+            self._console.print(
+                f"{self.messages} messages read, {self.failures} inputs could not be read"
+            )
+
+    def advance(self) -> None:
+        self.messages += 1
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task)
+
+    def unreadable(self, name: str, reason: str) -> None:
+        self.failures += 1
+        self._console.print(f"bounced: {name}: {reason}")
