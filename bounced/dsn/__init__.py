@@ -4,11 +4,7 @@ No I/O, no database and no configuration beyond the compiled rules, so the
 same function serves the CLI, the listener and applications.
 """
 
+from bounced.dsn.parse import parse
 from bounced.dsn.report import DEFAULT_HARD_REASONS, Bounce, BounceClass, Kind, Reason, Report
 
 __all__ = ["DEFAULT_HARD_REASONS", "Bounce", "BounceClass", "Kind", "Reason", "Report", "parse"]
-
-
-def parse(raw: bytes | str) -> Report:
-    """Parse one message. Never raises: unreadable input gives a Report with problems."""
-    return Report(kind=None, problems=("parser not written yet",))

@@ -1,0 +1,103 @@
+"""Decide a recipient's reason, status and class from all the evidence at once.
+
+Every source of evidence (provider rows, diagnostic phrases, the enhanced
+status code, the SMTP reply code, the SMTP command) proposes candidates with a
+priority from the rules files; the highest wins and is named in `rule`, so an
+outcome never depends on the order code runs in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bounced.dsn.evidence import Finding
+from bounced.dsn.fields import first_status, unfold
+from bounced.dsn.report import DEFAULT_HARD_REASONS, BounceClass, Kind, Reason
+from bounced.rules import Rules
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    reason: Reason
+    rule: str
+    status: str
+    bounce_class: BounceClass | None
+
+
+def _generic(status: str) -> bool:
+    """x.0.0 says only 'permanent' or 'transient'."""
+    return status.endswith(".0.0") or not status
+
+
+def best_status(finding: Finding) -> str:
+    """The Status field, unless the server's own text names a more specific code."""
+    said = first_status(finding.diagnostic)
+    if said and _generic(finding.status):
+        if not finding.status or said[0] == finding.status[0] or finding.status[0] == "5":
+            return said
+    return finding.status
+
+
+def _status_key(status: str) -> str:
+    return "x" + status[1:] if status else ""
+
+
+def _host_matches(host: str, suffixes: tuple[str, ...]) -> bool:
+    host = host.lower().rstrip(".")
+    return any(host == s or host.endswith("." + s) for s in suffixes)
+
+
+def candidates(finding: Finding, status: str, rules: Rules) -> list[tuple[int, Reason, str]]:
+    """Every (priority, reason, rule) the evidence supports."""
+    text = unfold(finding.diagnostic).lower()
+    found: list[tuple[int, Reason, str]] = []
+    hosts = [h for h in (finding.remote_mta, finding.reporting_mta) if h]
+    for row in rules.providers:
+        if not any(_host_matches(h, row.hosts) for h in hosts):
+            continue
+        if row.reply_codes and finding.reply_code not in row.reply_codes:
+            continue
+        if row.statuses and status not in row.statuses:
+            continue
+        if row.phrases and not any(p in text for p in row.phrases):
+            continue
+        found.append((row.priority, row.reason, f"provider:{row.name}"))
+    if text:
+        for rule in rules.phrases:
+            hit = next((p for p in rule.phrases if p in text), None)
+            if hit is None:
+                hit = next((p.pattern for p in rule.patterns if p.search(text)), None)
+            if hit is not None:
+                found.append((rule.priority, rule.reason, f"phrase:{hit}"))
+    if status and (entry := rules.statuses.get(_status_key(status))):
+        found.append((entry[1], entry[0], f"status:{status}"))
+    if finding.reply_code and (entry := rules.replies.get(finding.reply_code)):
+        found.append((entry[1], entry[0], f"reply:{finding.reply_code}"))
+    if finding.smtp_command and (entry := rules.commands.get(finding.smtp_command)):
+        found.append((entry[1], entry[0], f"command:{finding.smtp_command}"))
+    return found
+
+
+def decide(finding: Finding, kind: Kind, rules: Rules) -> Decision:
+    """Reason, status and class for one failed or delayed recipient."""
+    status = best_status(finding)
+    found = candidates(finding, status, rules)
+    if found:
+        priority, reason, rule = max(found, key=lambda c: c[0])
+    elif kind is Kind.DELAYED:
+        reason, rule = Reason.EXPIRED, "kind:delayed"
+    else:
+        reason, rule = Reason.UNDEFINED, "none"
+    permanent = _permanent(status, finding.reply_code, kind)
+    if not status:
+        status = f"{'5' if permanent else '4'}.0.{rules.derived.get(reason, 900)}"
+    hard = permanent and reason in DEFAULT_HARD_REASONS
+    return Decision(reason, rule, status, BounceClass.HARD if hard else BounceClass.SOFT)
+
+
+def _permanent(status: str, reply_code: str, kind: Kind) -> bool:
+    if status:
+        return status[0] == "5"
+    if reply_code:
+        return reply_code[0] == "5"
+    return kind is Kind.FAILED

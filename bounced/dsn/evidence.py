@@ -1,0 +1,31 @@
+"""What a layer found out about one recipient, before a reason is decided."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Facts about one recipient from one layer; empty strings where unknown."""
+
+    recipient: str
+    action: str = ""
+    status: str = ""
+    reply_code: str = ""
+    diagnostic: str = ""
+    remote_mta: str = ""
+    reporting_mta: str = ""
+    arrival_date: str = ""
+    smtp_command: str = ""
+    feedback_type: str = ""
+    source: str = ""
+
+    def merged(self, other: Finding) -> Finding:
+        """This finding with the gaps filled from `other` (same recipient)."""
+        updates = {
+            f.name: getattr(other, f.name)
+            for f in fields(self)
+            if not getattr(self, f.name) and getattr(other, f.name)
+        }
+        return replace(self, **updates) if updates else self

@@ -1,0 +1,81 @@
+"""Scanning helpers shared by the layers: RFC 3464-style field groups, addresses,
+status and reply codes in free text.
+
+Patterns here are linear (no nested quantifiers), so no input can make them
+backtrack badly.
+"""
+
+from __future__ import annotations
+
+import re
+
+_FIELD = re.compile(r"([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)")
+
+#: An address as it appears in bounce texts: liberal on the local part (it may
+#: be internationalised), strict enough on the domain to skip IPs and hosts.
+ADDRESS = re.compile(
+    r"(?<![\w.+=-])([\w.!#$%&'*+/=?^`{|}~-]{1,64}@(?:\[[0-9.:a-fA-F]+\]|[\w-]{1,63}(?:\.[\w-]{1,63}){0,10}\.[^\W\d_]{2,63}))",
+)
+STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
+REPLY_CODE = re.compile(r"(?<![\w.-])([245][0-7]\d)(?=[ -]|$)", re.MULTILINE)
+
+
+def field_groups(text: str) -> list[dict[str, str]]:
+    """Blank-line separated groups of `Name: value` fields, continuation lines
+    unfolded, names lower-cased. The first value of a repeated name wins."""
+    groups: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    last = ""
+    for line in text.split("\n"):
+        if not line.strip():
+            if current:
+                groups.append(current)
+                current, last = {}, ""
+            continue
+        if line[:1] in (" ", "\t") and last:
+            current[last] = f"{current[last]} {line.strip()}".strip()
+            continue
+        match = _FIELD.match(line)
+        if not match:
+            last = ""
+            continue
+        name = match.group(1).lower()
+        if name in current:
+            last = ""
+            continue
+        current[name] = match.group(2).strip()
+        last = name
+    if current:
+        groups.append(current)
+    return groups
+
+
+def typed_value(value: str) -> str:
+    """`rfc822; user@example.org` → `user@example.org`; `smtp; 550 ...` → `550 ...`."""
+    kind, sep, rest = value.partition(";")
+    if sep and " " not in kind.strip() and kind.strip():
+        return rest.strip()
+    return value.strip()
+
+
+def clean_address(value: str) -> str:
+    """The address inside `<...>`, quotes or `mailto:`; empty when there is none."""
+    match = ADDRESS.search(value.replace("mailto:", " "))
+    if not match:
+        return ""
+    return match.group(1).strip("<>.'\"")
+
+
+def first_status(text: str) -> str:
+    match = STATUS.search(text)
+    return match.group(1) if match else ""
+
+
+def first_reply_code(text: str) -> str:
+    match = REPLY_CODE.search(text)
+    return match.group(1) if match else ""
+
+
+def unfold(text: str) -> str:
+    """One line of text with runs of white space collapsed."""
+    return " ".join(text.split())

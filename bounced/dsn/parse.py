@@ -1,0 +1,183 @@
+"""The one place where the layers' evidence is merged into a `Report`."""
+
+from __future__ import annotations
+
+from bounced.dsn import arf, autoreply, rfc3464, text
+from bounced.dsn.classify import decide
+from bounced.dsn.evidence import Finding
+from bounced.dsn.fields import ADDRESS
+from bounced.dsn.mime import Mail, read
+from bounced.dsn.report import Bounce, Kind, Report
+from bounced.rules import Rules, load
+
+_KINDS = {k.value: k for k in Kind}
+_BOUNCE_SENDERS = ("mailer-daemon", "postmaster", "mail-daemon", "maildaemon", "mail delivery")
+_BOUNCE_SUBJECTS = (
+    "undeliver",
+    "undelivered",
+    "delivery status",
+    "delivery failure",
+    "failure notice",
+    "returned mail",
+    "mail delivery",
+    "delivery notification",
+    "non remis",
+    "nondeliverable",
+    "could not send",
+    "delivery problem",
+    "mail system error",
+    "rejected",
+    "returned to sender",
+    "failed",
+    "delayed",
+    "warning",
+)
+
+
+def parse(raw: bytes | str) -> Report:
+    """Parse one message. Never raises: whatever went wrong is in `problems`."""
+    try:
+        return _parse(read(raw), load())
+    except Exception as exc:  # the contract is a Report for any input, even on our own bugs
+        return Report(kind=None, problems=(f"parser error: {exc.__class__.__name__}: {exc}",))
+
+
+def _parse(mail: Mail, rules: Rules) -> Report:
+    complaints = arf.findings(mail)
+    if complaints:
+        return _report(mail, complaints, Kind.COMPLAINT, "arf", rules)
+    notice = text.notice(mail, rules)
+    exclude = _senders(mail)
+    status_rows = rfc3464.findings(mail)
+    if status_rows:
+        extra = text.findings(mail, rules, notice, exclude)
+        return _report(mail, _merge(status_rows, extra), None, "rfc3464", rules, notice)
+    if notice.family or _looks_returned(mail):
+        inline = rfc3464.from_fields(notice.text, "rfc3464")
+        rows = inline or text.findings(mail, rules, notice, exclude)
+        if rows:
+            return _report(mail, rows, None, notice.family or "text", rules, notice)
+    responder = autoreply.responder(mail, rules)
+    if responder:
+        row = Finding(recipient=responder.lower(), source="rfc3834")
+        return _report(mail, [row], Kind.AUTOREPLY, "rfc3834", rules, notice)
+    return Report(
+        kind=None,
+        message_id=mail.headers.get("message-id"),
+        subject=mail.headers.get("subject"),
+        problems=(*mail.problems, "not a bounce, complaint or auto-reply"),
+    )
+
+
+def _looks_returned(mail: Mail) -> bool:
+    sender = mail.headers.get("from").lower()
+    subject = mail.headers.get("subject").lower()
+    return any(s in sender for s in _BOUNCE_SENDERS) or any(s in subject for s in _BOUNCE_SUBJECTS)
+
+
+def _senders(mail: Mail) -> set[str]:
+    """Addresses of the original's sender side: never the failed recipient."""
+    values = [
+        mail.headers.get("to"),
+        mail.headers.get("from"),
+        mail.original.get("from"),
+        mail.original.get("return-path"),
+    ]
+    return {a.lower() for v in values for a in ADDRESS.findall(v)}
+
+
+def _merge(primary: list[Finding], extra: list[Finding]) -> list[Finding]:
+    """Status-part findings, each with gaps filled from the text about the same
+    recipient; the text's diagnostic wins when the part's is empty."""
+    by_recipient = {f.recipient.lower(): f for f in extra}
+    merged = []
+    for finding in primary:
+        other = by_recipient.get(finding.recipient.lower())
+        merged.append(finding.merged(other) if other else finding)
+    return _unique(merged)
+
+
+def _unique(rows: list[Finding]) -> list[Finding]:
+    seen: dict[str, Finding] = {}
+    for row in rows:
+        key = row.recipient.lower()
+        seen[key] = seen[key].merged(row) if key in seen else row
+    return list(seen.values())
+
+
+def _report(
+    mail: Mail,
+    rows: list[Finding],
+    kind: Kind | None,
+    detector: str,
+    rules: Rules,
+    notice: text.Notice | None = None,
+) -> Report:
+    original_id = (
+        text.original_message_id(notice, mail.original)
+        if notice
+        else mail.original.get("message-id")
+    )
+    original_sender = mail.original.get("from") or mail.original.get("return-path")
+    bounces = tuple(
+        _bounce(row, kind, detector, original_id, original_sender, rules) for row in _unique(rows)
+    )
+    report_kind = kind or _report_kind(bounces)
+    return Report(
+        kind=report_kind,
+        bounces=bounces,
+        detector=detector,
+        message_id=mail.headers.get("message-id"),
+        subject=mail.headers.get("subject"),
+        problems=mail.problems,
+    )
+
+
+def _report_kind(bounces: tuple[Bounce, ...]) -> Kind:
+    kinds = [b.kind for b in bounces]
+    for kind in (Kind.FAILED, Kind.DELAYED, Kind.DELIVERED, Kind.RELAYED, Kind.EXPANDED):
+        if kind in kinds:
+            return kind
+    return Kind.FAILED
+
+
+def _row_kind(finding: Finding) -> Kind:
+    if finding.action in _KINDS:
+        return _KINDS[finding.action]
+    if finding.status[:1] == "4":
+        return Kind.DELAYED
+    if finding.status[:1] == "2":
+        return Kind.DELIVERED
+    return Kind.FAILED
+
+
+def _bounce(
+    finding: Finding,
+    kind: Kind | None,
+    detector: str,
+    original_id: str,
+    original_sender: str,
+    rules: Rules,
+) -> Bounce:
+    row_kind = kind or _row_kind(finding)
+    common = dict(
+        recipient=finding.recipient,
+        kind=row_kind,
+        status=finding.status,
+        reply_code=finding.reply_code,
+        diagnostic=finding.diagnostic,
+        remote_mta=finding.remote_mta,
+        reporting_mta=finding.reporting_mta,
+        original_message_id=original_id,
+        original_sender=original_sender,
+        feedback_type=finding.feedback_type,
+        arrival_date=finding.arrival_date,
+        action=finding.action,
+        smtp_command=finding.smtp_command,
+        detector=detector if finding.source in ("", detector) else f"{detector}+{finding.source}",
+    )
+    if row_kind not in (Kind.FAILED, Kind.DELAYED):
+        return Bounce(**common)
+    decision = decide(finding, row_kind, rules)
+    common.update(status=decision.status, rule=decision.rule)
+    return Bounce(**common, reason=decision.reason, bounce_class=decision.bounce_class)

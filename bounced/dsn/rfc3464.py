@@ -1,0 +1,64 @@
+"""RFC 3464 / RFC 6533 delivery status notifications: the machine-readable part.
+
+Real DSNs are often incomplete (empty Diagnostic-Code, a Status of 5.0.0, the
+recipient only in Original-Recipient); this layer reports what the fields say
+and leaves the weighing to the merge step.
+"""
+
+from __future__ import annotations
+
+from bounced.dsn.evidence import Finding
+from bounced.dsn.fields import (
+    clean_address,
+    field_groups,
+    first_reply_code,
+    first_status,
+    typed_value,
+)
+from bounced.dsn.mime import Mail
+
+STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
+_RECIPIENT_FIELDS = ("final-recipient", "original-recipient", "x-actual-recipient")
+
+
+def findings(mail: Mail) -> list[Finding]:
+    """One finding per recipient group of every delivery-status part."""
+    out: list[Finding] = []
+    for part in mail.parts_of(*STATUS_TYPES):
+        out.extend(from_fields(part.text, "rfc3464"))
+    return out
+
+
+def from_fields(text: str, source: str) -> list[Finding]:
+    """Findings from DSN field groups in any text (a status part, or a text part
+    into which a broken MTA wrote the fields)."""
+    groups = field_groups(text)
+    per_message: dict[str, str] = {}
+    out: list[Finding] = []
+    for group in groups:
+        recipient = next(
+            (a for f in _RECIPIENT_FIELDS if (a := clean_address(typed_value(group.get(f, ""))))),
+            "",
+        )
+        if not recipient:
+            if not out:
+                per_message.update(group)
+            continue
+        diagnostic = typed_value(group.get("diagnostic-code", ""))
+        status = first_status(group.get("status", ""))
+        out.append(
+            Finding(
+                recipient=recipient,
+                action=group.get("action", "").split()[0].lower() if group.get("action") else "",
+                status=status,
+                reply_code=first_reply_code(diagnostic),
+                diagnostic=diagnostic,
+                remote_mta=typed_value(group.get("remote-mta", "")),
+                reporting_mta=typed_value(
+                    group.get("reporting-mta", per_message.get("reporting-mta", ""))
+                ),
+                arrival_date=group.get("last-attempt-date") or per_message.get("arrival-date", ""),
+                source=source,
+            )
+        )
+    return out

@@ -1,0 +1,196 @@
+"""Non-standard notices: the human-readable text that MTAs and providers write
+instead of (or beside) a delivery-status part.
+
+One generic reader serves every family: it cuts the notice at the returned
+original, finds the recipients the text names, and gives each the block of
+text that follows it. What differs between families (how to recognise them,
+where their text ends) is data in `bounced/rules/families.toml`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bounced.dsn.evidence import Finding
+from bounced.dsn.fields import ADDRESS, first_reply_code, first_status, unfold
+from bounced.dsn.mime import Headers, Mail
+from bounced.rules import Family, Rules
+
+#: The longest diagnostic kept per recipient; notices rarely say more that matters.
+MAX_DIAGNOSTIC = 1200
+_MAX_BLOCK_LINES = 40
+
+_TAG = re.compile(r"<[^<>]{0,2000}>")
+_COMMAND = re.compile(
+    r"(?:after|in reply to|did not like our|>>>|response to)\s+(?:the\s+)?"
+    r"(mail from|rcpt to|end of data|final data|data|helo|ehlo|starttls)",
+)
+_CONNECT = re.compile(r"(?:connect to|connection to|while connecting to|talking to)\s")
+_REMOTE = re.compile(
+    r"(?:\bhost|talking to|remote host|server|by)\s+\[?"
+    r"((?:[a-z0-9-]{1,63}\.){1,10}[a-z]{2,24}|\d{1,3}(?:\.\d{1,3}){3})\]?",
+)
+_MESSAGE_ID = re.compile(r"^message-id:[ \t]*(<[^>\n]{1,500}>)", re.IGNORECASE | re.MULTILINE)
+_STRONG_BEFORE = re.compile(r"(?:rcpt to:|to:|recipient:|address:|<)\s*<?$")
+_NOISE_LINE = re.compile(
+    r"^(?:from|to|cc|reply-to|return-path|sender|subject|date|message-id)\s*:", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """The notice text of a message, cut where the returned original begins."""
+
+    text: str
+    rest: str
+    family: str
+
+
+def recognise(mail: Mail, rules: Rules, body: str) -> Family | None:
+    """The family whose sender, subject, header or body marker matches first."""
+    sender = mail.headers.get("from").lower()
+    subject = mail.headers.get("subject").lower()
+    lowered = body.lower()
+    for family in rules.families:
+        if (
+            any(s in sender for s in family.senders)
+            or any(subject.startswith(s) for s in family.subjects)
+            or any(h in mail.headers for h in family.headers)
+            or any(m in lowered for m in family.markers)
+        ):
+            return family
+    return None
+
+
+def notice(mail: Mail, rules: Rules) -> Notice:
+    """The human-readable notice and what follows it (the quoted original)."""
+    texts = [p.text for p in mail.parts_of("text/plain")]
+    if not texts:
+        texts = [_TAG.sub(" ", p.text) for p in mail.parts_of("text/html")]
+    body = "\n".join(t for i, t in enumerate(texts) if i == 0 or not _looks_like_headers(t))
+    family = recognise(mail, rules, body)
+    boundaries = rules.boundaries + (family.boundaries if family else ())
+    lines = body.split("\n")
+    for index, line in enumerate(lines):
+        if index and _starts_original(line, boundaries):
+            return Notice(
+                "\n".join(lines[:index]), "\n".join(lines[index:]), family.name if family else ""
+            )
+    return Notice(body, "", family.name if family else "")
+
+
+def _starts_original(line: str, boundaries: tuple[str, ...]) -> bool:
+    lowered = line.strip().lower()
+    return bool(lowered) and lowered.startswith(boundaries)
+
+
+def _looks_like_headers(text: str) -> bool:
+    head = text.lstrip()[:200].lower()
+    return head.startswith(
+        (
+            "received:",
+            "return-path:",
+            "from:",
+            "message-id:",
+            "date:",
+            "mime-version:",
+            "x-",
+            "dkim-signature:",
+            "delivered-to:",
+        )
+    )
+
+
+def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[Finding]:
+    """One finding per recipient the notice names, with the block of text about it."""
+    lines = text.text.split("\n")
+    anchors = _anchors(lines, rules, exclude)
+    failed_header = [a.lower() for a in ADDRESS.findall(mail.headers.get("x-failed-recipients"))]
+    order = failed_header or _recipients(anchors)
+    if not order:
+        return []
+    first_line = {r: min((i for i, a, _ in anchors if a == r), default=-1) for r in order}
+    starts = sorted({i for i in first_line.values() if i >= 0})
+    delayed = any(m in text.text.lower() for m in rules.delay_markers)
+    out = []
+    for recipient in order:
+        start = first_line[recipient]
+        if start < 0:
+            block = text.text
+        else:
+            later = [s for s in starts if s > start]
+            end = min(later[0] if later else len(lines), start + _MAX_BLOCK_LINES)
+            block = "\n".join(lines[start:end])
+        out.append(_finding(recipient, block, delayed, text.family))
+    return out
+
+
+def _finding(recipient: str, block: str, delayed: bool, family: str) -> Finding:
+    diagnostic = unfold(block)[:MAX_DIAGNOSTIC]
+    lowered = diagnostic.lower()
+    return Finding(
+        recipient=recipient,
+        action="delayed" if delayed else "failed",
+        status=first_status(diagnostic),
+        reply_code=first_reply_code(block),
+        diagnostic=diagnostic,
+        remote_mta=_remote(lowered),
+        smtp_command=_command(lowered),
+        source=family or "text",
+    )
+
+
+def _command(lowered: str) -> str:
+    match = _COMMAND.search(lowered)
+    if match:
+        word = match.group(1)
+        return {
+            "mail from": "MAIL",
+            "rcpt to": "RCPT",
+            "helo": "HELO",
+            "ehlo": "EHLO",
+            "starttls": "STARTTLS",
+        }.get(word, "DATA")
+    return "CONN" if _CONNECT.search(lowered) and "said:" not in lowered else ""
+
+
+def _remote(lowered: str) -> str:
+    match = _REMOTE.search(lowered)
+    return match.group(1) if match else ""
+
+
+def _anchors(lines: list[str], rules: Rules, exclude: set[str]) -> list[tuple[int, str, bool]]:
+    """(line index, address, strong) for every address the notice names."""
+    found = []
+    for index, line in enumerate(lines):
+        if "@" not in line or _NOISE_LINE.match(line.strip()):
+            continue
+        for match in ADDRESS.finditer(line):
+            address = match.group(1).strip(".").lower()
+            if address in exclude or _never_recipient(address, rules):
+                continue
+            before = line[: match.start()]
+            strong = not before.strip(" \t<\"'*-") or bool(_STRONG_BEFORE.search(before.lower()))
+            found.append((index, address, strong))
+    return found
+
+
+def _never_recipient(address: str, rules: Rules) -> bool:
+    local = address.partition("@")[0]
+    return local in rules.not_recipients or local.startswith(("mailer-daemon", "postmaster"))
+
+
+def _recipients(anchors: list[tuple[int, str, bool]]) -> list[str]:
+    strong = [a for _, a, s in anchors if s]
+    chosen = strong or [a for _, a, _ in anchors]
+    return list(dict.fromkeys(chosen))
+
+
+def original_message_id(text: Notice, original: Headers) -> str:
+    """The returned original's Message-ID: attached part first, else quoted text."""
+    value = original.get("message-id")
+    if value:
+        return value
+    match = _MESSAGE_ID.search(text.rest[:200_000])
+    return match.group(1) if match else ""

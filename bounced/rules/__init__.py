@@ -1,0 +1,165 @@
+"""Classification rules as data: the TOML files beside this module, validated
+and compiled once.
+
+Adding an MTA's phrase, a provider's quirk or a family's markers is an edit to
+a TOML file here, not new code.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from bounced.dsn.report import Reason
+
+
+class RulesError(ValueError):
+    """A rules file is malformed (unknown reason, duplicate phrase, bad pattern)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseRule:
+    reason: Reason
+    priority: int
+    phrases: tuple[str, ...]
+    patterns: tuple[re.Pattern[str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRule:
+    """A provider's own usage, matched on the remote or reporting host by suffix."""
+
+    name: str
+    hosts: tuple[str, ...]
+    reason: Reason
+    priority: int
+    reply_codes: tuple[str, ...]
+    statuses: tuple[str, ...]
+    phrases: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """How to recognise one kind of non-standard notice and where its text ends."""
+
+    name: str
+    senders: tuple[str, ...]
+    subjects: tuple[str, ...]
+    markers: tuple[str, ...]
+    headers: tuple[str, ...]
+    boundaries: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    phrases: tuple[PhraseRule, ...]
+    statuses: dict[str, tuple[Reason, int]]
+    replies: dict[str, tuple[Reason, int]]
+    commands: dict[str, tuple[Reason, int]]
+    derived: dict[Reason, int]
+    providers: tuple[ProviderRule, ...]
+    families: tuple[Family, ...]
+    boundaries: tuple[str, ...]
+    delay_markers: tuple[str, ...]
+    autoreply: dict[str, tuple[str, ...]]
+    not_recipients: tuple[str, ...]
+
+
+def _load_toml(name: str) -> dict:
+    return tomllib.loads(resources.files(__package__).joinpath(name).read_text("utf-8"))
+
+
+def _reason(value: str, where: str) -> Reason:
+    try:
+        return Reason(value)
+    except ValueError:
+        raise RulesError(f"{where}: unknown reason {value!r}") from None
+
+
+def _lower(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(v.lower() for v in values or ())
+
+
+def _phrase_rules(data: dict) -> tuple[PhraseRule, ...]:
+    seen: dict[str, str] = {}
+    rules = []
+    for entry in data["reason"]:
+        reason = _reason(entry["name"], "reasons.toml")
+        for phrase in entry.get("phrases", ()):
+            if phrase != phrase.lower() or phrase != " ".join(phrase.split()):
+                raise RulesError(f"reasons.toml: {phrase!r} must be lower-case, single-spaced")
+            if phrase in seen:
+                raise RulesError(f"reasons.toml: {phrase!r} under {seen[phrase]} and {reason}")
+            seen[phrase] = reason
+        try:
+            patterns = tuple(re.compile(p) for p in entry.get("patterns", ()))
+        except re.error as exc:
+            raise RulesError(f"reasons.toml: {reason}: {exc}") from None
+        rules.append(
+            PhraseRule(reason, int(entry["priority"]), tuple(entry.get("phrases", ())), patterns)
+        )
+    return tuple(rules)
+
+
+def _code_table(groups: list[dict], key: str, where: str) -> dict[str, tuple[Reason, int]]:
+    table: dict[str, tuple[Reason, int]] = {}
+    for group in groups:
+        for code, reason in group[key].items():
+            if code in table:
+                raise RulesError(f"{where}: {code} listed twice")
+            table[code] = (_reason(reason, where), int(group["priority"]))
+    return table
+
+
+def _providers(data: dict) -> tuple[ProviderRule, ...]:
+    return tuple(
+        ProviderRule(
+            name=row["name"],
+            hosts=_lower(row.get("hosts")),
+            reason=_reason(row["reason"], "providers.toml"),
+            priority=int(row.get("priority", 100)),
+            reply_codes=tuple(row.get("reply_codes", ())),
+            statuses=tuple(row.get("statuses", ())),
+            phrases=_lower(row.get("phrases")),
+        )
+        for row in data.get("rule", ())
+    )
+
+
+def _families(data: dict) -> tuple[Family, ...]:
+    return tuple(
+        Family(
+            name=row["name"],
+            senders=_lower(row.get("senders")),
+            subjects=_lower(row.get("subjects")),
+            markers=_lower(row.get("markers")),
+            headers=_lower(row.get("headers")),
+            boundaries=_lower(row.get("boundaries")),
+        )
+        for row in data.get("family", ())
+    )
+
+
+@cache
+def load() -> Rules:
+    """The compiled rules; read from the package once per process."""
+    reasons = _load_toml("reasons.toml")
+    status = _load_toml("status.toml")
+    providers = _load_toml("providers.toml")
+    families = _load_toml("families.toml")
+    return Rules(
+        phrases=_phrase_rules(reasons),
+        statuses=_code_table(status["status"], "codes", "status.toml"),
+        replies=_code_table(status["reply"], "codes", "status.toml"),
+        commands=_code_table(status["command"], "commands", "status.toml"),
+        derived={_reason(k, "status.toml"): int(v) for k, v in status["derived"].items()},
+        providers=_providers(providers),
+        families=_families(families),
+        boundaries=_lower(families["text"]["boundaries"]),
+        delay_markers=_lower(families["text"]["delay_markers"]),
+        autoreply={k: _lower(v) for k, v in families["autoreply"].items()},
+        not_recipients=_lower(families["text"]["not_recipients"]),
+    )
