@@ -1,0 +1,199 @@
+"""bounced.sources against real files, directories, mboxes, Maildirs and streams."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bounced.sources import Message, Unreadable, iter_sources, split_mbox
+
+FROM_LINE = b"From MAILER-DAEMON Thu Apr 29 23:34:45 2015\n"
+
+
+def message(n: int) -> bytes:
+    return f"From: a{n}@example.com\nSubject: message {n}\n\nbody {n}\n".encode()
+
+
+def mbox_of(*messages: bytes) -> bytes:
+    """What an mboxrd writer produces: From_ line, quoted body, blank line."""
+    quoted = (re.sub(rb"(?m)^(>*From )", rb">\1", m) for m in messages)
+    return b"".join(FROM_LINE + m + b"\n" for m in quoted)
+
+
+def sources(*paths: Path | str, stdin: bytes = b"") -> list[Message | Unreadable]:
+    return list(iter_sources([str(p) for p in paths], stdin=io.BytesIO(stdin)))
+
+
+def names(items: list[Message | Unreadable]) -> list[str]:
+    return [item.name for item in items]
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_a_file_is_one_message_with_its_exact_bytes(tmp_path: Path) -> None:
+    raw = b"Subject: x\r\n\r\nFrom the start\r\n\x00\xff"
+    path = write(tmp_path / "one.eml", raw)
+    assert sources(path) == [Message(str(path), raw)]
+
+
+def test_a_directory_is_walked_recursively_in_name_order(tmp_path: Path) -> None:
+    for rel in ("b/2.eml", "a/z/1.eml", "a/0.eml", "c.eml", "a/y.eml"):
+        write(tmp_path / rel, message(len(rel)))
+    expected = ["a/0.eml", "a/y.eml", "a/z/1.eml", "b/2.eml", "c.eml"]
+    assert names(sources(tmp_path)) == [str(tmp_path / rel) for rel in expected]
+
+
+def test_an_mbox_is_split_into_named_unquoted_entries(tmp_path: Path) -> None:
+    first = b"Subject: one\n\n>From the quoted line\nFrom here on, not a separator\n"
+    second = b"Subject: two\n\n>>From twice quoted\n\nlast line after a blank\n"
+    third = b"Subject: three\n\nFrom: header-like body line\n"
+    path = write(tmp_path / "box", mbox_of(first, second, third))
+    assert sources(path) == [
+        Message(f"{path}#1", first),
+        Message(f"{path}#2", second),
+        Message(f"{path}#3", third),
+    ]
+
+
+def test_mbox_entries_split_without_a_blank_line_and_with_crlf(tmp_path: Path) -> None:
+    # Some writers concatenate entries without the blank line; some write CRLF.
+    data = (
+        b"From a@example.com Mon Jan  1 00:00:00 2024\r\nSubject: one\r\n\r\nbody\r\n"
+        b"From b@example.com Tue Jan  2 00:00:00 2024\r\nSubject: two\r\n\r\nbody\r\n\r\n"
+        b"From - Wed Jan  3 00:00:00 2024\r\nSubject: three\r\n"
+    )
+    path = write(tmp_path / "crlf.mbox", data)
+    assert [item.raw for item in sources(path)] == [
+        b"Subject: one\r\n\r\nbody\r\n",
+        b"Subject: two\r\n\r\nbody\r\n",
+        b"Subject: three\r\n",
+    ]
+
+
+def test_a_single_message_starting_with_a_from_line_is_an_mbox_of_one(tmp_path: Path) -> None:
+    path = write(tmp_path / "saved.eml", FROM_LINE + message(1))
+    assert sources(path) == [Message(f"{path}#1", message(1))]
+
+
+line = st.one_of(
+    st.sampled_from(
+        [b"From x@example.com Mon Jan  1 00:00:00 2024", b"From ", b">From ", b">>From x", b""]
+    ),
+    st.binary(max_size=20).filter(lambda b: b"\n" not in b),
+)
+mail = st.lists(line, max_size=6).map(lambda lines: b"".join(x + b"\n" for x in lines))
+
+
+@given(st.lists(mail, min_size=1, max_size=5))
+def test_split_mbox_gives_back_what_an_mboxrd_writer_wrote(messages: list[bytes]) -> None:
+    stream = io.BytesIO(mbox_of(*messages))
+    assert [m.raw for m in split_mbox("box", stream)] == messages
+
+
+def test_a_maildir_gives_cur_and_new_and_subfolders_not_tmp(tmp_path: Path) -> None:
+    box = tmp_path / "Maildir"
+    cur = write(box / "cur" / "1700000000.1.host:2,S", message(1))
+    new = write(box / "new" / "1700000001.2.host", message(2))
+    write(box / "tmp" / "1700000002.3.host", b"half-written")
+    write(box / "dovecot-uidlist", b"3 V1 N4\n")
+    for part in ("new", "tmp"):
+        (box / ".Sent" / part).mkdir(parents=True)
+    sent = write(box / ".Sent" / "cur" / "1700000003.4.host:2,S", message(3))
+    assert sources(tmp_path) == [
+        Message(str(cur), message(1)),
+        Message(str(new), message(2)),
+        Message(str(sent), message(3)),
+    ]
+
+
+def test_stdin_is_one_message_or_an_mbox() -> None:
+    assert sources("-", stdin=message(1)) == [Message("-", message(1))]
+    assert sources("-", stdin=mbox_of(message(1), message(2))) == [
+        Message("-#1", message(1)),
+        Message("-#2", message(2)),
+    ]
+
+
+def test_unreadable_paths_are_reported_in_place_and_the_rest_is_read(tmp_path: Path) -> None:
+    good = write(tmp_path / "d" / "a.eml", message(1))
+    (tmp_path / "d" / "b-dangling").symlink_to(tmp_path / "gone")
+    later = write(tmp_path / "d" / "c.eml", message(2))
+    missing = tmp_path / "missing.eml"
+    items = sources(missing, tmp_path / "d")
+    assert items == [
+        Unreadable(str(missing), "No such file or directory"),
+        Message(str(good), message(1)),
+        Unreadable(str(tmp_path / "d" / "b-dangling"), "No such file or directory"),
+        Message(str(later), message(2)),
+    ]
+
+
+def test_files_and_directories_without_permission_are_unreadable(tmp_path: Path) -> None:
+    locked_file = write(tmp_path / "a.eml", message(1))
+    locked_dir = tmp_path / "b"
+    write(locked_dir / "x.eml", message(2))
+    locked_file.chmod(0)
+    locked_dir.chmod(0)
+    if os.access(locked_file, os.R_OK):
+        pytest.skip("this user reads files whatever their mode (root with CAP_DAC_OVERRIDE)")
+    try:
+        assert sources(tmp_path) == [
+            Unreadable(str(locked_file), "Permission denied"),
+            Unreadable(str(locked_dir), "Permission denied"),
+        ]
+    finally:
+        locked_dir.chmod(0o755)
+
+
+def test_a_symlink_loop_is_walked_once_and_a_fifo_is_not_opened(tmp_path: Path) -> None:
+    path = write(tmp_path / "d" / "a.eml", message(1))
+    (tmp_path / "d" / "loop").symlink_to(tmp_path / "d")
+    os.mkfifo(tmp_path / "d" / "pipe")
+    assert sources(tmp_path / "d") == [Message(str(path), message(1))]
+
+
+class FailingStream(io.BytesIO):
+    """A stream whose device fails after its first `good` bytes have been read."""
+
+    def __init__(self, good: bytes) -> None:
+        super().__init__(good)
+        self.good = len(good)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        if self.tell() >= self.good:
+            raise OSError(5, "Input/output error")
+        return super().readline(size)
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+
+def test_a_read_error_inside_an_mbox_keeps_the_entries_already_read() -> None:
+    stream = FailingStream(mbox_of(message(1), message(2)))
+    items = list(iter_sources(["-"], stdin=stream))
+    assert items == [
+        Message("-#1", message(1)),
+        Unreadable("-", "Input/output error"),
+    ]
+
+
+def test_sources_are_produced_lazily(tmp_path: Path) -> None:
+    first = write(tmp_path / "a.eml", message(1))
+    later = tmp_path / "b.eml"
+    stream = iter_sources([str(first), str(later)])
+    assert next(stream) == Message(str(first), message(1))
+    write(later, message(2))  # written after the first message was handed out
+    assert list(stream) == [Message(str(later), message(2))]
