@@ -202,15 +202,17 @@ class Figures:
 
 
 def figures(tool: Tool, messages: int) -> Figures:
-    best = tool.best
+    """Best run's figures; a failure (even after a good run) or absence goes in the note."""
+    best, failed = tool.best, tool.failure
+    if failed:
+        note = f"failed: exit {failed.exit_code}: {_tail(failed.stderr)}"
+    elif tool.missing:
+        note = f"missing: {tool.missing}"
+    else:
+        note = _tail(best.stderr, 1) if best and best.stderr.strip() else ""
     if best is None:
-        failed = tool.failure
-        note = tool.missing and f"missing: {tool.missing}"
-        if failed:
-            note = f"failed: exit {failed.exit_code}: {_tail(failed.stderr)}"
         return Figures(tool.key, tool.name, None, None, None, None, None, None, note)
     peak = max(r.max_rss for r in tool.runs) / 2**20
-    note = _tail(best.stderr, 1) if best.stderr.strip() else ""
     rate = messages / best.wall
     return Figures(
         tool.key, tool.name, rate, best.wall, best.cpu, peak, best.processes, best.lines, note
@@ -227,8 +229,8 @@ def ratios(table: list[Figures]) -> dict[str, float | None]:
     }
 
 
-def _cell(value: float | int | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+def _cell(value: float | int | None, spec: str, width: int = 0) -> str:
+    return ("-" if value is None else format(value, spec)).rjust(width)
 
 
 #: Issue 3's acceptance: bounced with one job against each reference tool, in messages/s.
@@ -238,7 +240,9 @@ TARGETS = {"sisimai": 2.0, "flufl": 1.5}
 def summary_line(table: list[Figures]) -> str:
     rate = {f.key: _cell(f.messages_per_s, ".0f") for f in table}
     by = ratios(table)
-    ratio_text = " ".join(f"{k} {_cell(v, '.2f')}x (>= {TARGETS[k]})" for k, v in by.items())
+    ratio_text = " ".join(
+        f"{k} {'n/a' if v is None else f'{v:.2f}x'} (>= {TARGETS[k]})" for k, v in by.items()
+    )
     return (
         f"bounced {rate.get('bounced-1', '-')} msg/s (2 jobs {rate.get('bounced-2', '-')})"
         f" | sisimai {rate.get('sisimai', '-')} | flufl {rate.get('flufl', '-')}"
@@ -255,11 +259,15 @@ def render(table: list[Figures], messages: int, copies: int, repeat: int) -> lis
     ]
     for f in table:
         note = f.note or ("no results written" if f.results == 0 else "")
-        lines.append(
-            f"{f.name:22} {_cell(f.messages_per_s, '8.0f')} {_cell(f.wall, '8.2f')}"
-            f" {_cell(f.cpu, '8.2f')} {_cell(f.max_rss_mb, '12.1f')} {_cell(f.processes, '5d')}"
-            f" {_cell(f.results, '8d')}" + (f"  {note}" if note else "")
+        cells = (
+            _cell(f.messages_per_s, ".0f", 8),
+            _cell(f.wall, ".2f", 8),
+            _cell(f.cpu, ".2f", 8),
+            _cell(f.max_rss_mb, ".1f", 12),
+            _cell(f.processes, "d", 5),
+            _cell(f.results, "d", 8),
         )
+        lines.append(f"{f.name:22} {' '.join(cells)}" + (f"  {note}" if note else ""))
     lines.append("cpu: all processes of a run; peak RSS: its largest process; procs: reaped here")
     return [*lines, summary_line(table)]
 
