@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, TextIO
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -35,8 +36,21 @@ def default_format(out: TextIO) -> Format:
     return Format.TABLE if out.isatty() else Format.NDJSON
 
 
-def write_rows(fmt: Format, columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> int:
-    """Write `rows` to `out` as `fmt`, with exactly `columns` in that order; return the count."""
+def write_rows(
+    fmt: Format,
+    columns: Sequence[str],
+    rows: Iterable[Row],
+    out: TextIO,
+    *,
+    table_columns: Sequence[str] | None = None,
+) -> int:
+    """Write `rows` to `out` as `fmt`, with exactly `columns` in that order; return the count.
+
+    `table_columns` narrows the table to what a person needs at a glance (a dozen
+    columns do not fit a terminal); the data formats always carry every column.
+    """
+    if fmt is Format.TABLE:
+        return _write_table(table_columns or columns, rows, out)
     return _WRITERS[fmt](columns, rows, out)
 
 
@@ -71,13 +85,13 @@ def _write_csv(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> int:
 def _write_table(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> int:
     """A rich table without the columns that are empty in every row, to save width.
 
-    Values are shown as text, never as console markup.
+    Values are shown as text, never as console markup; long values fold, headers do not.
     """
     cells = [[_text(row.get(column)) for column in columns] for row in rows]
     shown = [i for i in range(len(columns)) if any(line[i] for line in cells)]
-    table = Table(show_lines=False, highlight=False)
+    table = Table(box=box.SIMPLE_HEAD, highlight=False)
     for i in shown:
-        table.add_column(columns[i], overflow="fold")
+        table.add_column(columns[i], overflow="fold", min_width=len(columns[i]))
     for line in cells:
         table.add_row(*(line[i] for i in shown))
     Console(file=out, markup=False, emoji=False, highlight=False).print(table)
@@ -93,7 +107,6 @@ def _text(value: Any) -> str:
 
 
 _WRITERS: dict[Format, Callable[[Sequence[str], Iterable[Row], TextIO], int]] = {
-    Format.TABLE: _write_table,
     Format.JSON: _write_json,
     Format.NDJSON: _write_ndjson,
     Format.CSV: _write_csv,
