@@ -114,7 +114,7 @@ class Metric:
 
 METRICS = (
     Metric("class", lambda label: label.klass, our_class),
-    Metric("reason", lambda label: label.reason, our_reason),
+    Metric("reason", lambda label: normal_reason(label.reason), our_reason),
     Metric(
         "status",
         lambda label: label.status,
