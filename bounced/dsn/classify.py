@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import first_status, unfold
 from bounced.dsn.report import DEFAULT_HARD_REASONS, BounceClass, Kind, Reason
-from bounced.rules import Rules
+from bounced.rules import Family, Rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +32,8 @@ def _generic(status: str) -> bool:
 def best_status(finding: Finding) -> str:
     """The Status field, unless the server's own text names a more specific code."""
     said = first_status(finding.diagnostic)
-    if said and _generic(finding.status):
-        if not finding.status or said[0] == finding.status[0] or finding.status[0] == "5":
-            return said
+    if said and _generic(finding.status) and (not finding.status or said[0] == finding.status[0]):
+        return said
     return finding.status
 
 
@@ -47,13 +46,40 @@ def _host_matches(host: str, suffixes: tuple[str, ...]) -> bool:
     return any(host == s or host.endswith("." + s) for s in suffixes)
 
 
-def candidates(finding: Finding, status: str, rules: Rules) -> list[tuple[int, Reason, str]]:
+def _phrases(text: str, command: str, rules: Rules) -> list[tuple[int, Reason, str]]:
+    """Phrase candidates; a phrase inside a longer matched phrase says less and
+    drops out ("address rejected" inside "sender address rejected")."""
+    hits: list[tuple[int, Reason, str]] = []
+    for rule in rules.phrases:
+        hits.extend((rule.priority, rule.reason, p) for p in rule.phrases if p in text)
+        hits.extend(
+            (rule.priority, rule.reason, p.pattern) for p in rule.patterns if p.search(text)
+        )
+    matched = [h[2] for h in hits]
+    kept = []
+    for priority, reason, phrase in hits:
+        if any(phrase != other and phrase in other for other in matched):
+            continue
+        for recast in rules.recasts:
+            if reason is recast.reason and command in recast.commands:
+                reason = recast.becomes
+        kept.append((priority, reason, f"phrase:{phrase}"))
+    return kept
+
+
+def candidates(
+    finding: Finding, status: str, kind: Kind, family: Family | None, rules: Rules
+) -> list[tuple[int, Reason, str]]:
     """Every (priority, reason, rule) the evidence supports."""
     text = unfold(finding.diagnostic).lower()
     found: list[tuple[int, Reason, str]] = []
     hosts = [h for h in (finding.remote_mta, finding.reporting_mta) if h]
+    domain = finding.recipient.rpartition("@")[2].lower()
     for row in rules.providers:
-        if not any(_host_matches(h, row.hosts) for h in hosts):
+        if not (
+            any(_host_matches(h, row.hosts) for h in hosts)
+            or (domain and _host_matches(domain, row.domains))
+        ):
             continue
         if row.reply_codes and finding.reply_code not in row.reply_codes:
             continue
@@ -63,29 +89,26 @@ def candidates(finding: Finding, status: str, rules: Rules) -> list[tuple[int, R
             continue
         found.append((row.priority, row.reason, f"provider:{row.name}"))
     if text:
-        for rule in rules.phrases:
-            hit = next((p for p in rule.phrases if p in text), None)
-            if hit is None:
-                hit = next((p.pattern for p in rule.patterns if p.search(text)), None)
-            if hit is not None:
-                found.append((rule.priority, rule.reason, f"phrase:{hit}"))
+        found.extend(_phrases(text, finding.smtp_command, rules))
     if status and (entry := rules.statuses.get(_status_key(status))):
         found.append((entry[1], entry[0], f"status:{status}"))
     if finding.reply_code and (entry := rules.replies.get(finding.reply_code)):
         found.append((entry[1], entry[0], f"reply:{finding.reply_code}"))
     if finding.smtp_command and (entry := rules.commands.get(finding.smtp_command)):
         found.append((entry[1], entry[0], f"command:{finding.smtp_command}"))
+    if entry := rules.kinds.get(kind.value):
+        found.append((entry[1], entry[0], f"kind:{kind.value}"))
+    if family and family.reason:
+        found.append((family.priority, family.reason, f"family:{family.name}"))
     return found
 
 
-def decide(finding: Finding, kind: Kind, rules: Rules) -> Decision:
+def decide(finding: Finding, kind: Kind, family: Family | None, rules: Rules) -> Decision:
     """Reason, status and class for one failed or delayed recipient."""
     status = best_status(finding)
-    found = candidates(finding, status, rules)
+    found = candidates(finding, status, kind, family, rules)
     if found:
-        priority, reason, rule = max(found, key=lambda c: c[0])
-    elif kind is Kind.DELAYED:
-        reason, rule = Reason.EXPIRED, "kind:delayed"
+        _, reason, rule = max(found, key=lambda c: c[0])
     else:
         reason, rule = Reason.UNDEFINED, "none"
     permanent = _permanent(status, finding.reply_code, kind)

@@ -37,6 +37,9 @@ _ORIGINAL_TYPES = (
     "message/global-headers",
 )
 
+#: A returned original that is itself a bounce is parsed again; this much of it is kept.
+MAX_ORIGINAL_CHARS = 256 * 1024
+
 logging.getLogger("flanker").setLevel(logging.CRITICAL)
 
 
@@ -72,7 +75,6 @@ class Part:
 
     content_type: str
     text: str
-    filename: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,7 @@ class Mail:
     headers: Headers
     parts: tuple[Part, ...]
     original: Headers = field(default_factory=lambda: Headers([]))
+    original_raw: str = ""
     problems: tuple[str, ...] = ()
 
     def parts_of(self, *prefixes: str) -> Iterator[Part]:
@@ -129,26 +132,33 @@ def _from_flanker(text: str, problems: list[str]) -> Mail:
     message = mime.from_string(text)
     parts: list[Part] = []
     original = Headers([])
+    original_raw = ""
     for part in message.walk(with_self=True, skip_enclosed=True):
         ctype = part.content_type.value.lower()
         if ctype.startswith("multipart/"):
             continue
-        if ctype in ("message/rfc822", "message/global"):
-            enclosed = part.enclosed
+        enclosed = getattr(part, "enclosed", None)
+        if ctype in _ORIGINAL_TYPES:
             if enclosed is not None and not original:
                 original = Headers(list(enclosed.headers.items()))
+                original_raw = enclosed.to_string()[:MAX_ORIGINAL_CHARS]
+            elif not original and isinstance(part.body, str):
+                original = Headers(_split_header_block(part.body.partition("\n\n")[0]))
             continue
-        if ctype.startswith(_READABLE) or ctype in _ORIGINAL_TYPES:
-            body = part.body
+        if ctype.startswith(_READABLE):
+            # flanker reads message/* report parts as enclosed messages: their
+            # fields are then the enclosed "headers", their text its string.
+            body = part.body if enclosed is None else enclosed.to_string()
             if isinstance(body, bytes):
                 body = body.decode("utf-8", "replace")
-            body = body if isinstance(body, str) else ""
-            if ctype in _ORIGINAL_TYPES:
-                if not original:
-                    original = Headers(_split_header_block(body.partition("\n\n")[0]))
-                continue
-            parts.append(Part(ctype, body, part.detected_file_name or ""))
-    return Mail(Headers(list(message.headers.items())), tuple(parts), original, tuple(problems))
+            parts.append(Part(ctype, body if isinstance(body, str) else ""))
+    return Mail(
+        Headers(list(message.headers.items())),
+        tuple(parts),
+        original,
+        original_raw,
+        tuple(problems),
+    )
 
 
 def _from_stdlib(text: str, problems: list[str]) -> Mail:
@@ -161,9 +171,12 @@ def _from_stdlib(text: str, problems: list[str]) -> Mail:
             if not original:
                 original = _stdlib_original(part)
             continue
-        if ctype.startswith(_READABLE) or not part.is_multipart():
+        if ctype.startswith("multipart/"):
+            # A multipart whose boundary never appears: its body is the text.
+            ctype = "text/plain"
+        if ctype.startswith(_READABLE):
             parts.append(Part(ctype, _stdlib_text(part)))
-    return Mail(_stdlib_headers(message), tuple(parts), original, tuple(problems))
+    return Mail(_stdlib_headers(message), tuple(parts), original, problems=tuple(problems))
 
 
 def _walk_outside_original(message: StdMessage) -> Iterator[StdMessage]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from bounced.dsn import arf, autoreply, rfc3464, text
 from bounced.dsn.classify import decide
 from bounced.dsn.evidence import Finding
-from bounced.dsn.fields import ADDRESS
-from bounced.dsn.mime import Mail, read
+from bounced.dsn.fields import ADDRESS, unfold
+from bounced.dsn.mime import Mail, header_block, read
 from bounced.dsn.report import Bounce, Kind, Report
 from bounced.rules import Rules, load
 
@@ -42,7 +42,7 @@ def parse(raw: bytes | str) -> Report:
         return Report(kind=None, problems=(f"parser error: {exc.__class__.__name__}: {exc}",))
 
 
-def _parse(mail: Mail, rules: Rules) -> Report:
+def _parse(mail: Mail, rules: Rules, nested: bool = False) -> Report:
     complaints = arf.findings(mail)
     if complaints:
         return _report(mail, complaints, Kind.COMPLAINT, "arf", rules)
@@ -53,11 +53,18 @@ def _parse(mail: Mail, rules: Rules) -> Report:
         extra = text.findings(mail, rules, notice, exclude)
         return _report(mail, _merge(status_rows, extra), None, "rfc3464", rules, notice)
     if notice.family or _looks_returned(mail):
-        inline = rfc3464.from_fields(notice.text, "rfc3464")
-        rows = inline or text.findings(mail, rules, notice, exclude)
+        detector = notice.family or "text"
+        rows = _inline_fields(mail) or text.findings(mail, rules, notice, exclude)
         if rows:
-            return _report(mail, rows, None, notice.family or "text", rules, notice)
-    responder = autoreply.responder(mail, rules)
+            return _report(mail, rows, None, detector, rules, notice)
+        if not nested and mail.original_raw:
+            inner = _parse(read(mail.original_raw), rules, nested=True)
+            if inner.bounces:
+                return inner
+        rows = _original_recipients(mail, notice, detector)
+        if rows:
+            return _report(mail, rows, None, detector, rules, notice)
+    responder = "" if _from_daemon(mail) else autoreply.responder(mail, rules)
     if responder:
         row = Finding(recipient=responder.lower(), source="rfc3834")
         return _report(mail, [row], Kind.AUTOREPLY, "rfc3834", rules, notice)
@@ -69,10 +76,34 @@ def _parse(mail: Mail, rules: Rules) -> Report:
     )
 
 
-def _looks_returned(mail: Mail) -> bool:
+def _inline_fields(mail: Mail) -> list[Finding]:
+    """DSN fields written into a text part by an MTA that got the MIME wrong."""
+    return [f for p in mail.parts_of("text/") for f in rfc3464.from_fields(p.text, "rfc3464")]
+
+
+def _original_recipients(mail: Mail, notice: text.Notice, detector: str) -> list[Finding]:
+    """A notice that names nobody failed for the original's recipients."""
+    headers = mail.original if mail.original else header_block(text.quoted_headers(notice))
+    recipients = ADDRESS.findall(headers.get("to"))
+    return [
+        Finding(
+            recipient=r.lower(),
+            diagnostic=unfold(notice.text)[: text.MAX_DIAGNOSTIC],
+            source=detector,
+            action="failed",
+        )
+        for r in dict.fromkeys(recipients)
+    ]
+
+
+def _from_daemon(mail: Mail) -> bool:
     sender = mail.headers.get("from").lower()
+    return any(s in sender for s in _BOUNCE_SENDERS)
+
+
+def _looks_returned(mail: Mail) -> bool:
     subject = mail.headers.get("subject").lower()
-    return any(s in sender for s in _BOUNCE_SENDERS) or any(s in subject for s in _BOUNCE_SUBJECTS)
+    return _from_daemon(mail) or any(s in subject for s in _BOUNCE_SUBJECTS)
 
 
 def _senders(mail: Mail) -> set[str]:
@@ -178,6 +209,6 @@ def _bounce(
     )
     if row_kind not in (Kind.FAILED, Kind.DELAYED):
         return Bounce(**common)
-    decision = decide(finding, row_kind, rules)
+    decision = decide(finding, row_kind, rules.family(finding.source), rules)
     common.update(status=decision.status, rule=decision.rule)
     return Bounce(**common, reason=decision.reason, bounce_class=decision.bounce_class)

@@ -23,8 +23,8 @@ _MAX_BLOCK_LINES = 40
 
 _TAG = re.compile(r"<[^<>]{0,2000}>")
 _COMMAND = re.compile(
-    r"(?:after|in reply to|did not like our|>>>|response to)\s+(?:the\s+)?"
-    r"(mail from|rcpt to|end of data|final data|data|helo|ehlo|starttls)",
+    r"(?:after|in reply to|did not like our|>>>|response to|following|smtp command:?)\s+"
+    r"(?:the\s+)?(mail from|rcpt to|rcpt|end of data|final data|data|helo|ehlo|starttls)\b",
 )
 _CONNECT = re.compile(r"(?:connect to|connection to|while connecting to|talking to)\s")
 _REMOTE = re.compile(
@@ -33,6 +33,9 @@ _REMOTE = re.compile(
 )
 _MESSAGE_ID = re.compile(r"^message-id:[ \t]*(<[^>\n]{1,500}>)", re.IGNORECASE | re.MULTILINE)
 _STRONG_BEFORE = re.compile(r"(?:rcpt to:|to:|recipient:|address:|<)\s*<?$")
+_HEADER_START = re.compile(
+    r"(?:received|return-path|dkim-signature):[ \t]?(?:from |by |<|v=)", re.IGNORECASE
+)
 _NOISE_LINE = re.compile(
     r"^(?:from|to|cc|reply-to|return-path|sender|subject|date|message-id)\s*:", re.IGNORECASE
 )
@@ -82,7 +85,7 @@ def notice(mail: Mail, rules: Rules) -> Notice:
 
 def _starts_original(line: str, boundaries: tuple[str, ...]) -> bool:
     lowered = line.strip().lower()
-    return bool(lowered) and lowered.startswith(boundaries)
+    return bool(lowered) and (lowered.startswith(boundaries) or bool(_HEADER_START.match(line)))
 
 
 def _looks_like_headers(text: str) -> bool:
@@ -105,13 +108,12 @@ def _looks_like_headers(text: str) -> bool:
 def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[Finding]:
     """One finding per recipient the notice names, with the block of text about it."""
     lines = text.text.split("\n")
-    anchors = _anchors(lines, rules, exclude)
+    anchors = _anchors(lines, rules)
     failed_header = [a.lower() for a in ADDRESS.findall(mail.headers.get("x-failed-recipients"))]
-    order = failed_header or _recipients(anchors)
+    order = failed_header or _recipients(anchors, exclude)
     if not order:
         return []
     first_line = {r: min((i for i, a, _ in anchors if a == r), default=-1) for r in order}
-    starts = sorted({i for i in first_line.values() if i >= 0})
     delayed = any(m in text.text.lower() for m in rules.delay_markers)
     out = []
     for recipient in order:
@@ -119,7 +121,7 @@ def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[
         if start < 0:
             block = text.text
         else:
-            later = [s for s in starts if s > start]
+            later = [i for i, a, _ in anchors if i > start and a != recipient]
             end = min(later[0] if later else len(lines), start + _MAX_BLOCK_LINES)
             block = "\n".join(lines[start:end])
         out.append(_finding(recipient, block, delayed, text.family))
@@ -160,7 +162,7 @@ def _remote(lowered: str) -> str:
     return match.group(1) if match else ""
 
 
-def _anchors(lines: list[str], rules: Rules, exclude: set[str]) -> list[tuple[int, str, bool]]:
+def _anchors(lines: list[str], rules: Rules) -> list[tuple[int, str, bool]]:
     """(line index, address, strong) for every address the notice names."""
     found = []
     for index, line in enumerate(lines):
@@ -168,23 +170,36 @@ def _anchors(lines: list[str], rules: Rules, exclude: set[str]) -> list[tuple[in
             continue
         for match in ADDRESS.finditer(line):
             address = match.group(1).strip(".").lower()
-            if address in exclude or _never_recipient(address, rules):
-                continue
             before = line[: match.start()]
             strong = not before.strip(" \t<\"'*-") or bool(_STRONG_BEFORE.search(before.lower()))
+            if _never_recipient(address, strong, rules):
+                continue
             found.append((index, address, strong))
     return found
 
 
-def _never_recipient(address: str, rules: Rules) -> bool:
+def _never_recipient(address: str, strong: bool, rules: Rules) -> bool:
+    """Role addresses that notices mention (write to postmaster@...) are no
+    recipients, unless the notice lists one on a line of its own."""
     local = address.partition("@")[0]
-    return local in rules.not_recipients or local.startswith(("mailer-daemon", "postmaster"))
+    return local.startswith("mailer-daemon") or (not strong and local in rules.not_recipients)
 
 
-def _recipients(anchors: list[tuple[int, str, bool]]) -> list[str]:
-    strong = [a for _, a, s in anchors if s]
-    chosen = strong or [a for _, a, _ in anchors]
+def _recipients(anchors: list[tuple[int, str, bool]], exclude: set[str]) -> list[str]:
+    """Addresses the notice sets apart (own line, RCPT TO) before those it only
+    mentions; the sender side's own addresses only when the text names no other
+    (anonymised or forwarded mail can return to the address it was sent to)."""
+    strong = [a for _, a, s in anchors if s and a not in exclude]
+    mentioned = [a for _, a, _ in anchors if a not in exclude]
+    chosen = strong or mentioned or [a for _, a, s in anchors if s]
     return list(dict.fromkeys(chosen))
+
+
+def quoted_headers(text: Notice) -> str:
+    """The header block of an original quoted after the notice (past a marker line)."""
+    lines = text.rest.split("\n", 1)
+    rest = lines[1] if len(lines) > 1 and not _HEADER_START.match(lines[0]) else text.rest
+    return rest.lstrip("\n")[:20_000]
 
 
 def original_message_id(text: Notice, original: Headers) -> str:

@@ -30,10 +30,12 @@ class PhraseRule:
 
 @dataclass(frozen=True, slots=True)
 class ProviderRule:
-    """A provider's own usage, matched on the remote or reporting host by suffix."""
+    """A provider's own usage, matched by suffix on the remote or reporting host,
+    or on the recipient's domain."""
 
     name: str
     hosts: tuple[str, ...]
+    domains: tuple[str, ...]
     reason: Reason
     priority: int
     reply_codes: tuple[str, ...]
@@ -51,6 +53,17 @@ class Family:
     markers: tuple[str, ...]
     headers: tuple[str, ...]
     boundaries: tuple[str, ...]
+    reason: Reason | None
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recast:
+    """A phrase's reason read differently after a given SMTP command."""
+
+    reason: Reason
+    commands: tuple[str, ...]
+    becomes: Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +72,8 @@ class Rules:
     statuses: dict[str, tuple[Reason, int]]
     replies: dict[str, tuple[Reason, int]]
     commands: dict[str, tuple[Reason, int]]
+    kinds: dict[str, tuple[Reason, int]]
+    recasts: tuple[Recast, ...]
     derived: dict[Reason, int]
     providers: tuple[ProviderRule, ...]
     families: tuple[Family, ...]
@@ -66,6 +81,9 @@ class Rules:
     delay_markers: tuple[str, ...]
     autoreply: dict[str, tuple[str, ...]]
     not_recipients: tuple[str, ...]
+
+    def family(self, name: str) -> Family | None:
+        return next((f for f in self.families if f.name == name), None)
 
 
 def _load_toml(name: str) -> dict:
@@ -119,6 +137,7 @@ def _providers(data: dict) -> tuple[ProviderRule, ...]:
         ProviderRule(
             name=row["name"],
             hosts=_lower(row.get("hosts")),
+            domains=_lower(row.get("domains")),
             reason=_reason(row["reason"], "providers.toml"),
             priority=int(row.get("priority", 100)),
             reply_codes=tuple(row.get("reply_codes", ())),
@@ -138,6 +157,8 @@ def _families(data: dict) -> tuple[Family, ...]:
             markers=_lower(row.get("markers")),
             headers=_lower(row.get("headers")),
             boundaries=_lower(row.get("boundaries")),
+            reason=_reason(row["reason"], "families.toml") if "reason" in row else None,
+            priority=int(row.get("priority", 45)),
         )
         for row in data.get("family", ())
     )
@@ -155,6 +176,15 @@ def load() -> Rules:
         statuses=_code_table(status["status"], "codes", "status.toml"),
         replies=_code_table(status["reply"], "codes", "status.toml"),
         commands=_code_table(status["command"], "commands", "status.toml"),
+        kinds=_code_table(status["kind"], "kinds", "status.toml"),
+        recasts=tuple(
+            Recast(
+                _reason(row["reason"], "status.toml"),
+                tuple(row["commands"]),
+                _reason(row["becomes"], "status.toml"),
+            )
+            for row in status.get("recast", ())
+        ),
         derived={_reason(k, "status.toml"): int(v) for k, v in status["derived"].items()},
         providers=_providers(providers),
         families=_families(families),
