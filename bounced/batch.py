@@ -44,6 +44,10 @@ def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Iterator[Parsed |
     `jobs` > 1 parses in that many worker processes; 1 parses here. Should the
     parser ever raise (its contract says it never does), that message comes back
     as `Unreadable` with the error, and the run goes on.
+
+    Workers are started by a fork server: as with any non-fork start method, a
+    calling script must guard its entry point with ``if __name__ == "__main__":``
+    (a script read from standard input cannot use jobs > 1).
     """
     if jobs <= 1:
         for source in sources:
