@@ -18,7 +18,7 @@ def findings(mail: Mail) -> list[Finding]:
     for group in field_groups(parts[0].text):
         for name, value in group.items():
             fields.setdefault(name, value)
-    recipients = _recipients(fields, mail)
+    recipients = _recipients(parts[0].text, mail)
     return [
         Finding(
             recipient=r,
@@ -31,9 +31,13 @@ def findings(mail: Mail) -> list[Finding]:
     ]
 
 
-def _recipients(fields: dict[str, str], mail: Mail) -> list[str]:
-    """Original-Rcpt-To when the reporter kept it, else the original's To."""
-    found = [clean_address(v) for v in fields.get("original-rcpt-to", "").split(",")]
+def _recipients(report: str, mail: Mail) -> list[str]:
+    """Every Original-Rcpt-To when the reporter kept it, else the original's To."""
+    found = [
+        clean_address(line.partition(":")[2])
+        for line in report.split("\n")
+        if line[:16].lower() == "original-rcpt-to"
+    ]
     found = [a for a in found if a]
     if not found:
         found = ADDRESS.findall(mail.original.get("to"))

@@ -61,7 +61,7 @@ def _phrases(text: str, command: str, rules: Rules) -> list[tuple[int, Reason, s
         if any(phrase != other and phrase in other for other in matched):
             continue
         for recast in rules.recasts:
-            if reason is recast.reason and command in recast.commands:
+            if phrase in recast.phrases and command in recast.commands:
                 reason = recast.becomes
         kept.append((priority, reason, f"phrase:{phrase}"))
     return kept

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 
+_RECIPIENT_FIELDS = ("final-recipient", "original-recipient")
 _FIELD = re.compile(r"([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)")
 
 #: An address as it appears in bounce texts: liberal on the local part (it may
 #: be internationalised), strict enough on the domain to skip IPs and hosts.
 ADDRESS = re.compile(
-    r"(?<![\w.+=-])([\w.!#$%&'*+/=?^`{|}~-]{1,64}@(?:\[[0-9.:a-fA-F]+\]|[\w-]{1,63}(?:\.[\w-]{1,63}){0,10}\.[^\W\d_]{2,63}))",
+    r"(?<![\w.+=-])((?:\"[^\"\n]{1,64}\"|[\w.!#$%&'*+/=?^`{|}~-]{1,64})@(?:\[[0-9.:a-fA-F]+\]|[\w-]{1,63}(?:\.[\w-]{1,63}){0,10}\.[^\W\d_]{2,63}))",
 )
 STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
 REPLY_CODE = re.compile(r"(?<![\w.-])([245][0-7]\d)(?=[ -]|$)", re.MULTILINE)
@@ -37,10 +38,18 @@ def field_groups(text: str) -> list[dict[str, str]]:
             continue
         match = _FIELD.match(line)
         if not match:
-            last = ""
+            if last == "diagnostic-code":
+                # A multi-line SMTP reply whose lines were not folded.
+                current[last] = f"{current[last]} {line.strip()}"
+            else:
+                last = ""
             continue
         name = match.group(1).lower()
-        if name in current:
+        if name in _RECIPIENT_FIELDS and name in current:
+            # Another recipient without the blank line that should part them.
+            groups.append(current)
+            current = {}
+        elif name in current:
             last = ""
             continue
         current[name] = match.group(2).strip()
@@ -63,7 +72,7 @@ def clean_address(value: str) -> str:
     match = ADDRESS.search(value.replace("mailto:", " "))
     if not match:
         return ""
-    return match.group(1).strip("<>.'\"")
+    return match.group(1).strip("<>.")
 
 
 def first_status(text: str) -> str:

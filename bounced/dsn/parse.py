@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bounced.dsn import arf, autoreply, rfc3464, text
+from bounced.dsn import arf, autoreply, rfc3464, ses, text
 from bounced.dsn.classify import decide
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import ADDRESS, unfold
@@ -35,9 +35,12 @@ _BOUNCE_SUBJECTS = (
 
 
 def parse(raw: bytes | str) -> Report:
-    """Parse one message. Never raises: whatever went wrong is in `problems`."""
+    """Parse one message. Never raises for any input: whatever went wrong is in
+    `problems`. (Broken rules files do raise `RulesError`: that is a deployment
+    error, not a message's.)"""
+    rules = load()
     try:
-        return _parse(read(raw), load())
+        return _parse(read(raw), rules)
     except Exception as exc:  # the contract is a Report for any input, even on our own bugs
         return Report(kind=None, problems=(f"parser error: {exc.__class__.__name__}: {exc}",))
 
@@ -46,6 +49,10 @@ def _parse(mail: Mail, rules: Rules, nested: bool = False) -> Report:
     complaints = arf.findings(mail)
     if complaints:
         return _report(mail, complaints, Kind.COMPLAINT, "arf", rules)
+    notification = ses.findings(mail)
+    if notification:
+        kind = Kind.COMPLAINT if notification[0].feedback_type else None
+        return _report(mail, notification, kind, "amazonses", rules)
     notice = text.notice(mail, rules)
     exclude = _senders(mail)
     status_rows = rfc3464.findings(mail)

@@ -121,7 +121,7 @@ def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[
         if start < 0:
             block = text.text
         else:
-            later = [i for i, a, _ in anchors if i > start and a != recipient]
+            later = [i for i, a, _ in anchors if i > start and a != recipient and a in order]
             end = min(later[0] if later else len(lines), start + _MAX_BLOCK_LINES)
             block = "\n".join(lines[start:end])
         out.append(_finding(recipient, block, delayed, text.family))

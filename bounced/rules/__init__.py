@@ -59,9 +59,9 @@ class Family:
 
 @dataclass(frozen=True, slots=True)
 class Recast:
-    """A phrase's reason read differently after a given SMTP command."""
+    """Phrases read as another reason after a given SMTP command."""
 
-    reason: Reason
+    phrases: tuple[str, ...]
     commands: tuple[str, ...]
     becomes: Reason
 
@@ -179,7 +179,7 @@ def load() -> Rules:
         kinds=_code_table(status["kind"], "kinds", "status.toml"),
         recasts=tuple(
             Recast(
-                _reason(row["reason"], "status.toml"),
+                _lower(row["phrases"]),
                 tuple(row["commands"]),
                 _reason(row["becomes"], "status.toml"),
             )
