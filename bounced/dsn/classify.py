@@ -96,6 +96,8 @@ def candidates(
         found.append((entry[1], entry[0], f"reply:{finding.reply_code}"))
     if finding.smtp_command and (entry := rules.commands.get(finding.smtp_command)):
         found.append((entry[1], entry[0], f"command:{finding.smtp_command}"))
+    if entry := rules.diagnostic_types.get(finding.diagnostic_type):
+        found.append((entry[1], entry[0], f"diagnostic-type:{finding.diagnostic_type}"))
     if entry := rules.kinds.get(kind.value):
         found.append((entry[1], entry[0], f"kind:{kind.value}"))
     if family and family.reason:
@@ -111,6 +113,8 @@ def decide(finding: Finding, kind: Kind, family: Family | None, rules: Rules) ->
         _, reason, rule = max(found, key=lambda c: c[0])
     else:
         reason, rule = Reason.UNDEFINED, "none"
+    if family and reason in family.reads:
+        reason, rule = family.reads[reason], f"{rule}+family:{family.name}"
     permanent = _permanent(status, finding.reply_code, kind)
     if not status:
         status = f"{'5' if permanent else '4'}.0.{rules.derived.get(reason, 900)}"

@@ -18,6 +18,7 @@ class Finding:
     reporting_mta: str = ""
     arrival_date: str = ""
     smtp_command: str = ""
+    diagnostic_type: str = ""
     feedback_type: str = ""
     source: str = ""
 

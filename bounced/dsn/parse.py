@@ -8,7 +8,7 @@ from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import ADDRESS, unfold
 from bounced.dsn.mime import Mail, header_block, read
 from bounced.dsn.report import Bounce, Kind, Report
-from bounced.rules import Rules, load
+from bounced.rules import Family, Rules, load
 
 _KINDS = {k.value: k for k in Kind}
 _BOUNCE_SENDERS = ("mailer-daemon", "postmaster", "mail-daemon", "maildaemon", "mail delivery")
@@ -157,8 +157,10 @@ def _report(
         else mail.original.get("message-id")
     )
     original_sender = mail.original.get("from") or mail.original.get("return-path")
+    family = rules.family(notice.family) if notice else None
     bounces = tuple(
-        _bounce(row, kind, detector, original_id, original_sender, rules) for row in _unique(rows)
+        _bounce(row, kind, detector, original_id, original_sender, family, rules)
+        for row in _unique(rows)
     )
     report_kind = kind or _report_kind(bounces)
     return Report(
@@ -195,6 +197,7 @@ def _bounce(
     detector: str,
     original_id: str,
     original_sender: str,
+    family: Family | None,
     rules: Rules,
 ) -> Bounce:
     row_kind = kind or _row_kind(finding)
@@ -216,6 +219,6 @@ def _bounce(
     )
     if row_kind not in (Kind.FAILED, Kind.DELAYED):
         return Bounce(**common)
-    decision = decide(finding, row_kind, rules.family(finding.source), rules)
+    decision = decide(finding, row_kind, family, rules)
     common.update(status=decision.status, rule=decision.rule)
     return Bounce(**common, reason=decision.reason, bounce_class=decision.bounce_class)

@@ -44,11 +44,13 @@ def from_fields(text: str, source: str) -> list[Finding]:
             if not out:
                 per_message.update(group)
             continue
-        diagnostic = typed_value(group.get("diagnostic-code", ""))
+        code = group.get("diagnostic-code", "")
+        diagnostic = typed_value(code)
         status = first_status(group.get("status", ""))
         out.append(
             Finding(
                 recipient=recipient,
+                diagnostic_type=code.partition(";")[0].strip().lower() if ";" in code else "",
                 action=group.get("action", "").split()[0].lower() if group.get("action") else "",
                 status=status,
                 reply_code=first_reply_code(diagnostic),

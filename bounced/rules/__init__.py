@@ -55,6 +55,7 @@ class Family:
     boundaries: tuple[str, ...]
     reason: Reason | None
     priority: int
+    reads: dict[Reason, Reason]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,7 @@ class Rules:
     replies: dict[str, tuple[Reason, int]]
     commands: dict[str, tuple[Reason, int]]
     kinds: dict[str, tuple[Reason, int]]
+    diagnostic_types: dict[str, tuple[Reason, int]]
     recasts: tuple[Recast, ...]
     derived: dict[Reason, int]
     providers: tuple[ProviderRule, ...]
@@ -159,6 +161,10 @@ def _families(data: dict) -> tuple[Family, ...]:
             boundaries=_lower(row.get("boundaries")),
             reason=_reason(row["reason"], "families.toml") if "reason" in row else None,
             priority=int(row.get("priority", 45)),
+            reads={
+                _reason(k, "families.toml"): _reason(v, "families.toml")
+                for k, v in row.get("reads", {}).items()
+            },
         )
         for row in data.get("family", ())
     )
@@ -177,6 +183,7 @@ def load() -> Rules:
         replies=_code_table(status["reply"], "codes", "status.toml"),
         commands=_code_table(status["command"], "commands", "status.toml"),
         kinds=_code_table(status["kind"], "kinds", "status.toml"),
+        diagnostic_types=_code_table(status["diagnostic_type"], "types", "status.toml"),
         recasts=tuple(
             Recast(
                 _lower(row["phrases"]),
