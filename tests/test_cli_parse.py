@@ -13,6 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from bounced.batch import Parsed
+from bounced.cli import _parse_rows
+from bounced.dsn import Kind, Report
+from bounced.sources import Message
+from bounced.terminal import Feedback
+
 COLUMNS = [
     "file",
     "recipient",
@@ -234,3 +240,13 @@ def test_two_jobs_give_the_same_rows_in_the_same_order_as_one(tmp_path: Path) ->
     assert [row["file"] for row in rows[150:180]] == [
         f"{tmp_path}/box.mbox#{n}" for n in range(1, 31)
     ]
+
+
+def test_a_bounce_without_any_recipient_still_gets_a_row() -> None:
+    # No parser output has this shape today; the row keeps such a bounce in sight.
+    report = Report(kind=Kind.FAILED, detector="text")
+    parsed = Parsed(Message("x.eml", b""), report)
+    feedback = Feedback(progress=False, stderr=io.StringIO())
+    [row] = _parse_rows([parsed], feedback, show_all=False)
+    expected = {"file": "x.eml", "kind": "failed", "detector": "text"}
+    assert row == dict.fromkeys(COLUMNS, "") | expected
