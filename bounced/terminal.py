@@ -60,9 +60,7 @@ class Feedback:
         if self._progress is not None:
             self._progress.stop()
         if exc_type is None and self.interactive:
-            self._console.print(
-                f"{self.messages} messages read, {self.failures} inputs could not be read"
-            )
+            self._console.print(f"{self.messages} messages read, {self.failures} unreadable")
 
     def advance(self) -> None:
         self.messages += 1
