@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import io
 import json
 import sys
 import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bounced import Bounce, Kind, Report, parse
+from bounced.sources import split_mbox
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "sisimai"
@@ -134,11 +136,19 @@ class Parsed:
 
 
 def parse_safely(raw: bytes) -> Parsed:
-    """Parse, turning an exception into a counted crash so one bug cannot hide the others."""
+    """Parse the file's messages as `bounced parse` reads it (a file that starts
+    with a From_ line is an mbox), turning an exception into a counted crash so
+    one bug cannot hide the others. The rows of all its messages are the file's."""
     try:
-        return Parsed(parse(raw))
+        messages = (
+            [m.raw for m in split_mbox("-", io.BytesIO(raw))] if raw.startswith(b"From ") else [raw]
+        )
+        reports = [parse(m) for m in messages]
     except Exception:
         return Parsed(Report(kind=None), traceback.format_exc())
+    kind = next((r.kind for r in reports if r.kind is not None), None)
+    bounces = tuple(b for r in reports for b in r.bounces)
+    return Parsed(replace(reports[0], kind=kind, bounces=bounces))
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,10 +86,14 @@ def split_mbox(name: str, stream: BinaryIO) -> Iterator[Message]:
     `stream` is positioned at or inside the first From_ line (the caller has read
     some of it to detect the mbox). Read errors propagate as `OSError`.
     """
-    stream.readline()  # the rest of the first From_ line
+    rest = stream.readline()  # the rest of the first From_ line
+    source: Iterable[bytes] = stream
+    if b"\r" in rest.rstrip(b"\r\n"):
+        # Classic Mac line endings (CR only): the "line" just read is the whole mbox.
+        source = rest.replace(b"\r", b"\n").splitlines(keepends=True)[1:]
     lines: list[bytes] = []
     number = 0
-    for line in stream:
+    for line in source:
         if line.startswith(_MBOX_MAGIC) and _FROM_LINE.match(line):
             number += 1
             yield Message(f"{name}#{number}", _entry(lines))

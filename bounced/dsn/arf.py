@@ -1,24 +1,26 @@
-"""Complaints: RFC 5965 Abuse Reporting Format feedback reports."""
+"""Complaints: RFC 5965 Abuse Reporting Format feedback reports, and the
+providers' older complaint mails that carry the original without a report."""
 
 from __future__ import annotations
 
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import ADDRESS, clean_address, field_groups
 from bounced.dsn.mime import Mail
+from bounced.rules import Rules
 
 REPORT_TYPE = "message/feedback-report"
 
 
-def findings(mail: Mail) -> list[Finding]:
-    """One finding per complained-about recipient; empty when not a report."""
+def findings(mail: Mail, rules: Rules) -> list[Finding]:
+    """One finding per complained-about recipient; empty when not a complaint."""
     parts = list(mail.parts_of(REPORT_TYPE))
     if not parts:
-        return []
+        return _unformatted(mail, rules)
     fields: dict[str, str] = {}
     for group in field_groups(parts[0].text):
         for name, value in group.items():
             fields.setdefault(name, value)
-    recipients = _recipients(parts[0].text, mail)
+    recipients = _reported(parts[0].text) or _original_recipients(mail, ("to",))
     return [
         Finding(
             recipient=r,
@@ -31,14 +33,33 @@ def findings(mail: Mail) -> list[Finding]:
     ]
 
 
-def _recipients(report: str, mail: Mail) -> list[str]:
-    """Every Original-Rcpt-To when the reporter kept it, else the original's To."""
+def _unformatted(mail: Mail, rules: Rules) -> list[Finding]:
+    """A complaint mail recognised by its sender or subject (rules: [complaint])."""
+    marks = rules.complaint
+    sender = mail.headers.get("from").lower()
+    subject = mail.headers.get("subject").lower()
+    if not (any(s in sender for s in marks["senders"]) or subject.startswith(marks["subjects"])):
+        return []
+    return [
+        Finding(recipient=r, feedback_type="abuse", source="arf")
+        for r in _original_recipients(mail, marks["recipient_headers"])
+    ]
+
+
+def _reported(report: str) -> list[str]:
+    """Every Original-Rcpt-To field of the report (it may repeat)."""
     found = [
         clean_address(line.partition(":")[2])
         for line in report.split("\n")
         if line[:16].lower() == "original-rcpt-to"
     ]
-    found = [a for a in found if a]
-    if not found:
-        found = ADDRESS.findall(mail.original.get("to"))
-    return list(dict.fromkeys(a.lower() for a in found))
+    return list(dict.fromkeys(a.lower() for a in found if a))
+
+
+def _original_recipients(mail: Mail, headers: tuple[str, ...]) -> list[str]:
+    """Recipients named by the first of `headers` present in the returned original."""
+    for name in headers:
+        found = ADDRESS.findall(mail.original.get(name))
+        if found:
+            return list(dict.fromkeys(a.lower() for a in found))
+    return []

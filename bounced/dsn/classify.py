@@ -113,7 +113,7 @@ def decide(finding: Finding, kind: Kind, family: Family | None, rules: Rules) ->
         _, reason, rule = max(found, key=lambda c: c[0])
     else:
         reason, rule = Reason.UNDEFINED, "none"
-    if family and reason in family.reads:
+    if family and reason in family.reads and rule.startswith("phrase:"):
         reason, rule = family.reads[reason], f"{rule}+family:{family.name}"
     permanent = _permanent(status, finding.reply_code, kind)
     if not status:

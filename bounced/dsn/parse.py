@@ -46,7 +46,7 @@ def parse(raw: bytes | str) -> Report:
 
 
 def _parse(mail: Mail, rules: Rules, nested: bool = False) -> Report:
-    complaints = arf.findings(mail)
+    complaints = arf.findings(mail, rules)
     if complaints:
         return _report(mail, complaints, Kind.COMPLAINT, "arf", rules)
     notification = ses.findings(mail)

@@ -4,13 +4,14 @@ SES publishes through SNS, often delivered by mail to the sender's topic."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import first_reply_code, typed_value
 from bounced.dsn.mime import Mail
 
-_OPENERS = ('{"notificationType"', '{"eventType"', '{"Type"')
+_OPENER = re.compile(r'\{\s{0,20}"(?:notificationType|eventType|Type)"\s{0,20}:')
 
 
 def findings(mail: Mail) -> list[Finding]:
@@ -23,11 +24,11 @@ def findings(mail: Mail) -> list[Finding]:
 
 
 def _document(text: str) -> dict[str, Any] | None:
-    start = min((i for i in (text.find(o) for o in _OPENERS) if i >= 0), default=-1)
-    if start < 0:
+    opener = _OPENER.search(text)
+    if opener is None:
         return None
     try:
-        document, _ = json.JSONDecoder().raw_decode(text[start:].replace("\n", ""))
+        document, _ = json.JSONDecoder().raw_decode(text[opener.start() :].replace("\n", ""))
     except ValueError:
         return None
     if isinstance(document, dict) and isinstance(document.get("Message"), str):
@@ -54,8 +55,12 @@ def _rows(document: dict[str, Any]) -> list[Finding]:
         complaint = document.get("complaint") or {}
         feedback = str(complaint.get("complaintFeedbackType") or "abuse")
         return [
-            Finding(recipient=str(r.get("emailAddress", "")).lower(), feedback_type=feedback,
-                    arrival_date=str(complaint.get("timestamp", "")), source="amazonses")
+            Finding(
+                recipient=str(r.get("emailAddress", "")).lower(),
+                feedback_type=feedback,
+                arrival_date=str(complaint.get("timestamp", "")),
+                source="amazonses",
+            )
             for r in complaint.get("complainedRecipients") or ()
             if isinstance(r, dict) and r.get("emailAddress")
         ]
@@ -63,9 +68,15 @@ def _rows(document: dict[str, Any]) -> list[Finding]:
         delivery = document.get("delivery") or {}
         response = str(delivery.get("smtpResponse", ""))
         return [
-            Finding(recipient=str(r).lower(), action="delivered", status="2.0.0",
-                    reply_code=first_reply_code(response), diagnostic=response,
-                    remote_mta=str(delivery.get("reportingMTA", "")), source="amazonses")
+            Finding(
+                recipient=str(r).lower(),
+                action="delivered",
+                status="2.0.0",
+                reply_code=first_reply_code(response),
+                diagnostic=response,
+                remote_mta=str(delivery.get("reportingMTA", "")),
+                source="amazonses",
+            )
             for r in delivery.get("recipients") or ()
         ]
     return []

@@ -110,6 +110,11 @@ def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[
     lines = text.text.split("\n")
     anchors = _anchors(lines, rules)
     failed_header = [a.lower() for a in ADDRESS.findall(mail.headers.get("x-failed-recipients"))]
+    strong = [a for _, a, s in anchors if s and a not in exclude]
+    if failed_header and strong and not any(a in text.text.lower() for a in failed_header):
+        # The header names an address the notice never mentions (one rewritten
+        # before delivery): the notice's own list is the better evidence.
+        failed_header = []
     order = failed_header or _recipients(anchors, exclude)
     if not order:
         return []

@@ -82,6 +82,7 @@ class Rules:
     boundaries: tuple[str, ...]
     delay_markers: tuple[str, ...]
     autoreply: dict[str, tuple[str, ...]]
+    complaint: dict[str, tuple[str, ...]]
     not_recipients: tuple[str, ...]
 
     def family(self, name: str) -> Family | None:
@@ -198,5 +199,6 @@ def load() -> Rules:
         boundaries=_lower(families["text"]["boundaries"]),
         delay_markers=_lower(families["text"]["delay_markers"]),
         autoreply={k: _lower(v) for k, v in families["autoreply"].items()},
+        complaint={k: _lower(v) for k, v in families["complaint"].items()},
         not_recipients=_lower(families["text"]["not_recipients"]),
     )
