@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bounced.dsn.evidence import Finding
-from bounced.dsn.fields import first_status, unfold
+from bounced.dsn.fields import failure_status, unfold
 from bounced.dsn.report import DEFAULT_HARD_REASONS, BounceClass, Kind, Reason
 from bounced.rules import Family, Rules
 
@@ -24,17 +24,11 @@ class Decision:
     bounce_class: BounceClass | None
 
 
-def _generic(status: str) -> bool:
-    """x.0.0 says only 'permanent' or 'transient'."""
-    return status.endswith(".0.0") or not status
-
-
 def best_status(finding: Finding) -> str:
-    """The Status field, unless the server's own text names a more specific code."""
-    said = first_status(finding.diagnostic)
-    if said and _generic(finding.status) and (not finding.status or said[0] == finding.status[0]):
-        return said
-    return finding.status
+    """The code the refusing server gave in its own words, else the Status field:
+    the reporting MTA often puts its own summary there (5.0.0, or 4.4.7 for a
+    message that expired after a remote 4.4.2)."""
+    return failure_status(finding.diagnostic) or finding.status
 
 
 def _status_key(status: str) -> str:

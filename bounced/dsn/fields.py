@@ -15,7 +15,7 @@ _FIELD = re.compile(r"([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)")
 #: An address as it appears in bounce texts: liberal on the local part (it may
 #: be internationalised), strict enough on the domain to skip IPs and hosts.
 ADDRESS = re.compile(
-    r"(?<![\w.+=-])((?:\"[^\"\n]{1,64}\"|[\w.!#$%&'*+/=?^`{|}~-]{1,64})@(?:\[[0-9.:a-fA-F]+\]|[\w-]{1,63}(?:\.[\w-]{1,63}){0,10}\.[^\W\d_]{2,63}))",
+    r"(?<![\w.+=-])((?:\"[^\"\n]{1,64}\"|[\w.!#$%&'*+/=?^`{|}~-]{1,64})@(?:\[[0-9.:a-fA-F]+\]|[\w-]{1,63}(?:\.[\w-]{1,63}){0,10}\.(?:[a-zA-Z]{2,63}|xn--[a-zA-Z0-9-]{1,59})))",
 )
 STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
 REPLY_CODE = re.compile(r"(?<![\w.-])([245][0-7]\d)(?=[ -]|$)", re.MULTILINE)
@@ -78,6 +78,19 @@ def clean_address(value: str) -> str:
 def first_status(text: str) -> str:
     match = STATUS.search(text)
     return match.group(1) if match else ""
+
+
+def failure_status(text: str) -> str:
+    """The last 4.x.x or 5.x.x code in a server's text: the innermost quoted
+    reply, from the server that refused, is the most specific."""
+    codes = [c for c in STATUS.findall(text) if c[0] != "2"]
+    return codes[-1] if codes else ""
+
+
+def failure_reply_code(text: str) -> str:
+    """The last 4xx or 5xx reply code in a server's text (see failure_status)."""
+    codes = [c for c in REPLY_CODE.findall(text) if c[0] != "2"]
+    return codes[-1] if codes else ""
 
 
 def first_reply_code(text: str) -> str:

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from bounced.dsn.evidence import Finding
-from bounced.dsn.fields import first_reply_code, typed_value
+from bounced.dsn.fields import failure_reply_code, first_reply_code, first_status, typed_value
 from bounced.dsn.mime import Mail
 
 _OPENER = re.compile(r'\{\s{0,20}"(?:notificationType|eventType|Type)"\s{0,20}:')
@@ -71,7 +71,7 @@ def _rows(document: dict[str, Any]) -> list[Finding]:
             Finding(
                 recipient=str(r).lower(),
                 action="delivered",
-                status="2.0.0",
+                status=first_status(response) or "2.0.0",
                 reply_code=first_reply_code(response),
                 diagnostic=response,
                 remote_mta=str(delivery.get("reportingMTA", "")),
@@ -88,7 +88,7 @@ def _finding(row: dict[str, Any], action: str, reporting: str, when: Any) -> Fin
         recipient=str(row.get("emailAddress", "")).lower(),
         action=action,
         status=str(row.get("status", "")),
-        reply_code=first_reply_code(diagnostic),
+        reply_code=failure_reply_code(diagnostic),
         diagnostic=diagnostic,
         reporting_mta=reporting,
         arrival_date=str(when or ""),

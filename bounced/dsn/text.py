@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from bounced.dsn.evidence import Finding
-from bounced.dsn.fields import ADDRESS, first_reply_code, first_status, unfold
+from bounced.dsn.fields import ADDRESS, failure_reply_code, failure_status, unfold
 from bounced.dsn.mime import Headers, Mail
 from bounced.rules import Family, Rules
 
@@ -139,8 +139,8 @@ def _finding(recipient: str, block: str, delayed: bool, family: str) -> Finding:
     return Finding(
         recipient=recipient,
         action="delayed" if delayed else "failed",
-        status=first_status(diagnostic),
-        reply_code=first_reply_code(block),
+        status=failure_status(diagnostic),
+        reply_code=failure_reply_code(block),
         diagnostic=diagnostic,
         remote_mta=_remote(lowered),
         smtp_command=_command(lowered),
