@@ -1,20 +1,37 @@
 """Read a raw message into the few things the layers need: top headers, the
 decoded human-readable and machine-readable parts, and the returned original.
 
-flanker does the MIME work; when it refuses a damaged message the stdlib
-`email` package (which never refuses) takes over, and when both fail the whole
-message is treated as one text part. Only what the layers read is decoded: the
-returned original contributes its headers, never its (possibly 25 MB) body.
+A small reader does the MIME work in linear passes: header blocks end at the
+first blank line, multiparts split on their `--boundary` lines, and only the
+parts the layers read are decoded (base64 and quoted-printable by `binascii`,
+charsets by Python's codecs, never strictly). The returned original contributes
+its headers and a bounded prefix of its text, never its (possibly 25 MB) body.
+It is tolerant where real bounces are broken: a boundary parameter on a
+continuation line without indent, a missing closing boundary, a multipart whose
+boundary never appears (its body is then read as plain text).
+
+Should the fast reader fail (a bug of ours), flanker, a full MIME parser, reads
+the message instead; it is imported only then, as its grammar tables take a
+fifth of a second to build. When flanker refuses a damaged message the stdlib
+`email` package (which never refuses) takes over, and when all fail the whole
+message is treated as one text part. (flanker does not re-read the messages
+whose declared multipart has no parts: on the corpus it refused every one of
+them, and the import alone costs more than reading a hundred messages.)
 """
 
 from __future__ import annotations
 
-import email
-import email.policy
+import binascii
+import codecs
+import functools
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from email.message import Message as StdMessage
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the stdlib reader is the last resort: imported when used
+    from email.message import Message as StdMessage
 
 #: Bounce notices and status parts sit at the start of a message; past this many
 #: bytes there is only the returned original. Parsing stops here so that neither
@@ -36,9 +53,13 @@ _ORIGINAL_TYPES = (
     "message/rfc822-headers",
     "message/global-headers",
 )
-
 #: A returned original that is itself a bounce is parsed again; this much of it is kept.
 MAX_ORIGINAL_CHARS = 256 * 1024
+
+#: Multiparts nested deeper than this, and parts past this count, are not read:
+#: real bounces nest three levels at most; the bounds keep hostile input linear.
+_MAX_DEPTH = 12
+_MAX_PARTS = 500
 
 logging.getLogger("flanker").setLevel(logging.CRITICAL)
 
@@ -46,27 +67,25 @@ logging.getLogger("flanker").setLevel(logging.CRITICAL)
 class Headers:
     """Case-insensitive, multi-valued header view with decoded, unfolded values."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_values",)
 
-    def __init__(self, items: list[tuple[str, str]]) -> None:
-        self._items = [(str(k).lower(), _unfold(str(v))) for k, v in items]
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        self._values: dict[str, list[str]] = {}
+        for name, value in items:
+            self._values.setdefault(str(name).lower(), []).append(_unfold(str(value)))
 
     def get(self, name: str, default: str = "") -> str:
-        name = name.lower()
-        for key, value in self._items:
-            if key == name:
-                return value
-        return default
+        values = self._values.get(name.lower())
+        return values[0] if values else default
 
     def get_all(self, name: str) -> list[str]:
-        name = name.lower()
-        return [value for key, value in self._items if key == name]
+        return list(self._values.get(name.lower(), ()))
 
     def __contains__(self, name: str) -> bool:
-        return any(key == name.lower() for key, _ in self._items)
+        return name.lower() in self._values
 
     def __bool__(self) -> bool:
-        return bool(self._items)
+        return bool(self._values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +112,13 @@ class Mail:
 
 def normalise(raw: bytes | str) -> tuple[str, list[str]]:
     """Bytes or text in, LF-only text out, bounded in size; plus what was odd."""
+    text, _, problems = _decoded(raw)
+    return text, problems
+
+
+def _decoded(raw: bytes | str) -> tuple[str, str, list[str]]:
+    """`normalise`, plus the codec that turns the text back into the message's bytes
+    (parts with their own charset or transfer encoding are decoded from those)."""
     problems: list[str] = []
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogateescape")
@@ -103,15 +129,18 @@ def normalise(raw: bytes | str) -> tuple[str, list[str]]:
     # Headers and 8-bit bodies arrive in any charset; UTF-8 first, then Latin-1
     # byte for byte, so that no input can raise and no byte is lost.
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8"), "utf-8", problems
     except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    return text, problems
+        return raw.decode("latin-1"), "latin-1", problems
 
 
 def read(raw: bytes | str) -> Mail:
     """Build the `Mail` view of a message; never raises for any input."""
-    text, problems = normalise(raw)
+    text, encoding, problems = _decoded(raw)
+    try:
+        return _Reader(text, encoding).mail(problems)
+    except Exception as exc:  # a bug of ours must not lose the message
+        problems.append(f"MIME reader failed ({exc.__class__.__name__}: {exc}); read by flanker")
     try:
         return _from_flanker(text, problems)
     except Exception as exc:  # flanker raises many types on damaged MIME
@@ -124,6 +153,340 @@ def read(raw: bytes | str) -> Mail:
     return Mail(
         Headers(_split_header_block(head)), (Part("text/plain", body),), problems=tuple(problems)
     )
+
+
+# --- the fast reader -------------------------------------------------------------
+
+
+class _Reader:
+    """One pass over a message: its leaves outside the original, in order."""
+
+    def __init__(self, text: str, encoding: str) -> None:
+        self.text = text
+        self.encoding = encoding  # of `text`, to recover a part's bytes
+        self.parts: list[Part] = []
+        self.original = Headers([])
+        self.original_raw = ""
+        self.problems: list[str] = []
+        self.count = 0
+
+    def mail(self, problems: list[str]) -> Mail:
+        fields, start = _fields(self.text, 0)
+        headers = Headers((f[0], _field_value(f)) for f in fields)
+        self._entity(fields, self.text, start, 0)
+        problems.extend(self.problems)
+        return Mail(headers, tuple(self.parts), self.original, self.original_raw, tuple(problems))
+
+    def _entity(self, fields: list[list[str]], text: str, start: int, depth: int) -> None:
+        ctype, params = _content_type(_raw_field(fields, "content-type"))
+        if ctype.startswith("multipart/"):
+            if depth >= _MAX_DEPTH:
+                self.problems.append(f"multipart nested deeper than {_MAX_DEPTH}: not read")
+                return
+            bodies = _split_multipart(text, start, params.get("boundary", ""))
+            if bodies:
+                for body_start, body_end in bodies:
+                    self.count += 1
+                    if self.count > _MAX_PARTS:
+                        self.problems.append(f"more than {_MAX_PARTS} parts: the rest not read")
+                        return
+                    body = text[body_start:body_end]
+                    part_fields, part_start = _fields(body, 0)
+                    self._entity(part_fields, body, part_start, depth + 1)
+                return
+            # A multipart whose boundary never appears: its body is the text.
+            self.problems.append(f"{ctype} without its boundary: read as plain text")
+            ctype = "text/plain"
+        cte = _raw_field(fields, "content-transfer-encoding").strip().lower()
+        if ctype in _ORIGINAL_TYPES:
+            if not self.original:
+                self._original(cte, text[start:])
+        elif ctype.startswith(_READABLE):
+            data = self._bytes(text[start:], cte)
+            charset = params.get("charset", "") if ctype.startswith("text/") else ""
+            self.parts.append(Part(ctype, data if isinstance(data, str) else _text(data, charset)))
+
+    def _original(self, cte: str, body: str) -> None:
+        if cte in ("base64", "quoted-printable"):
+            # Only the start is needed: decode no more than what is kept.
+            body = _text(self._bytes(body[: 2 * MAX_ORIGINAL_CHARS], cte), "")
+        fields, _ = _fields(body, 0, lenient=True)
+        self.original = Headers((f[0], _field_value(f)) for f in fields)
+        self.original_raw = body[:MAX_ORIGINAL_CHARS]
+
+    def _bytes(self, body: str, cte: str) -> bytes | str:
+        """A body's bytes after its transfer encoding, or the text itself when the
+        message's own decoding already holds (no transfer encoding, UTF-8 source)."""
+        if cte == "base64":
+            return _base64(body)
+        if cte == "quoted-printable":
+            return binascii.a2b_qp(body.encode(self.encoding))
+        if self.encoding == "utf-8" or body.isascii():
+            return body
+        return body.encode(self.encoding)
+
+
+def _fields(text: str, pos: int, lenient: bool = False) -> tuple[list[list[str]], int]:
+    """The header fields at `pos` in `text` ([name, line, continuation...] each) and
+    where the body starts: after the first blank line, or at the first line that is
+    neither a field nor a continuation. A line without indent is still a continuation
+    when it carries a parameter (`boundary="..."` on a line of its own, a common
+    break) or follows a field that ends in ";". `lenient` skips leading lines that
+    are not fields, blank ones included (quoted headers in text, an original after a
+    stray blank line); an mbox "From " line is always skipped.
+    """
+    items: list[list[str]] = []
+    end = len(text)
+    while pos < end:
+        eol = text.find("\n", pos)
+        if eol < 0:
+            eol = end
+        line = text[pos:eol]
+        if not line:
+            if items or not lenient:
+                return items, eol + 1
+        elif line[0] in " \t":
+            if items:
+                items[-1].append(line)
+            elif not lenient:
+                return items, pos
+        else:
+            colon = line.find(":")
+            name = line[:colon].rstrip(" \t") if colon > 0 else ""
+            if name and " " not in name and "\t" not in name and "=" not in name:
+                items.append([name, line[colon + 1 :]])
+            elif items and (_is_parameter(line) or items[-1][-1].rstrip().endswith(";")):
+                items[-1].append(line)
+            elif items or not (lenient or line.startswith("From ")):
+                return items, pos
+        pos = eol + 1
+    return items, end
+
+
+def _is_parameter(line: str) -> bool:
+    name, sep, _ = line.partition("=")
+    name = name.strip()
+    return bool(sep and name) and " " not in name
+
+
+def _raw_field(fields: list[list[str]], name: str) -> str:
+    """The first field of that name, unfolded, encoded words left as they are."""
+    for f in fields:
+        if f[0].lower() == name:
+            return " ".join(" ".join(f[1:]).split())
+    return ""
+
+
+def _field_value(f: list[str]) -> str:
+    value = f[1] if len(f) == 2 else " ".join(f[1:])
+    value = " ".join(value.split()) if "\t" in value or len(f) > 2 else value.strip()
+    return _decode_words(value) if "=?" in value else value
+
+
+def _content_type(value: str) -> tuple[str, dict[str, str]]:
+    """Media type (lower-case; text/plain when absent or malformed) and parameters
+    (lower-case names, first occurrence wins, quotes and escapes removed)."""
+    head, _, rest = value.partition(";")
+    ctype = head.strip().lower()
+    if "/" not in ctype:
+        ctype = "text/plain"
+    elif " " in ctype or "(" in ctype:  # a comment or junk after the type
+        ctype = ctype.split()[0].partition("(")[0]
+    params: dict[str, str] = {}
+    pos, end = 0, len(rest)
+    while pos < end:
+        eq = rest.find("=", pos)
+        if eq < 0:
+            break
+        name = rest[pos:eq].rpartition(";")[2].strip().lower()
+        pos = eq + 1
+        while pos < end and rest[pos] in " \t":
+            pos += 1
+        if rest[pos : pos + 1] == '"':
+            value, pos = _quoted(rest, pos + 1)
+            semi = rest.find(";", pos)
+        else:
+            semi = rest.find(";", pos)
+            words = rest[pos : end if semi < 0 else semi].split()
+            value = words[0] if words else ""
+        params.setdefault(name, value)
+        pos = end if semi < 0 else semi + 1
+    return ctype, params
+
+
+def _quoted(text: str, pos: int) -> tuple[str, int]:
+    """A quoted string's content from `pos` (after the opening quote) and the position
+    after its closing quote; an unclosed string runs to the end."""
+    out: list[str] = []
+    while True:
+        close = text.find('"', pos)
+        stop = len(text) if close < 0 else close
+        chunk = text[pos:stop]
+        slash = chunk.find("\\")
+        if slash >= 0 and pos + slash + 1 < len(text):
+            out.append(chunk[:slash])
+            out.append(text[pos + slash + 1])
+            pos += slash + 2
+            continue
+        out.append(chunk)
+        return "".join(out), stop + 1
+
+
+def _split_multipart(text: str, start: int, boundary: str) -> list[tuple[int, int]]:
+    """(start, end) of each body part of the multipart body at `start`: between
+    `--boundary` lines, up to a `--boundary--` line or the end of the text
+    (a missing closing line is common in cut-off bounces). Preamble and epilogue
+    are dropped; no part at all when the boundary never appears."""
+    if not boundary:
+        return []
+    dash = "--" + boundary
+    spans: list[tuple[int, int]] = []
+    opened = -1  # where the current part's body starts
+    pos = start if text.startswith(dash, start) else _line_at(text, dash, start)
+    while pos >= 0:
+        eol = text.find("\n", pos)
+        if eol < 0:
+            eol = len(text)
+        after = text[pos + len(dash) : eol]
+        closing = after.startswith("--")
+        if closing or not after.strip():
+            if opened >= 0:
+                spans.append((opened, max(opened, pos - 1)))
+            if closing:
+                return spans
+            opened = eol + 1
+        pos = _line_at(text, dash, eol)
+    if opened >= 0:
+        spans.append((min(opened, len(text)), len(text)))
+    return spans
+
+
+def _line_at(text: str, start: str, pos: int) -> int:
+    """Where the next line that begins with `start` begins, from `pos` on; -1 if none."""
+    found = text.find("\n" + start, pos)
+    return found + 1 if found >= 0 else -1
+
+
+_BASE64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_NOT_BASE64 = bytes(b for b in range(256) if b not in _BASE64)
+
+
+def _base64(body: str) -> bytes:
+    """Decode base64 the way mail clients do: ignore what is not base64, mend the
+    padding, never fail."""
+    try:
+        return binascii.a2b_base64(body)
+    except (binascii.Error, ValueError):  # stray characters, bad padding, non-ASCII
+        data = body.encode("ascii", "ignore").translate(None, _NOT_BASE64)
+        data = data[: len(data) - 1] if len(data) % 4 == 1 else data
+        return binascii.a2b_base64(data + b"=" * (-len(data) % 4))
+
+
+#: Charset names in mail that Python's codecs do not know under that name.
+_CHARSET_ALIASES = {
+    "x-sjis": "cp932",
+    "x-euc-jp": "euc_jp",
+    "iso-8859-8-i": "iso8859-8",
+    "x-unicode-2-0-utf-8": "utf-8",
+}
+#: Supersets to try when the declared charset cannot decode the bytes (mail
+#: software writes Windows extensions under the standard name).
+_SUPERSETS = {
+    "ascii": ("cp1252",),
+    "iso2022_jp": ("cp932", "euc_jp"),
+    "shift_jis": ("cp932",),
+    "euc_kr": ("cp949",),
+    "gb2312": ("gb18030",),
+    "gbk": ("gb18030",),
+    "big5": ("big5hkscs", "cp950"),
+}
+#: Codecs that are not charsets of mail text, or that cost more than linear time.
+_REFUSED = frozenset({"idna", "punycode", "undefined", "raw_unicode_escape", "unicode_escape"})
+
+
+@functools.lru_cache(maxsize=256)
+def _codec(charset: str) -> str:
+    """Python's name of a charset; UTF-8 for what is unknown or unsuitable."""
+    name = charset.strip().strip("\"'").lower()
+    name = _CHARSET_ALIASES.get(name, name)
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        return "utf-8"
+    if not getattr(info, "_is_text_encoding", True) or info.name in _REFUSED:
+        return "utf-8"
+    return info.name
+
+
+def _text(data: bytes | str, charset: str) -> str:
+    """Bytes as text: the declared charset (UTF-8 when none), then UTF-8 and known
+    supersets, then the declared charset with replacement characters; never raises."""
+    if isinstance(data, str):
+        return data
+    codec = _codec(charset) if charset else "utf-8"
+    for name in (codec, "utf-8", *_SUPERSETS.get(codec, ())):
+        try:
+            return data.decode(name)
+        except UnicodeDecodeError:
+            continue
+    if not charset:
+        return data.decode("latin-1")
+    return data.decode(codec, "replace")
+
+
+#: An RFC 2047 encoded word: =?charset?B|Q?text?= (no nested quantifiers).
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+
+
+def _decode_words(value: str) -> str:
+    """Decode RFC 2047 encoded words: adjacent words in one charset are joined
+    before decoding (a multibyte character may be split between them), the
+    whitespace between encoded words is dropped, malformed words stay as they came."""
+    out: list[str] = []
+    pending: list[bytes] = []
+    pending_charset = ""
+    pos = 0
+    for match in _ENCODED_WORD.finditer(value):
+        between = value[pos : match.start()]
+        charset = match[1].partition("*")[0]  # RFC 2231 language suffix
+        adjacent = pos > 0 and not between.strip()
+        if pending and not (adjacent and charset.lower() == pending_charset.lower()):
+            out.append(_text(b"".join(pending), pending_charset))
+            pending = []
+        if not adjacent:
+            out.append(between)
+        word = match[3]
+        if match[2] in "bB":
+            pending.append(_base64(word))
+        else:
+            pending.append(binascii.a2b_qp(word.encode("ascii", "replace"), header=True))
+        pending_charset = charset
+        pos = match.end()
+    if pending:
+        out.append(_text(b"".join(pending), pending_charset))
+    out.append(value[pos:])
+    return "".join(out)
+
+
+def _split_header_block(block: str) -> list[tuple[str, str]]:
+    """Header lines of a text block (continuation lines folded in); stops at the
+    first line that is neither a header nor a continuation."""
+    fields, _ = _fields(block, 0, lenient=True)
+    return [(f[0], _field_value(f)) for f in fields]
+
+
+def header_block(text: str) -> Headers:
+    """Headers found at the start of a text block (inline quoted originals)."""
+    return Headers(_split_header_block(text))
+
+
+def _unfold(value: str) -> str:
+    if "\n" in value or "\t" in value:
+        return " ".join(value.split())
+    return value.strip()
+
+
+# --- the fallbacks: flanker, the stdlib -------------------------------------
 
 
 def _from_flanker(text: str, problems: list[str]) -> Mail:
@@ -143,12 +506,10 @@ def _from_flanker(text: str, problems: list[str]) -> Mail:
                 original = Headers(list(enclosed.headers.items()))
                 original_raw = enclosed.to_string()[:MAX_ORIGINAL_CHARS]
             elif not original and isinstance(part.body, str):
-                original = Headers(_split_header_block(part.body.partition("\n\n")[0]))
+                original = header_block(part.body.partition("\n\n")[0])
             continue
         if ctype.startswith(_READABLE):
-            # flanker reads message/* report parts as enclosed messages: their
-            # fields are then the enclosed "headers", their text its string.
-            body = part.body if enclosed is None else enclosed.to_string()
+            body = part.body
             if isinstance(body, bytes):
                 body = body.decode("utf-8", "replace")
             parts.append(Part(ctype, body if isinstance(body, str) else ""))
@@ -162,6 +523,9 @@ def _from_flanker(text: str, problems: list[str]) -> Mail:
 
 
 def _from_stdlib(text: str, problems: list[str]) -> Mail:
+    import email
+    import email.policy  # imported lazily: the last resort is rarely needed
+
     message = email.message_from_string(text, policy=email.policy.compat32)
     parts: list[Part] = []
     original = Headers([])
@@ -186,7 +550,7 @@ def _walk_outside_original(message: StdMessage) -> Iterator[StdMessage]:
     payload = message.get_payload()
     if message.is_multipart() and isinstance(payload, list):
         for sub in payload:
-            if isinstance(sub, StdMessage):
+            if not isinstance(sub, str):
                 yield from _walk_outside_original(sub)
     else:
         yield message
@@ -194,13 +558,13 @@ def _walk_outside_original(message: StdMessage) -> Iterator[StdMessage]:
 
 def _stdlib_original(part: StdMessage) -> Headers:
     payload = part.get_payload()
-    if isinstance(payload, list) and payload and isinstance(payload[0], StdMessage):
+    if isinstance(payload, list) and payload and not isinstance(payload[0], str):
         return _stdlib_headers(payload[0])
-    return Headers(_split_header_block(_stdlib_text(part).partition("\n\n")[0]))
+    return header_block(_stdlib_text(part).partition("\n\n")[0])
 
 
 def _stdlib_headers(message: StdMessage) -> Headers:
-    return Headers([(k, _decode_words(str(v))) for k, v in message.items()])
+    return Headers([(k, _decode_words(_unfold(str(v)))) for k, v in message.items()])
 
 
 def _stdlib_text(part: StdMessage) -> str:
@@ -208,46 +572,4 @@ def _stdlib_text(part: StdMessage) -> str:
     if payload is None:
         raw = part.get_payload()
         return raw if isinstance(raw, str) else ""
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return payload.decode(charset, "replace")
-    except LookupError:
-        return payload.decode("utf-8", "replace")
-
-
-def _decode_words(value: str) -> str:
-    if "=?" not in value:
-        return value
-    try:
-        return str(email.header.make_header(email.header.decode_header(value)))
-    except Exception:  # malformed encoded words: keep them as they came
-        return value
-
-
-def _split_header_block(block: str) -> list[tuple[str, str]]:
-    """Header lines of a text block (continuation lines folded in); stops at the
-    first line that is neither a header nor a continuation."""
-    items: list[tuple[str, str]] = []
-    for line in block.split("\n"):
-        if line[:1] in (" ", "\t") and items:
-            name, value = items[-1]
-            items[-1] = (name, f"{value} {line.strip()}")
-            continue
-        name, sep, value = line.partition(":")
-        if not sep or not name or " " in name.strip():
-            if items:
-                break
-            continue
-        items.append((name.strip(), _decode_words(value.strip())))
-    return items
-
-
-def header_block(text: str) -> Headers:
-    """Headers found at the start of a text block (inline quoted originals)."""
-    return Headers(_split_header_block(text))
-
-
-def _unfold(value: str) -> str:
-    if "\n" in value or "\t" in value:
-        return " ".join(value.split())
-    return value.strip()
+    return _text(payload, part.get_content_charset() or "")
