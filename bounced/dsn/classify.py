@@ -8,6 +8,7 @@ outcome never depends on the order code runs in.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from bounced.dsn.evidence import Finding
@@ -38,6 +39,16 @@ def _status_key(status: str) -> str:
 def _host_matches(host: str, suffixes: tuple[str, ...]) -> bool:
     host = host.lower().rstrip(".")
     return any(host == s or host.endswith("." + s) for s in suffixes)
+
+
+#: Reply codes that start each line of a multi-line SMTP reply ("550-5.7.1 ...").
+_LINE_CODES = re.compile(r"(?<=\s)[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s)?")
+
+
+def _words(text: str) -> str:
+    """The server's sentences without the codes that start each reply line, so
+    that a phrase split across lines of a multi-line reply still matches."""
+    return " ".join(_LINE_CODES.sub(" ", f" {text}").split())
 
 
 def _phrases(text: str, command: str, rules: Rules) -> list[tuple[int, Reason, str]]:
@@ -83,7 +94,7 @@ def candidates(
             continue
         found.append((row.priority, row.reason, f"provider:{row.name}"))
     if text:
-        found.extend(_phrases(text, finding.smtp_command, rules))
+        found.extend(_phrases(_words(text), finding.smtp_command, rules))
     if status and (entry := rules.statuses.get(_status_key(status))):
         found.append((entry[1], entry[0], f"status:{status}"))
     if finding.reply_code and (entry := rules.replies.get(finding.reply_code)):

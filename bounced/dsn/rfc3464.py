@@ -10,8 +10,8 @@ from __future__ import annotations
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import (
     clean_address,
-    field_groups,
     failure_reply_code,
+    field_groups,
     first_status,
     typed_value,
 )
