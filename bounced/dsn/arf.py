@@ -36,6 +36,9 @@ def findings(mail: Mail, rules: Rules) -> list[Finding]:
 def _unformatted(mail: Mail, rules: Rules) -> list[Finding]:
     """A complaint mail recognised by its sender or subject (rules: [complaint])."""
     marks = rules.complaint
+    if any(h in mail.headers for h in marks["unsubscribe_headers"]):
+        sender = clean_address(mail.headers.get("from")).lower()
+        return [Finding(recipient=sender, feedback_type="opt-out", source="arf")] if sender else []
     sender = mail.headers.get("from").lower()
     subject = mail.headers.get("subject").lower()
     if not (any(s in sender for s in marks["senders"]) or subject.startswith(marks["subjects"])):

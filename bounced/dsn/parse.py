@@ -55,13 +55,14 @@ def _parse(mail: Mail, rules: Rules, nested: bool = False) -> Report:
         return _report(mail, notification, kind, "amazonses", rules)
     notice = text.notice(mail, rules)
     exclude = _senders(mail)
-    status_rows = rfc3464.findings(mail)
+    returned = bool(notice.family) or _looks_returned(mail)
+    status_rows = rfc3464.findings(mail) or (_inline_fields(mail) if returned else [])
     if status_rows:
         extra = text.findings(mail, rules, notice, exclude)
         return _report(mail, _merge(status_rows, extra), None, "rfc3464", rules, notice)
-    if notice.family or _looks_returned(mail):
+    if returned:
         detector = notice.family or "text"
-        rows = _inline_fields(mail) or text.findings(mail, rules, notice, exclude)
+        rows = text.findings(mail, rules, notice, exclude)
         if rows:
             return _report(mail, rows, None, detector, rules, notice)
         if not nested and mail.original_raw:
