@@ -32,7 +32,9 @@ _REMOTE = re.compile(
     r"((?:[a-z0-9-]{1,63}\.){1,10}[a-z]{2,24}|\d{1,3}(?:\.\d{1,3}){3})\]?",
 )
 _MESSAGE_ID = re.compile(r"^message-id:[ \t]*(<[^>\n]{1,500}>)", re.IGNORECASE | re.MULTILINE)
-_STRONG_BEFORE = re.compile(r"(?:rcpt to:|to:|recipient:|address:|<)\s*<?$")
+_STRONG_BEFORE = re.compile(
+    r"(?:rcpt to:|to:|recipient:|address:|(?<!contact )(?<!mail to )<)\s*<?$"
+)
 _HEADER_START = re.compile(
     r"(?:received|return-path|dkim-signature):[ \t]?(?:from |by |<|v=)", re.IGNORECASE
 )
