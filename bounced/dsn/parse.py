@@ -12,6 +12,7 @@ from bounced.rules import Family, Rules, load
 
 _KINDS = {k.value: k for k in Kind}
 _BOUNCE_SENDERS = ("mailer-daemon", "postmaster", "mail-daemon", "maildaemon", "mail delivery")
+_REPLY_PREFIXES = ("re:", "fw:", "fwd:", "aw:", "wg:", "sv:", "vs:", "tr:", "rif:", "antw:")
 _BOUNCE_SUBJECTS = (
     "undeliver",
     "undelivered",
@@ -110,7 +111,11 @@ def _from_daemon(mail: Mail) -> bool:
 
 
 def _looks_returned(mail: Mail) -> bool:
-    subject = mail.headers.get("subject").lower()
+    """A mailer daemon wrote it, or its subject says so (a person's reply or
+    forward that quotes such a subject is none)."""
+    subject = mail.headers.get("subject").lower().lstrip()
+    if subject.startswith(_REPLY_PREFIXES):
+        return _from_daemon(mail)
     return _from_daemon(mail) or any(s in subject for s in _BOUNCE_SUBJECTS)
 
 

@@ -12,6 +12,7 @@ from bounced.dsn.fields import (
     clean_address,
     failure_reply_code,
     field_groups,
+    first_reply_code,
     first_status,
     typed_value,
 )
@@ -53,7 +54,7 @@ def from_fields(text: str, source: str) -> list[Finding]:
                 diagnostic_type=code.partition(";")[0].strip().lower() if ";" in code else "",
                 action=group.get("action", "").split()[0].lower() if group.get("action") else "",
                 status=status,
-                reply_code=failure_reply_code(diagnostic),
+                reply_code=failure_reply_code(diagnostic) or first_reply_code(diagnostic),
                 diagnostic=diagnostic,
                 remote_mta=typed_value(group.get("remote-mta", "")),
                 reporting_mta=typed_value(
