@@ -1,9 +1,12 @@
 """Decide a recipient's reason, status and class from all the evidence at once.
 
 Every source of evidence (provider rows, diagnostic phrases, the enhanced
-status code, the SMTP reply code, the SMTP command) proposes candidates with a
-priority from the rules files; the highest wins and is named in `rule`, so an
-outcome never depends on the order code runs in.
+status code, the SMTP reply code, the SMTP command, the diagnostic's type, the
+report's kind, the notice's family) proposes candidates with a priority from
+the rules files; the highest wins and is named in `rule`. Phrase groups of
+different reasons never share a priority (tests/test_rules.py), and between
+sources an equal priority goes to the earlier source in that list, so an
+outcome never depends on the order of a rules file.
 """
 
 from __future__ import annotations
