@@ -79,7 +79,7 @@ def candidates(
     finding: Finding, status: str, kind: Kind, family: Family | None, rules: Rules
 ) -> list[tuple[int, Reason, str]]:
     """Every (priority, reason, rule) the evidence supports."""
-    text = unfold(finding.diagnostic).lower()
+    text = unfold(f"{finding.diagnostic} {finding.context}").lower()
     found: list[tuple[int, Reason, str]] = []
     hosts = [h for h in (finding.remote_mta, finding.reporting_mta) if h]
     domain = finding.recipient.rpartition("@")[2].lower()

@@ -14,6 +14,7 @@ class Finding:
     status: str = ""
     reply_code: str = ""
     diagnostic: str = ""
+    context: str = ""  # more of the notice, read for the reason but not shown
     remote_mta: str = ""
     reporting_mta: str = ""
     arrival_date: str = ""
@@ -23,10 +24,14 @@ class Finding:
     source: str = ""
 
     def merged(self, other: Finding) -> Finding:
-        """This finding with the gaps filled from `other` (same recipient)."""
+        """This finding with the gaps filled from `other` (same recipient). The
+        other's context only comes along when this one has no diagnostic: it
+        is evidence about the other's text."""
         updates = {
             f.name: getattr(other, f.name)
             for f in fields(self)
             if not getattr(self, f.name) and getattr(other, f.name)
         }
+        if self.diagnostic:
+            updates.pop("context", None)
         return replace(self, **updates) if updates else self

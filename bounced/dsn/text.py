@@ -131,11 +131,14 @@ def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[
             later = [i for i, a, _ in anchors if i > start and a != recipient and a in order]
             end = min(later[0] if later else len(lines), start + _MAX_BLOCK_LINES)
             block = "\n".join(lines[start:end])
-        out.append(_finding(recipient, block, delayed, text.family))
+        # A notice about one recipient is evidence as a whole, including what
+        # it says before naming the address.
+        context = unfold(text.text)[:MAX_DIAGNOSTIC] if len(order) == 1 else ""
+        out.append(_finding(recipient, block, context, delayed, text.family))
     return out
 
 
-def _finding(recipient: str, block: str, delayed: bool, family: str) -> Finding:
+def _finding(recipient: str, block: str, context: str, delayed: bool, family: str) -> Finding:
     diagnostic = unfold(block)[:MAX_DIAGNOSTIC]
     lowered = diagnostic.lower()
     return Finding(
@@ -144,6 +147,7 @@ def _finding(recipient: str, block: str, delayed: bool, family: str) -> Finding:
         status=failure_status(diagnostic),
         reply_code=failure_reply_code(block),
         diagnostic=diagnostic,
+        context=context,
         remote_mta=_remote(lowered),
         smtp_command=_command(lowered),
         source=family or "text",
