@@ -24,7 +24,6 @@ from __future__ import annotations
 import binascii
 import codecs
 import functools
-import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -60,32 +59,52 @@ MAX_ORIGINAL_CHARS = 256 * 1024
 #: real bounces nest three levels at most; the bounds keep hostile input linear.
 _MAX_DEPTH = 12
 _MAX_PARTS = 500
-
-logging.getLogger("flanker").setLevel(logging.CRITICAL)
+#: Of a Content-Type field, this much is read (real ones take a line or three).
+_MAX_CONTENT_TYPE = 4096
 
 
 class Headers:
-    """Case-insensitive, multi-valued header view with decoded, unfolded values."""
+    """Case-insensitive, multi-valued header view with decoded, unfolded values.
 
-    __slots__ = ("_values",)
+    Read from a message, the fields stay raw until a name is looked up: the
+    layers ask for a dozen names, a bounce carries dozens of fields, and the
+    encoded words of the rest need never be decoded."""
 
-    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+    __slots__ = ("_fields", "_values")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._fields: dict[str, list[list[str]]] = {}
         self._values: dict[str, list[str]] = {}
         for name, value in items:
             self._values.setdefault(str(name).lower(), []).append(_unfold(str(value)))
 
+    @classmethod
+    def _read(cls, fields: list[list[str]]) -> Headers:
+        """Headers over raw fields ([name, line, continuation...] each)."""
+        headers = cls()
+        for f in fields:
+            headers._fields.setdefault(f[0].lower(), []).append(f)
+        return headers
+
+    def _all(self, name: str) -> list[str]:
+        values = self._values.get(name)
+        if values is None:
+            values = self._values[name] = [_field_value(f) for f in self._fields.get(name, ())]
+        return values
+
     def get(self, name: str, default: str = "") -> str:
-        values = self._values.get(name.lower())
+        values = self._all(name.lower())
         return values[0] if values else default
 
     def get_all(self, name: str) -> list[str]:
-        return list(self._values.get(name.lower(), ()))
+        return list(self._all(name.lower()))
 
     def __contains__(self, name: str) -> bool:
-        return name.lower() in self._values
+        name = name.lower()
+        return name in self._fields or bool(self._values.get(name))
 
     def __bool__(self) -> bool:
-        return bool(self._values)
+        return bool(self._fields) or any(self._values.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,20 +184,20 @@ class _Reader:
         self.text = text
         self.encoding = encoding  # of `text`, to recover a part's bytes
         self.parts: list[Part] = []
-        self.original = Headers([])
+        self.original = Headers()
         self.original_raw = ""
         self.problems: list[str] = []
         self.count = 0
 
     def mail(self, problems: list[str]) -> Mail:
         fields, start = _fields(self.text, 0)
-        headers = Headers((f[0], _field_value(f)) for f in fields)
+        headers = Headers._read(fields)
         self._entity(fields, self.text, start, 0)
         problems.extend(self.problems)
         return Mail(headers, tuple(self.parts), self.original, self.original_raw, tuple(problems))
 
     def _entity(self, fields: list[list[str]], text: str, start: int, depth: int) -> None:
-        ctype, params = _content_type(_raw_field(fields, "content-type"))
+        ctype, params = _content_type(_raw_field(fields, "content-type")[:_MAX_CONTENT_TYPE])
         if ctype.startswith("multipart/"):
             if depth >= _MAX_DEPTH:
                 self.problems.append(f"multipart nested deeper than {_MAX_DEPTH}: not read")
@@ -202,28 +221,29 @@ class _Reader:
             if not self.original:
                 self._original(cte, text[start:])
         elif ctype.startswith(_READABLE):
-            data = self._bytes(text[start:], cte)
             charset = params.get("charset", "") if ctype.startswith("text/") else ""
-            self.parts.append(Part(ctype, data if isinstance(data, str) else _text(data, charset)))
+            self.parts.append(Part(ctype, self._part_text(text[start:], cte, charset)))
 
     def _original(self, cte: str, body: str) -> None:
         if cte in ("base64", "quoted-printable"):
             # Only the start is needed: decode no more than what is kept.
-            body = _text(self._bytes(body[: 2 * MAX_ORIGINAL_CHARS], cte), "")
+            body = self._part_text(body[: 2 * MAX_ORIGINAL_CHARS], cte, "")
         fields, _ = _fields(body, 0, lenient=True)
-        self.original = Headers((f[0], _field_value(f)) for f in fields)
+        self.original = Headers._read(fields)
         self.original_raw = body[:MAX_ORIGINAL_CHARS]
 
-    def _bytes(self, body: str, cte: str) -> bytes | str:
-        """A body's bytes after its transfer encoding, or the text itself when the
-        message's own decoding already holds (no transfer encoding, UTF-8 source)."""
+    def _part_text(self, body: str, cte: str, charset: str) -> str:
+        """A body's text: its transfer encoding undone, then its charset. The message's
+        own decoding stands where it holds: no transfer encoding, a charset that writes
+        ASCII as ASCII, and ASCII text or a message that was valid UTF-8 throughout
+        (see `_text`)."""
         if cte == "base64":
-            return _base64(body)
+            return _text(_base64(body), charset)
         if cte == "quoted-printable":
-            return binascii.a2b_qp(body.encode(self.encoding))
-        if self.encoding == "utf-8" or body.isascii():
+            return _text(binascii.a2b_qp(body.encode(self.encoding)), charset)
+        if _keeps_ascii(_codec(charset)) and (self.encoding == "utf-8" or body.isascii()):
             return body
-        return body.encode(self.encoding)
+        return _text(body.encode(self.encoding), charset)
 
 
 def _fields(text: str, pos: int, lenient: bool = False) -> tuple[list[list[str]], int]:
@@ -238,28 +258,29 @@ def _fields(text: str, pos: int, lenient: bool = False) -> tuple[list[list[str]]
     items: list[list[str]] = []
     end = len(text)
     while pos < end:
-        eol = text.find("\n", pos)
-        if eol < 0:
-            eol = end
-        line = text[pos:eol]
-        if not line:
-            if items or not lenient:
-                return items, eol + 1
-        elif line[0] in " \t":
-            if items:
-                items[-1].append(line)
-            elif not lenient:
-                return items, pos
-        else:
-            colon = line.find(":")
-            name = line[:colon].rstrip(" \t") if colon > 0 else ""
-            if name and " " not in name and "\t" not in name and "=" not in name:
-                items.append([name, line[colon + 1 :]])
-            elif items and (_is_parameter(line) or items[-1][-1].rstrip().endswith(";")):
-                items[-1].append(line)
-            elif items or not (lenient or line.startswith("From ")):
-                return items, pos
-        pos = eol + 1
+        blank = text.find("\n\n", pos)
+        stop = end if blank < 0 else blank
+        for line in text[pos:stop].split("\n"):
+            if not line:  # a blank line at `pos` (the block is split at the next one)
+                if items or not lenient:
+                    return items, pos + 1
+            elif line[0] in " \t":
+                if items:
+                    items[-1].append(line)
+                elif not lenient:
+                    return items, pos
+            else:
+                colon = line.find(":")
+                name = line[:colon].rstrip(" \t") if colon > 0 else ""
+                if name and " " not in name and "\t" not in name and "=" not in name:
+                    items.append([name, line[colon + 1 :]])
+                elif items and (_is_parameter(line) or items[-1][-1].rstrip().endswith(";")):
+                    items[-1].append(line)
+                elif items or not (lenient or line.startswith("From ")):
+                    return items, pos
+            pos += len(line) + 1
+        if items or not lenient:
+            return items, min(pos + 1, end)
     return items, end
 
 
@@ -280,7 +301,7 @@ def _raw_field(fields: list[list[str]], name: str) -> str:
 def _field_value(f: list[str]) -> str:
     value = f[1] if len(f) == 2 else " ".join(f[1:])
     value = " ".join(value.split()) if "\t" in value or len(f) > 2 else value.strip()
-    return _decode_words(value) if "=?" in value else value
+    return _unfold(_decode_words(value)) if "=?" in value else value
 
 
 def _content_type(value: str) -> tuple[str, dict[str, str]]:
@@ -318,25 +339,26 @@ def _quoted(text: str, pos: int) -> tuple[str, int]:
     """A quoted string's content from `pos` (after the opening quote) and the position
     after its closing quote; an unclosed string runs to the end."""
     out: list[str] = []
+    close = text.find('"', pos)
     while True:
-        close = text.find('"', pos)
         stop = len(text) if close < 0 else close
-        chunk = text[pos:stop]
-        slash = chunk.find("\\")
-        if slash >= 0 and pos + slash + 1 < len(text):
-            out.append(chunk[:slash])
-            out.append(text[pos + slash + 1])
-            pos += slash + 2
-            continue
-        out.append(chunk)
-        return "".join(out), stop + 1
+        slash = text.find("\\", pos, stop)
+        if slash < 0 or slash + 1 >= len(text):
+            out.append(text[pos:stop])
+            return "".join(out), stop + 1
+        out.append(text[pos:slash])
+        out.append(text[slash + 1])
+        pos = slash + 2
+        if slash + 1 == close:  # an escaped quote: the string goes on
+            close = text.find('"', pos)
 
 
 def _split_multipart(text: str, start: int, boundary: str) -> list[tuple[int, int]]:
     """(start, end) of each body part of the multipart body at `start`: between
     `--boundary` lines, up to a `--boundary--` line or the end of the text
     (a missing closing line is common in cut-off bounces). Preamble and epilogue
-    are dropped; no part at all when the boundary never appears."""
+    are dropped; no part at all when the boundary never appears; one more part
+    than the reader takes at most."""
     if not boundary:
         return []
     dash = "--" + boundary
@@ -352,7 +374,7 @@ def _split_multipart(text: str, start: int, boundary: str) -> list[tuple[int, in
         if closing or not after.strip():
             if opened >= 0:
                 spans.append((opened, max(opened, pos - 1)))
-            if closing:
+            if closing or len(spans) > _MAX_PARTS:
                 return spans
             opened = eol + 1
         pos = _line_at(text, dash, eol)
@@ -406,7 +428,7 @@ _REFUSED = frozenset({"idna", "punycode", "undefined", "raw_unicode_escape", "un
 
 @functools.lru_cache(maxsize=256)
 def _codec(charset: str) -> str:
-    """Python's name of a charset; UTF-8 for what is unknown or unsuitable."""
+    """Python's name of a charset; UTF-8 for none, and for what is unknown or unsuitable."""
     name = charset.strip().strip("\"'").lower()
     name = _CHARSET_ALIASES.get(name, name)
     try:
@@ -418,20 +440,32 @@ def _codec(charset: str) -> str:
     return info.name
 
 
-def _text(data: bytes | str, charset: str) -> str:
-    """Bytes as text: the declared charset (UTF-8 when none), then UTF-8 and known
-    supersets, then the declared charset with replacement characters; never raises."""
-    if isinstance(data, str):
-        return data
-    codec = _codec(charset) if charset else "utf-8"
-    for name in (codec, "utf-8", *_SUPERSETS.get(codec, ())):
+#: Every ASCII byte, and the shift sequences of the 7-bit charsets (ISO-2022, UTF-7, HZ).
+_ASCII_PROBE = bytes(range(128)) + b"\x1b$B!!\x1b(B \x1b$)C\x0e!!\x0f +AGE- ~{!!~}"
+
+
+@functools.lru_cache(maxsize=64)
+def _keeps_ascii(codec: str) -> bool:
+    """Whether a codec reads ASCII bytes as the same characters (ISO-2022-JP, UTF-7,
+    HZ, UTF-16 and EBCDIC do not: there ASCII text still needs decoding)."""
+    return _ASCII_PROBE.decode(codec, "replace") == _ASCII_PROBE.decode("ascii")
+
+
+def _text(data: bytes, charset: str) -> str:
+    """Bytes as text; never raises. Valid UTF-8 is read as UTF-8 whatever the label
+    says (mailers label UTF-8 as ISO-8859-1 or US-ASCII; other text is seldom valid
+    UTF-8 by chance), except under 7-bit charsets such as ISO-2022-JP, whose ASCII
+    bytes mean other characters. Then the declared charset, then its known
+    supersets, then the declared charset with replacement characters (Latin-1 byte
+    for byte when none was declared)."""
+    codec = _codec(charset)
+    first = ("utf-8", codec) if _keeps_ascii(codec) else (codec, "utf-8")
+    for name in (*first, *_SUPERSETS.get(codec, ())):
         try:
             return data.decode(name)
         except UnicodeDecodeError:
             continue
-    if not charset:
-        return data.decode("latin-1")
-    return data.decode(codec, "replace")
+    return data.decode(codec, "replace") if charset else data.decode("latin-1")
 
 
 #: An RFC 2047 encoded word: =?charset?B|Q?text?= (no nested quantifiers).
@@ -490,6 +524,9 @@ def _unfold(value: str) -> str:
 
 
 def _from_flanker(text: str, problems: list[str]) -> Mail:
+    import logging
+
+    logging.getLogger("flanker").setLevel(logging.CRITICAL)  # it logs what it refuses
     from flanker import mime  # imported lazily: its grammar tables take a while to build
 
     message = mime.from_string(text)
@@ -544,11 +581,8 @@ def _from_stdlib(text: str, problems: list[str]) -> Mail:
 
 
 def _walk_outside_original(message: StdMessage) -> Iterator[StdMessage]:
-    if message.get_content_type() in _ORIGINAL_TYPES:
-        yield message
-        return
     payload = message.get_payload()
-    if message.is_multipart() and isinstance(payload, list):
+    if message.get_content_maintype() == "multipart" and isinstance(payload, list):
         for sub in payload:
             if not isinstance(sub, str):
                 yield from _walk_outside_original(sub)
@@ -571,5 +605,7 @@ def _stdlib_text(part: StdMessage) -> str:
     payload = part.get_payload(decode=True)
     if payload is None:
         raw = part.get_payload()
+        if isinstance(raw, list):  # a status part, read as a list of field blocks
+            return "".join(block.as_string() for block in raw)
         return raw if isinstance(raw, str) else ""
     return _text(payload, part.get_content_charset() or "")
