@@ -57,13 +57,9 @@ def _words(text: str) -> str:
 def _phrases(text: str, command: str, rules: Rules) -> list[tuple[int, Reason, str]]:
     """Phrase candidates; a phrase inside a longer matched phrase says less and
     drops out ("address rejected" inside "sender address rejected")."""
-    hits: list[tuple[int, Reason, str]] = []
-    for rule in rules.phrases:
-        hits.extend((rule.priority, rule.reason, p) for p in rule.phrases if p in text)
-        hits.extend(
-            (rule.priority, rule.reason, p.pattern) for p in rule.patterns if p.search(text)
-        )
-    matched = [h[2] for h in hits]
+    matched = [p for p in rules.phrase_list if p in text]
+    matched += [p.pattern for p in rules.pattern_list if p.search(text)]
+    hits = [(*rules.phrase_index[p], p) for p in matched]
     kept = []
     for priority, reason, phrase in hits:
         if any(phrase != other and phrase in other for other in matched):

@@ -69,6 +69,10 @@ class Recast:
 
 @dataclass(frozen=True, slots=True)
 class Rules:
+    """Everything the parser decides with, compiled. `phrase_list` and
+    `pattern_list` hold every phrase flat (one pass over them is the hot loop of
+    a parse) and `phrase_index` gives each its (priority, reason)."""
+
     phrases: tuple[PhraseRule, ...]
     statuses: dict[str, tuple[Reason, int]]
     replies: dict[str, tuple[Reason, int]]
@@ -84,6 +88,9 @@ class Rules:
     autoreply: dict[str, tuple[str, ...]]
     complaint: dict[str, tuple[str, ...]]
     not_recipients: tuple[str, ...]
+    phrase_list: tuple[str, ...]
+    pattern_list: tuple[re.Pattern[str], ...]
+    phrase_index: dict[str, tuple[int, Reason]]
 
     def family(self, name: str) -> Family | None:
         return next((f for f in self.families if f.name == name), None)
@@ -178,8 +185,14 @@ def load() -> Rules:
     status = _load_toml("status.toml")
     providers = _load_toml("providers.toml")
     families = _load_toml("families.toml")
+    phrases = _phrase_rules(reasons)
+    index = {p: (r.priority, r.reason) for r in phrases for p in r.phrases}
+    index.update((p.pattern, (r.priority, r.reason)) for r in phrases for p in r.patterns)
     return Rules(
-        phrases=_phrase_rules(reasons),
+        phrases=phrases,
+        phrase_list=tuple(p for r in phrases for p in r.phrases),
+        pattern_list=tuple(p for r in phrases for p in r.patterns),
+        phrase_index=index,
         statuses=_code_table(status["status"], "codes", "status.toml"),
         replies=_code_table(status["reply"], "codes", "status.toml"),
         commands=_code_table(status["command"], "commands", "status.toml"),
