@@ -475,7 +475,8 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 def _decode_words(value: str) -> str:
     """Decode RFC 2047 encoded words: adjacent words in one charset are joined
     before decoding (a multibyte character may be split between them), the
-    whitespace between encoded words is dropped, malformed words stay as they came."""
+    whitespace between encoded words is dropped, and what does not have the shape
+    of an encoded word stays as it came."""
     out: list[str] = []
     pending: list[bytes] = []
     pending_charset = ""
