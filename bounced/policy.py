@@ -116,11 +116,13 @@ class Event:
     status: str = ""
     reply_code: str = ""
     repeat: bool = False
+    #: The message key, when known: lets `replay` work out `repeat` by itself.
+    key: str = ""
 
     @classmethod
-    def of(cls, bounce: Bounce, at: datetime, *, repeat: bool = False) -> Event:
+    def of(cls, bounce: Bounce, at: datetime, *, repeat: bool = False, key: str = "") -> Event:
         b = bounce
-        return cls(b.kind, at, b.bounce_class, b.reason, b.status, b.reply_code, repeat)
+        return cls(b.kind, at, b.bounce_class, b.reason, b.status, b.reply_code, repeat, key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +151,7 @@ class AddressState:
     blocked_at: datetime | None = None
     last_reason: str = ""
     last_status: str = ""
+    last_class: str = ""
 
     @property
     def blocked_reason(self) -> BlockReason | None:
@@ -203,9 +206,12 @@ def _stronger(a: BlockReason | None, b: BlockReason | None) -> BlockReason | Non
     return max(a, b, key=_STRENGTH.index)
 
 
-def _returns_in_window(recent: tuple[datetime, ...], settings: PolicySettings) -> int:
+def _returns_counted(state: AddressState, settings: PolicySettings) -> int:
+    """Returns that count towards max_returns: all since the last unmark, or only those
+    in the window ending at the newest one."""
+    recent = state.recent_returns
     if not settings.returns_window_days or not recent:
-        return len(recent)
+        return state.returns
     since = recent[-1] - timedelta(days=settings.returns_window_days)
     return sum(1 for t in recent if t > since)
 
@@ -231,6 +237,7 @@ def _counted(state: AddressState, event: Event, settings: PolicySettings) -> Add
         last_return_at=event.at if last is None else max(last, event.at),
         last_reason=event.reason or "",
         last_status=event.status,
+        last_class=event.bounce_class or "",
     )
 
 
@@ -249,7 +256,7 @@ def decide(state: AddressState, event: Event, settings: PolicySettings) -> Decis
         if not event.repeat:
             effects.add(Effect.RETURN)
         reason = BlockReason.HARD if verdict is Verdict.HARD else None
-        enough = _returns_in_window(new.recent_returns, settings) >= settings.max_returns
+        enough = _returns_counted(new, settings) >= settings.max_returns
         if reason is None and settings.max_returns and enough:
             reason = BlockReason.RETURNS
     new = replace(new, auto_reason=_stronger(state.auto_reason, reason))
@@ -265,7 +272,14 @@ def administer(state: AddressState, action: AdminAction) -> AddressState:
     """The new state after an admin action. Unmark clears the bounce marks and the count
     (history stays in the events); former-employee status has its own undo."""
     if action.action is Action.UNMARK:
-        kept = ("former_employee", "allowed", "blocked_at", "last_reason", "last_status")
+        kept = (
+            "former_employee",
+            "allowed",
+            "blocked_at",
+            "last_reason",
+            "last_status",
+            "last_class",
+        )
         new = AddressState(**{name: getattr(state, name) for name in kept})
     elif action.action is Action.BLOCK:
         new = replace(state, manual=True)
@@ -283,14 +297,19 @@ def replay(
     history: Iterable[Event | AdminAction], settings: PolicySettings, *, allowed: bool = False
 ) -> tuple[AddressState, list[bool]]:
     """An address's state from its whole history in time order, under `settings`.
-    Also says, per Event in the history, whether it counts as a return."""
+    Also says, per Event in the history, whether it counts as a return. An event whose
+    key already counted is a repeat, as the store's unique return key makes it live."""
     state = AddressState(allowed=allowed)
     counts = []
+    counted: set[str] = set()
     for item in history:
         if isinstance(item, AdminAction):
             state = administer(state, item)
-        else:
-            decision = decide(state, item, settings)
-            state = decision.state
-            counts.append(decision.counts)
+            continue
+        event = replace(item, repeat=item.repeat or item.key in counted)
+        decision = decide(state, event, settings)
+        state = decision.state
+        counts.append(decision.counts)
+        if decision.counts and item.key:
+            counted.add(item.key)
     return state, counts

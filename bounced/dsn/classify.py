@@ -57,7 +57,11 @@ def _words(text: str) -> str:
 def _phrases(text: str, command: str, rules: Rules) -> list[tuple[int, Reason, str]]:
     """Phrase candidates; a phrase inside a longer matched phrase says less and
     drops out ("address rejected" inside "sender address rejected")."""
-    matched = [p for p in rules.phrase_list if p in text]
+    matched = [p for p in rules.phrase_scan.unkeyed if p in text]
+    keyed = rules.phrase_scan.keyed
+    for word in keyed.keys() & set(text.split(" ")):
+        matched += [p for p in keyed[word] if p in text]
+    matched.sort(key=rules.phrase_scan.order.__getitem__)
     matched += [p.pattern for p in rules.pattern_list if p.search(text)]
     hits = [(*rules.phrase_index[p], p) for p in matched]
     kept = []
@@ -75,7 +79,8 @@ def candidates(
     finding: Finding, status: str, kind: Kind, family: Family | None, rules: Rules
 ) -> list[tuple[int, Reason, str]]:
     """Every (priority, reason, rule) the evidence supports."""
-    text = unfold(f"{finding.diagnostic} {finding.context}").lower()
+    own = unfold(finding.diagnostic).lower()
+    text = f"{own} {finding.context.lower()}"
     found: list[tuple[int, Reason, str]] = []
     hosts = [h for h in (finding.remote_mta, finding.reporting_mta) if h]
     domain = finding.recipient.rpartition("@")[2].lower()
@@ -92,8 +97,12 @@ def candidates(
         if row.phrases and not any(p in text for p in row.phrases):
             continue
         found.append((row.priority, row.reason, f"provider:{row.name}"))
-    if text:
-        found.extend(_phrases(_words(text), finding.smtp_command, rules))
+    # The recipient's own text first; the rest of its notice only when that
+    # text names no reason (it is longer, and it may speak of other things).
+    phrases = _phrases(_words(own), finding.smtp_command, rules) if own else []
+    if not phrases and finding.context:
+        phrases = _phrases(_words(finding.context.lower()), finding.smtp_command, rules)
+    found.extend(phrases)
     if status and (entry := rules.statuses.get(_status_key(status))):
         found.append((entry[1], entry[0], f"status:{status}"))
     if finding.reply_code and (entry := rules.replies.get(finding.reply_code)):

@@ -21,6 +21,41 @@ STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
 REPLY_CODE = re.compile(r"(?<![\w.-])([245][0-7]\d)(?=[ :-]|$)", re.MULTILINE)
 
 
+_COMMAND = re.compile(
+    r"(?:after|in reply to|did not like our|>>>|response to|following|smtp command:?)\s+"
+    r"(?:the\s+)?(mail from|rcpt to|rcpt|end of data|final data|data|helo|ehlo|starttls)\b",
+)
+_CONNECT = re.compile(r"(?:connect to|connection to|while connecting to|talking to)\s")
+
+
+def smtp_command(lowered: str) -> str:
+    """The SMTP command a server's text says the refusal answered (MAIL, RCPT,
+    DATA, ...); CONN when it failed before any; "" when the text does not say."""
+    match = _COMMAND.search(lowered)
+    if match:
+        word = match.group(1)
+        return {
+            "mail from": "MAIL",
+            "rcpt to": "RCPT",
+            "helo": "HELO",
+            "ehlo": "EHLO",
+            "starttls": "STARTTLS",
+        }.get(word, "DATA")
+    return "CONN" if _CONNECT.search(lowered) and "said:" not in lowered else ""
+
+
+_REMOTE = re.compile(
+    r"(?:\bhost|talking to|remote host|server|by)\s+\[?"
+    r"((?:[a-z0-9-]{1,63}\.){1,10}[a-z]{2,24}|\d{1,3}(?:\.\d{1,3}){3})\]?",
+)
+
+
+def remote_host(lowered: str) -> str:
+    """The remote host a server's text names ("host mx.example.org[192.0.2.1] said")."""
+    match = _REMOTE.search(lowered)
+    return match.group(1) if match else ""
+
+
 def field_groups(text: str) -> list[dict[str, str]]:
     """Blank-line separated groups of `Name: value` fields, continuation lines
     unfolded, names lower-cased. The first value of a repeated name wins."""

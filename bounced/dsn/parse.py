@@ -59,7 +59,9 @@ def _parse(mail: Mail, rules: Rules, nested: bool = False) -> Report:
     returned = bool(notice.family) or _looks_returned(mail)
     status_rows = rfc3464.findings(mail) or (_inline_fields(mail) if returned else [])
     if status_rows:
-        extra = text.findings(mail, rules, notice, exclude)
+        # The notice is read only for what the status part leaves open.
+        complete = all(r.diagnostic and r.smtp_command for r in status_rows)
+        extra = [] if complete else text.findings(mail, rules, notice, exclude)
         return _report(mail, _merge(status_rows, extra), None, "rfc3464", rules, notice)
     if returned:
         detector = notice.family or "text"

@@ -6,7 +6,7 @@ HTTP) can rely on a fixed set of fields instead of dict keys.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 
@@ -96,7 +96,10 @@ class Bounce:
 
     def to_dict(self) -> dict[str, str]:
         """Flat, JSON-ready mapping (enums as their values, missing as empty strings)."""
-        return {k: ("" if v is None else str(v)) for k, v in asdict(self).items()}
+        return {k: ("" if (v := getattr(self, k)) is None else str(v)) for k in _BOUNCE_FIELDS}
+
+
+_BOUNCE_FIELDS = tuple(f.name for f in fields(Bounce))
 
 
 @dataclass(frozen=True, slots=True)

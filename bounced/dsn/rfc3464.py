@@ -14,6 +14,8 @@ from bounced.dsn.fields import (
     field_groups,
     first_reply_code,
     first_status,
+    remote_host,
+    smtp_command,
     typed_value,
 )
 from bounced.dsn.mime import Mail
@@ -47,6 +49,7 @@ def from_fields(text: str, source: str) -> list[Finding]:
             continue
         code = group.get("diagnostic-code", "")
         diagnostic = typed_value(code)
+        said = diagnostic.lower()
         status = first_status(group.get("status", ""))
         out.append(
             Finding(
@@ -55,8 +58,9 @@ def from_fields(text: str, source: str) -> list[Finding]:
                 action=group.get("action", "").split()[0].lower() if group.get("action") else "",
                 status=status,
                 reply_code=failure_reply_code(diagnostic) or first_reply_code(diagnostic),
+                smtp_command=smtp_command(said),
                 diagnostic=diagnostic,
-                remote_mta=typed_value(group.get("remote-mta", "")),
+                remote_mta=typed_value(group.get("remote-mta", "")) or remote_host(said),
                 reporting_mta=typed_value(
                     group.get("reporting-mta", per_message.get("reporting-mta", ""))
                 ),

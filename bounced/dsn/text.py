@@ -13,24 +13,23 @@ import re
 from dataclasses import dataclass
 
 from bounced.dsn.evidence import Finding
-from bounced.dsn.fields import ADDRESS, failure_reply_code, failure_status, unfold
+from bounced.dsn.fields import (
+    ADDRESS,
+    failure_reply_code,
+    failure_status,
+    remote_host,
+    smtp_command,
+    unfold,
+)
 from bounced.dsn.mime import Headers, Mail
 from bounced.rules import Family, Rules
 
 #: The longest diagnostic kept per recipient; notices rarely say more that matters.
 MAX_DIAGNOSTIC = 1200
 _MAX_BLOCK_LINES = 40
+_MARKER_SPAN = 4096
 
 _TAG = re.compile(r"<[^<>]{0,2000}>")
-_COMMAND = re.compile(
-    r"(?:after|in reply to|did not like our|>>>|response to|following|smtp command:?)\s+"
-    r"(?:the\s+)?(mail from|rcpt to|rcpt|end of data|final data|data|helo|ehlo|starttls)\b",
-)
-_CONNECT = re.compile(r"(?:connect to|connection to|while connecting to|talking to)\s")
-_REMOTE = re.compile(
-    r"(?:\bhost|talking to|remote host|server|by)\s+\[?"
-    r"((?:[a-z0-9-]{1,63}\.){1,10}[a-z]{2,24}|\d{1,3}(?:\.\d{1,3}){3})\]?",
-)
 _MESSAGE_ID = re.compile(r"^message-id:[ \t]*(<[^>\n]{1,500}>)", re.IGNORECASE | re.MULTILINE)
 _STRONG_BEFORE = re.compile(
     r"(?:rcpt to:|to:|recipient:|address:|(?<!contact )(?<!mail to )<)\s*<?$"
@@ -56,16 +55,14 @@ def recognise(mail: Mail, rules: Rules, body: str) -> Family | None:
     """The family whose sender, subject, header or body marker matches first."""
     sender = mail.headers.get("from").lower()
     subject = mail.headers.get("subject").lower()
-    lowered = body.lower()
-    for family in rules.families:
-        if (
-            any(s in sender for s in family.senders)
-            or any(subject.startswith(s) for s in family.subjects)
-            or any(h in mail.headers for h in family.headers)
-            or any(m in lowered for m in family.markers)
-        ):
-            return family
-    return None
+    # Markers stand in a notice's opening lines; past them is quoted mail.
+    head = body[:_MARKER_SPAN].lower()
+    marks = rules.family_marks
+    hits = [i for s, i in marks.senders if s in sender]
+    hits += [i for s, i in marks.subjects if subject.startswith(s)]
+    hits += [i for h, i in marks.headers if h in mail.headers]
+    hits += [i for m, i in marks.markers if m in head]
+    return rules.families[min(hits)] if hits else None
 
 
 def notice(mail: Mail, rules: Rules) -> Notice:
@@ -148,29 +145,10 @@ def _finding(recipient: str, block: str, context: str, delayed: bool, family: st
         reply_code=failure_reply_code(block),
         diagnostic=diagnostic,
         context=context,
-        remote_mta=_remote(lowered),
-        smtp_command=_command(lowered),
+        remote_mta=remote_host(lowered),
+        smtp_command=smtp_command(lowered),
         source=family or "text",
     )
-
-
-def _command(lowered: str) -> str:
-    match = _COMMAND.search(lowered)
-    if match:
-        word = match.group(1)
-        return {
-            "mail from": "MAIL",
-            "rcpt to": "RCPT",
-            "helo": "HELO",
-            "ehlo": "EHLO",
-            "starttls": "STARTTLS",
-        }.get(word, "DATA")
-    return "CONN" if _CONNECT.search(lowered) and "said:" not in lowered else ""
-
-
-def _remote(lowered: str) -> str:
-    match = _REMOTE.search(lowered)
-    return match.group(1) if match else ""
 
 
 def _anchors(lines: list[str], rules: Rules) -> list[tuple[int, str, bool]]:

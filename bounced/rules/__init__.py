@@ -59,6 +59,55 @@ class Family:
 
 
 @dataclass(frozen=True, slots=True)
+class PhraseScan:
+    """The phrases arranged for a fast scan of a single-spaced text.
+
+    A phrase of three or more words occurs only where its inner words stand
+    as whole words of the text, so it is tried only when its longest inner
+    word does (`keyed`); shorter phrases are tried always (`unkeyed`). `order`
+    is each phrase's place in the rules files, to report hits in a fixed order.
+    """
+
+    unkeyed: tuple[str, ...]
+    keyed: dict[str, tuple[str, ...]]
+    order: dict[str, int]
+
+    @classmethod
+    def of(cls, phrases: tuple[str, ...]) -> PhraseScan:
+        unkeyed: list[str] = []
+        keyed: dict[str, list[str]] = {}
+        for phrase in phrases:
+            inner = phrase.split(" ")[1:-1]
+            if inner:
+                keyed.setdefault(max(inner, key=len), []).append(phrase)
+            else:
+                unkeyed.append(phrase)
+        return cls(
+            tuple(unkeyed),
+            {k: tuple(v) for k, v in keyed.items()},
+            {p: i for i, p in enumerate(phrases)},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyMarks:
+    """Every family's sniffing data flat, as (mark, family index) pairs, so one
+    pass over each list recognises a notice; the lowest index wins."""
+
+    senders: tuple[tuple[str, int], ...]
+    subjects: tuple[tuple[str, int], ...]
+    headers: tuple[tuple[str, int], ...]
+    markers: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def of(cls, families: tuple[Family, ...]) -> FamilyMarks:
+        def flat(attr: str) -> tuple[tuple[str, int], ...]:
+            return tuple((m, i) for i, f in enumerate(families) for m in getattr(f, attr))
+
+        return cls(flat("senders"), flat("subjects"), flat("headers"), flat("markers"))
+
+
+@dataclass(frozen=True, slots=True)
 class Recast:
     """Phrases read as another reason after a given SMTP command."""
 
@@ -69,9 +118,9 @@ class Recast:
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """Everything the parser decides with, compiled. `phrase_list` and
-    `pattern_list` hold every phrase flat (one pass over them is the hot loop of
-    a parse) and `phrase_index` gives each its (priority, reason)."""
+    """Everything the parser decides with, compiled. `phrase_scan` and
+    `pattern_list` hold every phrase and pattern arranged for the hot loop of a
+    parse, and `phrase_index` gives each its (priority, reason)."""
 
     phrases: tuple[PhraseRule, ...]
     statuses: dict[str, tuple[Reason, int]]
@@ -83,12 +132,13 @@ class Rules:
     derived: dict[Reason, int]
     providers: tuple[ProviderRule, ...]
     families: tuple[Family, ...]
+    family_marks: FamilyMarks
     boundaries: tuple[str, ...]
     delay_markers: tuple[str, ...]
     autoreply: dict[str, tuple[str, ...]]
     complaint: dict[str, tuple[str, ...]]
     not_recipients: tuple[str, ...]
-    phrase_list: tuple[str, ...]
+    phrase_scan: PhraseScan
     pattern_list: tuple[re.Pattern[str], ...]
     phrase_index: dict[str, tuple[int, Reason]]
 
@@ -186,11 +236,12 @@ def load() -> Rules:
     providers = _load_toml("providers.toml")
     families = _load_toml("families.toml")
     phrases = _phrase_rules(reasons)
+    known = _families(families)
     index = {p: (r.priority, r.reason) for r in phrases for p in r.phrases}
     index.update((p.pattern, (r.priority, r.reason)) for r in phrases for p in r.patterns)
     return Rules(
         phrases=phrases,
-        phrase_list=tuple(p for r in phrases for p in r.phrases),
+        phrase_scan=PhraseScan.of(tuple(p for r in phrases for p in r.phrases)),
         pattern_list=tuple(p for r in phrases for p in r.patterns),
         phrase_index=index,
         statuses=_code_table(status["status"], "codes", "status.toml"),
@@ -208,7 +259,8 @@ def load() -> Rules:
         ),
         derived={_reason(k, "status.toml"): int(v) for k, v in status["derived"].items()},
         providers=_providers(providers),
-        families=_families(families),
+        families=known,
+        family_marks=FamilyMarks.of(known),
         boundaries=_lower(families["text"]["boundaries"]),
         delay_markers=_lower(families["text"]["delay_markers"]),
         autoreply={k: _lower(v) for k, v in families["autoreply"].items()},
