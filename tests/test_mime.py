@@ -213,6 +213,17 @@ def test_a_multipart_whose_boundary_never_appears_is_plain_text() -> None:
     assert any("without its boundary" in p for p in mail.problems)
 
 
+def test_a_multipart_that_names_no_boundary_is_split_on_its_recurring_dash_lines() -> None:
+    body = multipart(
+        "guess-me",
+        "Content-Type: text/plain\n\nno such user\n",
+        f"Content-Type: message/delivery-status\n\n{STATUS}",
+    )
+    mail = read(message(body, "multipart/report; report-type=delivery-status"))
+    assert types(mail) == ["text/plain", "message/delivery-status"]
+    assert not any("without its boundary" in p for p in mail.problems)
+
+
 def test_a_boundary_on_a_continuation_line_without_indent_is_found() -> None:
     inner = multipart("inner-b", "Content-Type: text/plain\n\nmailbox unavailable\n")
     body = multipart(

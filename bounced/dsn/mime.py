@@ -59,6 +59,8 @@ MAX_ORIGINAL_CHARS = 256 * 1024
 #: real bounces nest three levels at most; the bounds keep hostile input linear.
 _MAX_DEPTH = 12
 _MAX_PARTS = 500
+#: `--token` lines tried as the boundary of a multipart that names none.
+_MAX_GUESSES = 20
 #: Of a Content-Type field, this much is read (real ones take a line or three).
 _MAX_CONTENT_TYPE = 4096
 
@@ -202,7 +204,8 @@ class _Reader:
             if depth >= _MAX_DEPTH:
                 self.problems.append(f"multipart nested deeper than {_MAX_DEPTH}: not read")
                 return
-            bodies = _split_multipart(text, start, params.get("boundary", ""))
+            boundary = params.get("boundary", "") or _guess_boundary(text, start)
+            bodies = _split_multipart(text, start, boundary)
             if bodies:
                 for body_start, body_end in bodies:
                     self.count += 1
@@ -381,6 +384,22 @@ def _split_multipart(text: str, start: int, boundary: str) -> list[tuple[int, in
     if opened >= 0:
         spans.append((min(opened, len(text)), len(text)))
     return spans
+
+
+def _guess_boundary(text: str, start: int) -> str:
+    """The boundary of a multipart that does not name one: the first `--token`
+    line of its body that comes again (broken mailers drop the parameter but
+    still write the lines). "" when there is none."""
+    pos = start if text.startswith("--", start) else _line_at(text, "--", start)
+    for _ in range(_MAX_GUESSES):
+        if pos < 0:
+            return ""
+        eol = text.find("\n", pos)
+        token = text[pos + 2 : eol if eol >= 0 else len(text)].rstrip()
+        if 0 < len(token) <= 70 and " " not in token and _line_at(text, "--" + token, eol) >= 0:
+            return token
+        pos = _line_at(text, "--", eol) if eol >= 0 else -1
+    return ""
 
 
 def _line_at(text: str, start: str, pos: int) -> int:
