@@ -24,7 +24,8 @@ class Kind(StrEnum):
 
 
 class BounceClass(StrEnum):
-    """Hard: the address itself is bad and will stay bad. Soft: anything else that failed."""
+    """Hard: the address itself is bad and will stay bad. Soft: anything else that
+    failed, delays included (a transient failure). Rows of the other kinds have none."""
 
     HARD = "hard"
     SOFT = "soft"
