@@ -1,0 +1,394 @@
+"""The Python API of the suppression list: what applications import, and what the CLI wraps.
+
+    from bounced import Suppressions
+
+    with Suppressions.open("sqlite:///bounced.db") as sup:
+        sup.ingest(raw_bytes, source="mailbox")
+        if sup.check("someone@example.com").sendable:
+            ...
+
+Every address goes through `bounced.addresses.normalize` here, so the store only
+sees canonical addresses; every bounce goes through `bounced.parse` and the
+policy. Errors are the documented ones in `bounced.errors` (re-exported here):
+`InvalidAddress`, `UnknownAddress`, `UnknownSelection`, `DatabaseUnavailable`,
+`ConfigError`, all `BouncedError`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TextIO
+
+from bounced.addresses import normalize, normalize_allow_entry
+from bounced.config import Settings, load_settings
+from bounced.dsn import Bounce, Report, parse
+from bounced.errors import (
+    BouncedError,
+    ConfigError,
+    DatabaseUnavailable,
+    InvalidAddress,
+    UnknownAddress,
+    UnknownSelection,
+)
+from bounced.formats import Format, write_rows
+from bounced.policy import Action, Effect
+from bounced.store import LIST_COLUMNS, NO_FILTERS, Change, Filters, Incoming, Store, batched
+
+__all__ = [
+    "AdminResult",
+    "BouncedError",
+    "Change",
+    "Check",
+    "ConfigError",
+    "DatabaseUnavailable",
+    "Filters",
+    "Ingested",
+    "InvalidAddress",
+    "Outcome",
+    "RowResult",
+    "Suppressions",
+    "UnknownAddress",
+    "UnknownSelection",
+    "message_key",
+    "plain",
+]
+
+#: Messages recorded per transaction by `ingest_many`: fewer commits, same guarantees.
+INGEST_BATCH = 50
+_MAX_KEY = 200
+
+
+class Outcome(StrEnum):
+    """What happened to one message handed to `ingest`."""
+
+    RECORDED = "recorded"  # at least one row was new
+    DUPLICATE = "duplicate"  # every row had been recorded before
+    NOT_BOUNCE = "not_bounce"  # a person writing back, a newsletter: nothing to record
+    UNREADABLE = "unreadable"  # looks like a bounce, but no usable recipient was found
+
+
+@dataclass(frozen=True, slots=True)
+class RowResult:
+    """One recipient row of an ingested message."""
+
+    recipient: str
+    address: str | None
+    duplicate: bool = False
+    effects: frozenset[Effect] = frozenset()
+    problem: str = ""
+
+    @property
+    def blocked(self) -> bool:
+        return Effect.BLOCKED in self.effects
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """The result of ingesting one message."""
+
+    source: str
+    outcome: Outcome
+    report: Report
+    rows: tuple[RowResult, ...] = ()
+
+    @property
+    def new_blocks(self) -> list[str]:
+        return [r.address for r in self.rows if r.blocked and r.address]
+
+    @property
+    def problems(self) -> list[str]:
+        """Why nothing (or not everything) was recorded, in words."""
+        return [f"{r.recipient}: {r.problem}" for r in self.rows if r.problem] + list(
+            self.report.problems if self.outcome is not Outcome.RECORDED else ()
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """May this address be mailed? `state` is empty for an address the store never saw."""
+
+    address: str
+    normalized: str | None
+    sendable: bool
+    state: str = ""
+    reason: str = ""
+
+    @property
+    def verdict(self) -> str:
+        if self.normalized is None:
+            return "invalid"
+        return "send" if self.sendable else "blocked"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminResult:
+    """Addresses an admin action changed, and those it did not know."""
+
+    done: list[str]
+    unknown: list[str]
+
+
+def message_key(bounce: Bounce, report: Report, raw: bytes | str, address: str) -> str:
+    """One original message for one address: the original Message-ID when the bounce
+    carries it; otherwise the bounce's own identity (its Message-ID, else its bytes)
+    with the recipient, so that at least the same bounce ingested twice is one return."""
+    original = bounce.original_message_id.strip().strip("<>").strip()
+    if original:
+        if len(original) <= _MAX_KEY:
+            return "mid:" + original
+        return "mid-sha256:" + hashlib.sha256(original.encode()).hexdigest()
+    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
+    identity = report.message_id.strip() or hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256(f"{identity}\0{address}".encode()).hexdigest()
+    return "bounce:" + digest[:40]
+
+
+def plain(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with times as ISO 8601 text (UTC), ready for JSON, CSV and tables."""
+    return {
+        k: v.isoformat(timespec="seconds") if isinstance(v, datetime) else v for k, v in row.items()
+    }
+
+
+def _actor(actor: str | None) -> str:
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class Suppressions:
+    """A suppression list in a database: check, ingest and manage addresses."""
+
+    def __init__(self, store: Store, settings: Settings, actor: str | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.actor = _actor(actor)
+        self._fold = settings.policy.case_sensitive_local_part
+
+    @classmethod
+    def open(
+        cls,
+        target: str | Settings | None = None,
+        *,
+        actor: str | None = None,
+        clock: Any = None,
+    ) -> Suppressions:
+        """Open the store. `target` is a database URL (other settings from config.toml and
+        the environment, as the CLI reads them), a Settings object, or None for the
+        configured database. An empty database gets its schema."""
+        if isinstance(target, Settings):
+            settings = target
+        else:
+            settings = load_settings(overrides={"database_url": target})
+        return cls(Store.open(settings, clock=clock), settings, actor)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Suppressions:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- addresses ----------------------------------------------------------------------
+
+    def normalize(self, address: str) -> str:
+        """The canonical form the store uses, or InvalidAddress."""
+        return normalize(address, case_sensitive_local_part=self._fold)
+
+    def _normalize_all(self, addresses: Iterable[str]) -> list[str]:
+        return [self.normalize(a) for a in addresses]
+
+    # --- checking -----------------------------------------------------------------------
+
+    def check(self, address: str) -> Check:
+        """The verdict for one address (an invalid one is not sendable)."""
+        return next(self.check_many([address]))
+
+    def check_many(self, addresses: Iterable[str], *, batch: int = 1000) -> Iterator[Check]:
+        """Verdicts in input order, streamed: reads `batch` addresses, asks the store
+        once for them all, yields, and goes on. Memory stays flat for any input size."""
+        for chunk in batched(addresses, batch):
+            normal: list[str | None] = []
+            for text in chunk:
+                try:
+                    normal.append(self.normalize(text))
+                except InvalidAddress:
+                    normal.append(None)
+            found = self.store.lookup([n for n in normal if n is not None])
+            for text, n in zip(chunk, normal, strict=True):
+                yield self._verdict(text, n, found)
+
+    @staticmethod
+    def _verdict(text: str, normal: str | None, found: dict) -> Check:
+        if normal is None:
+            return Check(text, None, False, "", "invalid address")
+        state, reason = found.get(normal, ("", None))
+        return Check(text, normal, state in ("", "active"), state, reason or "")
+
+    # --- ingesting ----------------------------------------------------------------------
+
+    def ingest(
+        self, raw: bytes | str, *, source: str = "", received_at: datetime | None = None
+    ) -> Ingested:
+        """Parse one returned message and record its rows."""
+        return next(self.ingest_reports([(source, raw, parse(raw))], received_at=received_at))
+
+    def ingest_many(self, messages: Iterable[tuple[str, bytes]]) -> Iterator[Ingested]:
+        """Parse and record (source, raw) pairs, several messages per transaction."""
+        return self.ingest_reports((name, raw, parse(raw)) for name, raw in messages)
+
+    def ingest_reports(
+        self,
+        items: Iterable[tuple[str, bytes | str, Report]],
+        *,
+        received_at: datetime | None = None,
+    ) -> Iterator[Ingested]:
+        """Record messages parsed elsewhere (the CLI parses in worker processes).
+        Results come back per message, after the batch holding it has committed."""
+        for chunk in batched(items, INGEST_BATCH):
+            when = received_at or datetime.now(UTC)
+            plans = [self._plan(name, raw, report, when) for name, raw, report in chunk]
+            incoming = [inc for _, rows in plans for _, inc in rows if inc is not None]
+            recorded = iter(self.store.record(incoming))
+            for (name, _raw, report), (outcome, rows) in zip(chunk, plans, strict=True):
+                yield self._result(name, report, outcome, rows, recorded)
+
+    def _plan(
+        self, name: str, raw: bytes | str, report: Report, when: datetime
+    ) -> tuple[Outcome | None, list[tuple[RowResult, Incoming | None]]]:
+        """The rows to record for one message; an outcome when there are none."""
+        if not report.is_bounce:
+            return Outcome.NOT_BOUNCE, []
+        if not report.bounces:
+            return Outcome.UNREADABLE, []
+        rows = []
+        for bounce in report.bounces:
+            try:
+                address = self.normalize(bounce.recipient)
+            except InvalidAddress as exc:
+                rows.append((RowResult(bounce.recipient, None, problem=exc.reason), None))
+                continue
+            key = message_key(bounce, report, raw, address)
+            incoming = Incoming(address, key, bounce, name, when)
+            rows.append((RowResult(bounce.recipient, address), incoming))
+        return None, rows
+
+    @staticmethod
+    def _result(name, report, outcome, rows, recorded) -> Ingested:
+        results = []
+        for row, incoming in rows:
+            if incoming is None:
+                results.append(row)
+                continue
+            rec = next(recorded)
+            effects = frozenset() if rec.decision is None else rec.decision.effects
+            results.append(
+                RowResult(row.recipient, row.address, duplicate=rec.duplicate, effects=effects)
+            )
+        if outcome is None:
+            fresh = any(r.address and not r.duplicate for r in results)
+            if fresh:
+                outcome = Outcome.RECORDED
+            elif any(r.address for r in results):
+                outcome = Outcome.DUPLICATE
+            else:
+                outcome = Outcome.UNREADABLE
+        return Ingested(name, outcome, report, tuple(results))
+
+    # --- admin actions ------------------------------------------------------------------
+
+    def _admin(self, addresses: Iterable[str], action: Action, note: str = "") -> AdminResult:
+        done, unknown = self.store.administer(
+            self._normalize_all(addresses), action, self.actor, note=note
+        )
+        return AdminResult(done, unknown)
+
+    def unmark(self, addresses: Iterable[str]) -> AdminResult:
+        """Remove the bounce mark: unblock and reset the count (history stays)."""
+        return self._admin(addresses, Action.UNMARK)
+
+    def block(self, addresses: Iterable[str], *, note: str = "") -> AdminResult:
+        """Block by hand (addresses never seen are added)."""
+        return self._admin(addresses, Action.BLOCK, note)
+
+    def former_employee(self, addresses: Iterable[str], *, undo: bool = False) -> AdminResult:
+        """Mark as a former employee (blocked with its own state), or undo that."""
+        action = Action.UNDO_FORMER_EMPLOYEE if undo else Action.FORMER_EMPLOYEE
+        return self._admin(addresses, action)
+
+    def delete(self, addresses: Iterable[str]) -> AdminResult:
+        """Erase addresses and their history (the deletion itself is audited)."""
+        done, unknown = self.store.delete(self._normalize_all(addresses), self.actor)
+        return AdminResult(done, unknown)
+
+    def allow(self, entries: Iterable[str], *, remove: bool = False) -> list[str]:
+        """Add (or remove) allow-list entries: addresses, or domains written `@domain`."""
+        normal = [normalize_allow_entry(e, case_sensitive_local_part=self._fold) for e in entries]
+        return self.store.allow(normal, self.actor, remove=remove)
+
+    def allow_list(self) -> list[dict[str, Any]]:
+        return self.store.allow_entries()
+
+    # --- selections ---------------------------------------------------------------------
+
+    def selection_add(self, name: str, addresses: Iterable[str]) -> int:
+        """Add addresses to a selection (created when new); returns how many were added."""
+        return self.store.select_add(name, self._normalize_all(addresses), self.actor)
+
+    def selection_add_where(self, name: str, filters: Filters) -> int:
+        """Add every address matching the list filters to a selection."""
+        return self.store.select_where(name, self._filters(filters), self.actor)
+
+    def selection_remove(self, name: str, addresses: Iterable[str]) -> int:
+        return self.store.select_remove(name, self._normalize_all(addresses), self.actor)
+
+    def selections(self) -> list[dict[str, Any]]:
+        return self.store.selections()
+
+    # --- reading ------------------------------------------------------------------------
+
+    def _filters(self, f: Filters) -> Filters:
+        """Domains in filters are written as people write them; the store keeps IDNA."""
+        if not f.domain:
+            return f
+        domains = tuple(normalize_allow_entry("@" + d.lstrip("@"))[1:] for d in f.domain)
+        return replace(f, domain=domains)
+
+    def list(self, filters: Filters = NO_FILTERS) -> Iterator[dict[str, Any]]:
+        """Addresses matching the filters, streamed, as rows of LIST_COLUMNS."""
+        return self.store.rows(self._filters(filters))
+
+    def export(self, out: TextIO, filters: Filters = NO_FILTERS, fmt: Format = Format.CSV) -> int:
+        """Write the matching addresses to `out` (streaming); returns the row count."""
+        return write_rows(fmt, LIST_COLUMNS, map(plain, self.list(filters)), out)
+
+    def show(self, address: str) -> dict[str, Any]:
+        """State, events and admin actions of one address, or UnknownAddress."""
+        normal = self.normalize(address)
+        found = self.store.show(normal)
+        if found is None:
+            raise UnknownAddress([normal])
+        return found
+
+    def stats(self, days: int = 30) -> dict[str, list[tuple[str, int]]]:
+        return self.store.stats(days)
+
+    def deliverability(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        return self.store.deliverability(since)
+
+    def apply_policy(self, *, dry_run: bool = True) -> list[Change]:
+        """Recompute every address under the current policy; apply unless dry_run."""
+        return list(self.store.apply_policy(dry_run=dry_run))
+
+    def upgrade(self) -> str:
+        return self.store.upgrade()
