@@ -126,8 +126,10 @@ def test_expectations_are_well_formed(eml: Path) -> None:
         assert row["kind"] in kinds
         assert row.get("class") in {None, *(c.value for c in BounceClass)}
         assert row.get("reason") in {None, *(r.value for r in Reason)}
-        if row["kind"] != Kind.FAILED.value:
-            assert row.get("class") is None, "only failures have a class"
+        if row["kind"] not in (Kind.FAILED.value, Kind.DELAYED.value):
+            assert row.get("class") is None, "only failures and delays have a class"
+        if row["kind"] == Kind.DELAYED.value:
+            assert row.get("class") in (None, BounceClass.SOFT.value), "a delay is soft"
         if row.get("class") == BounceClass.HARD.value:
             assert row.get("reason") in {r.value for r in DEFAULT_HARD_REASONS}
             assert row.get("status", "5")[0] == "5", "hard needs a permanent status"
