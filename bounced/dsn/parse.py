@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bounced.dsn import arf, autoreply, rfc3464, ses, text
 from bounced.dsn.classify import decide
 from bounced.dsn.evidence import Finding
-from bounced.dsn.fields import ADDRESS, unfold
+from bounced.dsn.fields import ADDRESS, smtp_command, unfold
 from bounced.dsn.mime import Mail, header_block, read
 from bounced.dsn.report import Bounce, Kind, Report
 from bounced.rules import Family, Rules, load
@@ -59,10 +61,14 @@ def _parse(mail: Mail, rules: Rules, nested: bool = False) -> Report:
     returned = bool(notice.family) or _looks_returned(mail)
     status_rows = rfc3464.findings(mail) or (_inline_fields(mail) if returned else [])
     if status_rows:
-        # The notice is read only for what the status part leaves open.
-        complete = all(r.diagnostic and r.smtp_command for r in status_rows)
-        extra = [] if complete else text.findings(mail, rules, notice, exclude)
-        return _report(mail, _merge(status_rows, extra), None, "rfc3464", rules, notice)
+        return _report(
+            mail,
+            _with_notice(status_rows, mail, rules, notice, exclude),
+            None,
+            "rfc3464",
+            rules,
+            notice,
+        )
     if returned:
         detector = notice.family or "text"
         rows = text.findings(mail, rules, notice, exclude)
@@ -130,6 +136,19 @@ def _senders(mail: Mail) -> set[str]:
         mail.original.get("return-path"),
     ]
     return {a.lower() for v in values for a in ADDRESS.findall(v)}
+
+
+def _with_notice(
+    rows: list[Finding], mail: Mail, rules: Rules, notice: text.Notice, exclude: set[str]
+) -> list[Finding]:
+    """Status-part findings completed from the notice, which is read only for
+    what the part leaves open. One recipient with a diagnostic needs at most
+    the SMTP command, which the notice's transcript gives for the whole message."""
+    if all(r.diagnostic for r in rows) and len(rows) == 1:
+        if rows[0].smtp_command:
+            return rows
+        return [replace(rows[0], smtp_command=smtp_command(notice.text.lower()))]
+    return _merge(rows, text.findings(mail, rules, notice, exclude))
 
 
 def _merge(primary: list[Finding], extra: list[Finding]) -> list[Finding]:
