@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -356,3 +358,13 @@ def test_store_agrees_with_the_model(database_url):
     )
     machine.TestCase.settings = run
     machine.TestCase().runTest()
+
+
+def test_the_package_exports_suppressions_without_loading_the_store_for_parsing():
+    code = (
+        "import sys, bounced\n"
+        "assert 'sqlalchemy' not in sys.modules\n"
+        "assert all(getattr(bounced, name) for name in bounced.__all__)\n"
+        "assert bounced.Suppressions is __import__('bounced.api').api.Suppressions\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
