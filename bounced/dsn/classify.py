@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import failure_status, unfold
 from bounced.dsn.report import DEFAULT_HARD_REASONS, BounceClass, Kind, Reason
-from bounced.rules import Family, Rules
+from bounced.rules import START, Family, Rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +39,14 @@ def _status_key(status: str) -> str:
     return "x" + status[1:] if status else ""
 
 
-def _host_matches(host: str, suffixes: tuple[str, ...]) -> bool:
-    host = host.lower().rstrip(".")
-    return any(host == s or host.endswith("." + s) for s in suffixes)
+def _suffixes(*hosts: str) -> set[str]:
+    """Every name a host sits under ("mx.mail.example.org": also "mail.example.org",
+    "example.org", "org"), so that rules match hosts by suffix, never by substring."""
+    out: set[str] = set()
+    for host in hosts:
+        labels = host.lower().rstrip(".").split(".")
+        out.update(".".join(labels[i:]) for i in range(len(labels)))
+    return out
 
 
 #: Reply codes that start each line of a multi-line SMTP reply ("550-5.7.1 ...").
@@ -57,11 +62,14 @@ def _words(text: str) -> str:
 def _phrases(text: str, command: str, rules: Rules) -> list[tuple[int, Reason, str]]:
     """Phrase candidates; a phrase inside a longer matched phrase says less and
     drops out ("address rejected" inside "sender address rejected")."""
-    matched = [p for p in rules.phrase_scan.unkeyed if p in text]
-    keyed = rules.phrase_scan.keyed
-    for word in keyed.keys() & set(text.split(" ")):
-        matched += [p for p in keyed[word] if p in text]
-    matched.sort(key=rules.phrase_scan.order.__getitem__)
+    scan = rules.phrase_scan
+    words = set(text.split(" "))
+    matched = [p for p in scan.unkeyed if p in text]
+    for word in scan.keyed.keys() & words:
+        matched += [p for p in scan.keyed[word] if p in text]
+    for start in scan.by_start.keys() & {w[:START] for w in words}:
+        matched += [p for p in scan.by_start[start] if p in text]
+    matched.sort(key=scan.order.__getitem__)
     matched += [p.pattern for p in rules.pattern_list if p.search(text)]
     hits = [(*rules.phrase_index[p], p) for p in matched]
     kept = []
@@ -82,13 +90,10 @@ def candidates(
     own = unfold(finding.diagnostic).lower()
     text = f"{own} {finding.context.lower()}"
     found: list[tuple[int, Reason, str]] = []
-    hosts = [h for h in (finding.remote_mta, finding.reporting_mta) if h]
-    domain = finding.recipient.rpartition("@")[2].lower()
+    hosts = _suffixes(*(h for h in (finding.remote_mta, finding.reporting_mta) if h))
+    domains = _suffixes(finding.recipient.rpartition("@")[2])
     for row in rules.providers:
-        if not (
-            any(_host_matches(h, row.hosts) for h in hosts)
-            or (domain and _host_matches(domain, row.domains))
-        ):
+        if hosts.isdisjoint(row.hosts) and domains.isdisjoint(row.domains):
             continue
         if row.reply_codes and finding.reply_code not in row.reply_codes:
             continue

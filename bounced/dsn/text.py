@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import (
@@ -35,7 +36,7 @@ _STRONG_BEFORE = re.compile(
     r"(?:rcpt to:|to:|recipient:|address:|(?<!contact )(?<!mail to )<)\s*<?$"
 )
 _HEADER_START = re.compile(
-    r"(?:received|return-path|dkim-signature):[ \t]?(?:from |by |<|v=)", re.IGNORECASE
+    r"^(?:received|return-path|dkim-signature):[ \t]?(?:from |by |<|v=)", re.IGNORECASE
 )
 _NOISE_LINE = re.compile(
     r"^(?:from|to|cc|reply-to|return-path|sender|subject|date|message-id)\s*:", re.IGNORECASE
@@ -72,19 +73,20 @@ def notice(mail: Mail, rules: Rules) -> Notice:
         texts = [_TAG.sub(" ", p.text) for p in mail.parts_of("text/html")]
     body = "\n".join(t for i, t in enumerate(texts) if i == 0 or not _looks_like_headers(t))
     family = recognise(mail, rules, body)
-    boundaries = rules.boundaries + (family.boundaries if family else ())
-    lines = body.split("\n")
-    for index, line in enumerate(lines):
-        if index and _starts_original(line, boundaries):
-            return Notice(
-                "\n".join(lines[:index]), "\n".join(lines[index:]), family.name if family else ""
-            )
-    return Notice(body, "", family.name if family else "")
+    name = family.name if family else ""
+    second_line = body.find("\n") + 1
+    start = _original_start(rules.boundaries).search(body, second_line) if second_line else None
+    if start is None:
+        return Notice(body, "", name)
+    return Notice(body[: start.start() - 1], body[start.start() :], name)
 
 
-def _starts_original(line: str, boundaries: tuple[str, ...]) -> bool:
-    lowered = line.strip().lower()
-    return bool(lowered) and (lowered.startswith(boundaries) or bool(_HEADER_START.match(line)))
+@cache
+def _original_start(boundaries: tuple[str, ...]) -> re.Pattern[str]:
+    """A line that starts the returned original: a boundary line of the rules,
+    or the first header of an original quoted without one."""
+    marks = "|".join(re.escape(b) for b in boundaries)
+    return re.compile(rf"^[ \t]*(?:{marks})|{_HEADER_START.pattern}", re.IGNORECASE | re.MULTILINE)
 
 
 def _looks_like_headers(text: str) -> bool:

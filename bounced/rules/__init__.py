@@ -52,7 +52,6 @@ class Family:
     subjects: tuple[str, ...]
     markers: tuple[str, ...]
     headers: tuple[str, ...]
-    boundaries: tuple[str, ...]
     reason: Reason | None
     priority: int
     reads: dict[Reason, Reason]
@@ -64,29 +63,40 @@ class PhraseScan:
 
     A phrase of three or more words occurs only where its inner words stand
     as whole words of the text, so it is tried only when its longest inner
-    word does (`keyed`); shorter phrases are tried always (`unkeyed`). `order`
-    is each phrase's place in the rules files, to report hits in a fixed order.
+    word does (`keyed`). A phrase of two words occurs only where a word of the
+    text starts like its second word (`by_start`, on the first three letters).
+    The rest are tried always (`unkeyed`). `order` is each phrase's place in
+    the rules files, to report hits in a fixed order.
     """
 
     unkeyed: tuple[str, ...]
     keyed: dict[str, tuple[str, ...]]
+    by_start: dict[str, tuple[str, ...]]
     order: dict[str, int]
 
     @classmethod
     def of(cls, phrases: tuple[str, ...]) -> PhraseScan:
         unkeyed: list[str] = []
         keyed: dict[str, list[str]] = {}
+        by_start: dict[str, list[str]] = {}
         for phrase in phrases:
-            inner = phrase.split(" ")[1:-1]
-            if inner:
-                keyed.setdefault(max(inner, key=len), []).append(phrase)
+            words = phrase.split(" ")
+            if len(words) > 2:
+                keyed.setdefault(max(words[1:-1], key=len), []).append(phrase)
+            elif len(words) == 2 and len(words[1]) >= START:
+                by_start.setdefault(words[1][:START], []).append(phrase)
             else:
                 unkeyed.append(phrase)
         return cls(
             tuple(unkeyed),
             {k: tuple(v) for k, v in keyed.items()},
+            {k: tuple(v) for k, v in by_start.items()},
             {p: i for i, p in enumerate(phrases)},
         )
+
+
+#: How many leading letters of a text's words `PhraseScan.by_start` keys on.
+START = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +226,6 @@ def _families(data: dict) -> tuple[Family, ...]:
             subjects=_lower(row.get("subjects")),
             markers=_lower(row.get("markers")),
             headers=_lower(row.get("headers")),
-            boundaries=_lower(row.get("boundaries")),
             reason=_reason(row["reason"], "families.toml") if "reason" in row else None,
             priority=int(row.get("priority", 45)),
             reads={
