@@ -7,15 +7,16 @@ chunks per worker are in flight, so a huge tree never sits in memory at once.
 
 from __future__ import annotations
 
-import multiprocessing
 import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from bounced.dsn import Report, parse
 from bounced.sources import Message, Source, Unreadable
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = ["Parsed", "parse_sources"]
 
@@ -55,6 +56,9 @@ def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Iterator[Parsed |
         return
     # forkserver: workers start from a clean process, so a thread of the caller
     # (a progress bar's refresher) can never be forked while it holds a lock.
+    import multiprocessing  # for jobs > 1 only: one job starts faster without
+    from concurrent.futures import ProcessPoolExecutor
+
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["bounced.dsn"])
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_ignore_interrupts) as pool:

@@ -15,10 +15,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, TextIO
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
 __all__ = ["Format", "Row", "default_format", "write_rows"]
 
 Row = Mapping[str, Any]
@@ -89,6 +85,10 @@ def _write_table(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> in
     """
     cells = [[_text(row.get(column)) for column in columns] for row in rows]
     shown = [i for i in range(len(columns)) if any(line[i] for line in cells)]
+    from rich import box  # imported for tables only: the data formats start faster without
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(box=box.SIMPLE_HEAD, highlight=False)
     for i in shown:
         table.add_column(columns[i], overflow="fold", min_width=len(columns[i]))

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 __all__ = ["Feedback"]
 
@@ -25,23 +25,9 @@ class Feedback:
     """
 
     def __init__(self, *, progress: bool, stderr: TextIO | None = None) -> None:
-        stream = stderr if stderr is not None else sys.stderr
-        self.interactive = stream.isatty()
-        # soft_wrap: an error line keeps its whole path, it is not folded at 80 columns.
-        self._console = Console(
-            file=stream, markup=False, emoji=False, highlight=False, soft_wrap=True
-        )
-        self._progress = (
-            Progress(
-                SpinnerColumn(),
-                TextColumn("{task.completed} messages read"),
-                TimeElapsedColumn(),
-                console=self._console,
-                transient=True,
-            )
-            if progress and self.interactive
-            else None
-        )
+        self._stream = stderr if stderr is not None else sys.stderr
+        self.interactive = self._stream.isatty()
+        self._progress = _progress_bar(self._stream) if progress and self.interactive else None
         self._task = self._progress.add_task("read", total=None) if self._progress else None
         self.messages = 0
         self.failures = 0
@@ -60,7 +46,7 @@ class Feedback:
         if self._progress is not None:
             self._progress.stop()
         if exc_type is None and self.interactive:
-            self._console.print(f"{self.messages} messages read, {self.failures} unreadable")
+            self._say(f"{self.messages} messages read, {self.failures} unreadable")
 
     def advance(self) -> None:
         self.messages += 1
@@ -69,4 +55,27 @@ class Feedback:
 
     def unreadable(self, name: str, reason: str) -> None:
         self.failures += 1
-        self._console.print(f"bounced: {name}: {reason}")
+        self._say(f"bounced: {name}: {reason}")
+
+    def _say(self, line: str) -> None:
+        """One whole line on stderr (printed through the bar while it runs)."""
+        if self._progress is not None:
+            self._progress.console.print(line)
+        else:
+            self._stream.write(line + "\n")
+
+
+def _progress_bar(stream: TextIO) -> Progress:
+    """A transient spinner with a count; rich is imported only for a terminal."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    # soft_wrap: an error line keeps its whole path, it is not folded at 80 columns.
+    console = Console(file=stream, markup=False, emoji=False, highlight=False, soft_wrap=True)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.completed} messages read"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
