@@ -95,7 +95,12 @@ def _parse(mail: Mail, rules: Rules, nested: bool = False) -> Report:
 
 def _inline_fields(mail: Mail) -> list[Finding]:
     """DSN fields written into a text part by an MTA that got the MIME wrong."""
-    return [f for p in mail.parts_of("text/") for f in rfc3464.from_fields(p.text, "rfc3464")]
+    return [
+        f
+        for p in mail.parts_of("text/")
+        if rfc3464.names_recipients(p.text)
+        for f in rfc3464.from_fields(p.text, "rfc3464")
+    ]
 
 
 def _original_recipients(mail: Mail, notice: text.Notice, detector: str) -> list[Finding]:

@@ -7,6 +7,8 @@ and leaves the weighing to the merge step.
 
 from __future__ import annotations
 
+import re
+
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import (
     clean_address,
@@ -22,6 +24,12 @@ from bounced.dsn.mime import Mail
 
 STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient", "x-actual-recipient")
+_RECIPIENT_FIELD = re.compile(r"^(?:final|original)-recipient[ \t]*:", re.IGNORECASE | re.MULTILINE)
+
+
+def names_recipients(text: str) -> bool:
+    """Whether a text holds DSN recipient fields at all (a cheap test before parsing)."""
+    return _RECIPIENT_FIELD.search(text) is not None
 
 
 def findings(mail: Mail) -> list[Finding]:
