@@ -15,17 +15,27 @@ take a regex fast path; a property test holds the two paths to the same answer.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from bounced.errors import InvalidAddress
 
-__all__ = ["domain_of", "normalize", "normalize_allow_entry"]
+__all__ = ["domain_of", "normalize", "normalize_allow_entry", "normalize_many"]
 
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_SIMPLE = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@((?:{_LABEL}\.)+{_LABEL})")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]++"
+#: A DNS label: letters, digits and inner hyphens (possessive, checked by lookarounds:
+#: no backtracking, which keeps the hot path near half a microsecond).
+_LABEL = r"(?!-)[A-Za-z0-9-]++(?<!-)"
 _SPECIAL_USE = frozenset(SPECIAL_USE_DOMAIN_NAMES)
+_NOT_SPECIAL = "".join(
+    r"(?<!\." + "".join(f"[{c}{c.upper()}]" for c in name) + ")" for name in _SPECIAL_USE
+)
+#: Plain ASCII addresses: dot-atom local part, a domain of two or more labels whose
+#: top-level label ends with a letter and is not a special-use name.
+_SIMPLE = re.compile(
+    rf"{_ATEXT}(?:\.{_ATEXT})*+@{_LABEL}(?:\.{_LABEL})++(?<=[A-Za-z]){_NOT_SPECIAL}"
+)
 _PAIRS = {"<": ">", '"': '"', "'": "'", "`": "`", "(": ")", "[": "]"}
 _PREFIXES = ("mailto:", "rfc822;", "smtp:")
 _TRAILING = ".,;"
@@ -56,17 +66,21 @@ def strip_junk(text: str) -> str:
     return text
 
 
+def _plain(text: str) -> bool:
+    """True for a plain ASCII address that email-validator certainly accepts as it is
+    (up to case). Labels with "--" (IDNA's business) and long parts go the slow way."""
+    if _SIMPLE.fullmatch(text) is None or "--" in text:
+        return False
+    at = text.index("@")
+    return at <= 64 and len(text) - at <= 64
+
+
 def _fast(text: str) -> tuple[str, str] | None:
-    """(local, ascii domain) for a plain ASCII address that is certainly valid, else None."""
-    match = _SIMPLE.fullmatch(text)
-    if match is None or len(text) > 254:
+    """(local, ascii domain) for a plain address, else None."""
+    if not _plain(text):
         return None
-    local, domain = match.groups()
-    domain = domain.lower()
-    tld = domain.rpartition(".")[2]
-    if len(local) > 64 or "--" in domain or not tld[-1].isalpha() or tld in _SPECIAL_USE:
-        return None
-    return local, domain
+    local, _, domain = text.partition("@")
+    return local, domain.lower()
 
 
 def _validated(text: str, original: str | None = None) -> tuple[str, str]:
@@ -80,17 +94,50 @@ def _validated(text: str, original: str | None = None) -> tuple[str, str]:
     return result.local_part, result.ascii_domain
 
 
+def _cleaned(text: str) -> tuple[str, str]:
+    cleaned = strip_junk(text)
+    if not cleaned:
+        raise InvalidAddress(text, "empty")
+    return _fast(cleaned) or _validated(cleaned, text)
+
+
 def normalize(text: str, *, case_sensitive_local_part: bool = False) -> str:
     """The canonical form of an address, or InvalidAddress saying why it is not one."""
     if not isinstance(text, str):
         raise InvalidAddress(repr(text), "not text")
-    cleaned = strip_junk(text)
-    if not cleaned:
-        raise InvalidAddress(text, "empty")
-    local, domain = _fast(cleaned) or _validated(cleaned, text)
+    # Text the fast path accepts has no junk to strip (no spaces, brackets, colons or
+    # semicolons, no trailing punctuation), so the common case skips strip_junk.
+    if _plain(text):
+        if not case_sensitive_local_part:
+            return text.lower()
+        at = text.index("@")
+        return text[:at] + text[at:].lower()
+    local, domain = _cleaned(text)
     if not case_sensitive_local_part:
         local = local.lower()
     return f"{local}@{domain}"
+
+
+def normalize_many(
+    texts: Iterable[str], *, case_sensitive_local_part: bool = False
+) -> list[str | InvalidAddress]:
+    """`normalize` over many addresses: each result is the address or the error.
+
+    The bulk check's hot loop: an address of at most 64 characters cannot break a
+    length limit, so a plain one needs one regex match and `lower()`, nothing else.
+    """
+    match = _SIMPLE.fullmatch
+    out: list[str | InvalidAddress] = []
+    for text in texts:
+        plain = type(text) is str and len(text) <= 64 and "--" not in text and match(text)
+        if plain and not case_sensitive_local_part:
+            out.append(text.lower())
+            continue
+        try:
+            out.append(normalize(text, case_sensitive_local_part=case_sensitive_local_part))
+        except InvalidAddress as exc:
+            out.append(exc)
+    return out
 
 
 def normalize_allow_entry(text: str, *, case_sensitive_local_part: bool = False) -> str:

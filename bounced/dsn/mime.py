@@ -52,6 +52,8 @@ _ORIGINAL_TYPES = (
     "message/rfc822-headers",
     "message/global-headers",
 )
+_ISO_2022_ESCAPE = "\x1b$"
+
 #: A returned original that is itself a bounce is parsed again; this much of it is kept.
 MAX_ORIGINAL_CHARS = 256 * 1024
 
@@ -239,7 +241,10 @@ class _Reader:
         """A body's text: its transfer encoding undone, then its charset. The message's
         own decoding stands where it holds: no transfer encoding, a charset that writes
         ASCII as ASCII, and ASCII text or a message that was valid UTF-8 throughout
-        (see `_text`)."""
+        (see `_text`). Text that names no charset but carries ISO-2022 escapes
+        (Japanese notices of old MTAs) is ISO-2022-JP."""
+        if not charset and _ISO_2022_ESCAPE in body:
+            charset = "iso-2022-jp"
         if cte == "base64":
             return _text(_base64(body), charset)
         if cte == "quoted-printable":
