@@ -23,10 +23,6 @@ from itertools import groupby, islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Connection,
     Engine,
@@ -75,6 +71,7 @@ from bounced.tables import Event as EventRow
 __all__ = [
     "LIST_COLUMNS",
     "NO_FILTERS",
+    "SCHEMA_REVISION",
     "Change",
     "Filters",
     "Incoming",
@@ -107,6 +104,8 @@ CHUNK = 1000
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _RETRY_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock not available
 _ATTEMPTS = 8
+#: The newest migration in bounced/migrations/versions (a test holds them equal).
+SCHEMA_REVISION = "0001"
 _LOCK_KEY = 0x626F756E636564  # "bounced": serialises concurrent migrations on PostgreSQL
 T = TypeVar("T")
 
@@ -239,26 +238,31 @@ class Store:
 
     def _ensure_schema(self) -> None:
         with self._read() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-            empty = not inspect(conn).has_table("address")
+            tables = inspect(conn)
+            current = None
+            if tables.has_table("alembic_version"):
+                current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            empty = not tables.has_table("address")
         if current is None and empty:
             self.upgrade()
-        elif current != _head():
+        elif current != SCHEMA_REVISION:
             raise BouncedError(
                 f"the database schema is at revision {current or 'none'}, "
-                f"this bounced needs {_head()}: run `bounced db upgrade`"
+                f"this bounced needs {SCHEMA_REVISION}: run `bounced db upgrade`"
             )
 
     def upgrade(self) -> str:
         """Bring the schema to the newest revision (a no-op when it is there)."""
 
+        from alembic import command  # only here: opening a store never needs Alembic
+
         def work(conn: Connection) -> str:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
-            cfg = _alembic_config()
+            cfg = alembic_config()
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
-            return _head()
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
         return self._write(work)
 
@@ -393,9 +397,9 @@ class Store:
 
     # --- checking -----------------------------------------------------------------------
 
-    def lookup(self, addresses: Sequence[str]) -> dict[str, tuple[str, str | None]]:
-        """(state, blocked reason) of the given addresses that are in the store."""
-        found: dict[str, tuple[str, str | None]] = {}
+    def lookup(self, addresses: Sequence[str]) -> dict[str, tuple[bool, str, str]]:
+        """(sendable, state, blocked reason) of those `addresses` that are in the store."""
+        found: dict[str, tuple[bool, str, str]] = {}
         postgres = self.engine.dialect.name == "postgresql"
         with self._read() as conn:
             # The one hot path: the DB-API cursor directly, without SQLAlchemy's row
@@ -407,7 +411,7 @@ class Store:
                 else:
                     cursor.execute(_LOOKUP_SQLITE.format(",".join("?" * len(chunk))), chunk)
                 for address, state, reason in cursor.fetchall():
-                    found[address] = (state, reason)
+                    found[address] = (state == "active", state, reason or "")
             cursor.close()
         return found
 
@@ -813,16 +817,13 @@ _LOOKUP_SQLITE = "SELECT address, state, blocked_reason FROM address WHERE addre
 _LOOKUP_PG = "SELECT address, state, blocked_reason FROM address WHERE address = ANY(%s)"
 
 
-def _alembic_config() -> Config:
+def alembic_config() -> Any:
+    """Alembic's configuration for the migrations shipped in the package (no alembic.ini)."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     return cfg
-
-
-def _head() -> str:
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    assert head is not None
-    return head
 
 
 def _retryable(exc: DBAPIError) -> bool:

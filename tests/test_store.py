@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from dsn_builder import Rcpt, delayed, make_dsn, sender_side, soft
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -20,6 +21,7 @@ from bounced.api import Filters, Outcome, Suppressions
 from bounced.config import PolicySettings, Settings
 from bounced.errors import BouncedError, DatabaseUnavailable, UnknownAddress, UnknownSelection
 from bounced.formats import Format
+from bounced.store import SCHEMA_REVISION, alembic_config
 from bounced.tables import metadata
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -263,7 +265,8 @@ def test_policy_apply_is_explicit(database_url):
 def test_schema_matches_the_models_and_upgrade_is_idempotent(sup):
     with sup.store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
-    assert sup.upgrade() == sup.upgrade()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert sup.upgrade() == sup.upgrade() == head == SCHEMA_REVISION
 
 
 def test_an_outdated_schema_is_refused(database_url):
