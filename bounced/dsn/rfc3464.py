@@ -40,6 +40,15 @@ def findings(mail: Mail) -> list[Finding]:
     return out
 
 
+def _diagnostic_type(code: str, group: dict[str, str]) -> str:
+    """The Diagnostic-Code's type ("smtp", "x-unix"). A recipient delivered to a
+    program ("|/usr/bin/procmail ...") failed in that program: its diagnostic is
+    a Unix program's, whatever type the field names, if it names any."""
+    named = code.partition(";")[0].strip().lower() if ";" in code else ""
+    delivered_to = typed_value(group.get("x-actual-recipient", ""))
+    return named or ("x-unix" if delivered_to.startswith("|") else "")
+
+
 def from_fields(text: str, source: str) -> list[Finding]:
     """Findings from DSN field groups in any text (a status part, or a text part
     into which a broken MTA wrote the fields)."""
@@ -62,7 +71,7 @@ def from_fields(text: str, source: str) -> list[Finding]:
         out.append(
             Finding(
                 recipient=recipient,
-                diagnostic_type=code.partition(";")[0].strip().lower() if ";" in code else "",
+                diagnostic_type=_diagnostic_type(code, group),
                 action=group.get("action", "").split()[0].lower() if group.get("action") else "",
                 status=status,
                 reply_code=failure_reply_code(diagnostic) or first_reply_code(diagnostic),
