@@ -7,7 +7,7 @@ from dataclasses import replace
 from bounced.dsn import arf, autoreply, rfc3464, ses, text
 from bounced.dsn.classify import decide
 from bounced.dsn.evidence import Finding
-from bounced.dsn.fields import ADDRESS, smtp_command, unfold
+from bounced.dsn.fields import ADDRESS, smtp_command
 from bounced.dsn.mime import Mail, header_block, read
 from bounced.dsn.report import Bounce, Kind, Report
 from bounced.rules import Family, Rules, load
@@ -78,7 +78,7 @@ def _parse(mail: Mail, rules: Rules, nested: bool = False) -> Report:
             inner = _parse(read(mail.original_raw), rules, nested=True)
             if inner.bounces:
                 return inner
-        rows = _original_recipients(mail, notice, detector)
+        rows = _original_recipients(mail, notice, rules)
         if rows:
             return _report(mail, rows, None, detector, rules, notice)
     responder = "" if _from_daemon(mail) else autoreply.responder(mail, rules)
@@ -103,19 +103,11 @@ def _inline_fields(mail: Mail) -> list[Finding]:
     ]
 
 
-def _original_recipients(mail: Mail, notice: text.Notice, detector: str) -> list[Finding]:
+def _original_recipients(mail: Mail, notice: text.Notice, rules: Rules) -> list[Finding]:
     """A notice that names nobody failed for the original's recipients."""
     headers = mail.original if mail.original else header_block(text.quoted_headers(notice))
-    recipients = ADDRESS.findall(headers.get("to"))
-    return [
-        Finding(
-            recipient=r.lower(),
-            diagnostic=unfold(notice.text)[: text.MAX_DIAGNOSTIC],
-            source=detector,
-            action="failed",
-        )
-        for r in dict.fromkeys(recipients)
-    ]
+    recipients = dict.fromkeys(a.lower() for a in ADDRESS.findall(headers.get("to")))
+    return text.about(list(recipients), notice, rules)
 
 
 def _from_daemon(mail: Mail) -> bool:

@@ -120,7 +120,7 @@ def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[
     if not order:
         return []
     first_line = {r: min((i for i, a, _ in anchors if a == r), default=-1) for r in order}
-    delayed = any(m in text.text.lower() for m in rules.delay_markers)
+    delayed = _delayed(text, rules)
     out = []
     for recipient in order:
         start = first_line[recipient]
@@ -135,6 +135,17 @@ def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[
         context = unfold(text.text)[:MAX_DIAGNOSTIC] if len(order) == 1 else ""
         out.append(_finding(recipient, block, context, delayed, text.family))
     return out
+
+
+def about(recipients: list[str], text: Notice, rules: Rules) -> list[Finding]:
+    """The whole notice as the evidence for recipients it does not name."""
+    delayed = _delayed(text, rules)
+    return [_finding(r, text.text, "", delayed, text.family) for r in recipients]
+
+
+def _delayed(text: Notice, rules: Rules) -> bool:
+    lowered = text.text.lower()
+    return any(m in lowered for m in rules.delay_markers)
 
 
 def _finding(recipient: str, block: str, context: str, delayed: bool, family: str) -> Finding:
