@@ -28,11 +28,16 @@ class Decision:
     bounce_class: BounceClass | None
 
 
-def best_status(finding: Finding) -> str:
+def best_status(finding: Finding, rules: Rules) -> str:
     """The code the refusing server gave in its own words, else the Status field:
     the reporting MTA often puts its own summary there (5.0.0, or 4.4.7 for a
-    message that expired after a remote 4.4.2)."""
-    return failure_status(finding.diagnostic) or finding.status
+    message that expired after a remote 4.4.2). A bare x.0.0 beside a diagnostic
+    of a known type takes that type's detail (see status.toml)."""
+    status = failure_status(finding.diagnostic) or finding.status
+    detail = rules.diagnostic_details.get(finding.diagnostic_type)
+    if detail and status[1:] == ".0.0":
+        return f"{status[0]}.{detail}"
+    return status
 
 
 def _status_key(status: str) -> str:
@@ -125,7 +130,7 @@ def candidates(
 
 def decide(finding: Finding, kind: Kind, family: Family | None, rules: Rules) -> Decision:
     """Reason, status and class for one failed or delayed recipient."""
-    status = best_status(finding)
+    status = best_status(finding, rules)
     found = candidates(finding, status, kind, family, rules)
     if found:
         _, reason, rule = max(found, key=lambda c: c[0])

@@ -18,7 +18,7 @@ ADDRESS = re.compile(
     r"(?<![\w.+=-])((?:\"[^\"\n]{1,64}\"|[\w.!#$%&'*+/=?^`{|}~-]{1,64})@(?:\[[0-9.:a-fA-F]+\]|[\w-]{1,63}(?:\.[\w-]{1,63}){0,10}\.(?:[a-zA-Z]{2,63}|xn--[a-zA-Z0-9-]{1,59})))",
 )
 STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
-REPLY_CODE = re.compile(r"(?<![\w.-])([245][0-7]\d)(?=[ :-]|$)", re.MULTILINE)
+REPLY_CODE = re.compile(r"(?<![\w.-])([245][0-7]\d)(?=[ :,-]|$)", re.MULTILINE)
 
 
 _COMMAND = re.compile(

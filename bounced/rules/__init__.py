@@ -138,6 +138,7 @@ class Rules:
     commands: dict[str, tuple[Reason, int]]
     kinds: dict[str, tuple[Reason, int]]
     diagnostic_types: dict[str, tuple[Reason, int]]
+    diagnostic_details: dict[str, str]
     recasts: tuple[Recast, ...]
     derived: dict[Reason, int]
     providers: tuple[ProviderRule, ...]
@@ -258,6 +259,9 @@ def load() -> Rules:
         commands=_code_table(status["command"], "commands", "status.toml"),
         kinds=_code_table(status["kind"], "kinds", "status.toml"),
         diagnostic_types=_code_table(status["diagnostic_type"], "types", "status.toml"),
+        diagnostic_details={
+            k: v for group in status["diagnostic_type"] for k, v in group.get("details", {}).items()
+        },
         recasts=tuple(
             Recast(
                 _lower(row["phrases"]),
