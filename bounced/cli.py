@@ -15,6 +15,7 @@ import io
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -67,8 +68,28 @@ FormatOption = Annotated[
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Settings file (default: $BOUNCED_CONFIG, ./config.toml)."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url", help="Store URL (overrides config and env).", show_default=False
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option(
+            "--actor", help="Name for the audit log (default: the OS user).", show_default=False
+        ),
+    ] = None,
+) -> None:
     """Bounce processing and suppression lists."""
+    # Read by the store commands (bounced.admin_cli).
+    ctx.obj = {"config": config, "database_url": database_url, "actor": actor}
 
 
 @app.command("parse")
@@ -133,3 +154,7 @@ def main() -> None:
         encoding = sys.stdout.encoding if sys.stdout.isatty() else "utf-8"
         sys.stdout.reconfigure(encoding=encoding, errors="replace")
     app(prog_name="bounced")
+
+
+# The suppression-list commands (ingest, check, list, ...) register on `app` there.
+from bounced import admin_cli  # noqa: E402, F401

@@ -75,7 +75,9 @@ def _phrases(text: str, command: str, rules: Rules) -> list[tuple[int, Reason, s
     for start in scan.by_start.keys() & {w[:START] for w in words}:
         matched += [p for p in scan.by_start[start] if p in text]
     matched.sort(key=scan.order.__getitem__)
-    matched += [p.pattern for p in rules.pattern_list if p.search(text)]
+    matched += [
+        p.regex.pattern for p in rules.pattern_list if p.needs in text and p.regex.search(text)
+    ]
     hits = [(*rules.phrase_index[p], p) for p in matched]
     kept = []
     for priority, reason, phrase in hits:

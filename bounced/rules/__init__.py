@@ -21,11 +21,20 @@ class RulesError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Pattern:
+    """A regular expression tried only on texts that contain `needs` (its literal
+    part), so the expression itself runs rarely."""
+
+    needs: str
+    regex: re.Pattern[str]
+
+
+@dataclass(frozen=True, slots=True)
 class PhraseRule:
     reason: Reason
     priority: int
     phrases: tuple[str, ...]
-    patterns: tuple[re.Pattern[str], ...]
+    patterns: tuple[Pattern, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +159,7 @@ class Rules:
     complaint: dict[str, tuple[str, ...]]
     not_recipients: tuple[str, ...]
     phrase_scan: PhraseScan
-    pattern_list: tuple[re.Pattern[str], ...]
+    pattern_list: tuple[Pattern, ...]
     phrase_index: dict[str, tuple[int, Reason]]
 
     def family(self, name: str) -> Family | None:
@@ -184,7 +193,9 @@ def _phrase_rules(data: dict) -> tuple[PhraseRule, ...]:
                 raise RulesError(f"reasons.toml: {phrase!r} under {seen[phrase]} and {reason}")
             seen[phrase] = reason
         try:
-            patterns = tuple(re.compile(p) for p in entry.get("patterns", ()))
+            patterns = tuple(
+                Pattern(p["needs"], re.compile(p["regex"])) for p in entry.get("patterns", ())
+            )
         except re.error as exc:
             raise RulesError(f"reasons.toml: {reason}: {exc}") from None
         rules.append(
@@ -248,7 +259,7 @@ def load() -> Rules:
     phrases = _phrase_rules(reasons)
     known = _families(families)
     index = {p: (r.priority, r.reason) for r in phrases for p in r.phrases}
-    index.update((p.pattern, (r.priority, r.reason)) for r in phrases for p in r.patterns)
+    index.update((p.regex.pattern, (r.priority, r.reason)) for r in phrases for p in r.patterns)
     return Rules(
         phrases=phrases,
         phrase_scan=PhraseScan.of(tuple(p for r in phrases for p in r.phrases)),
