@@ -90,25 +90,32 @@ def _phrases(text: str, command: str, rules: Rules) -> list[tuple[int, Reason, s
     return kept
 
 
+def _providers(
+    finding: Finding, status: str, text: str, rules: Rules
+) -> list[tuple[int, Reason, str]]:
+    """Candidates of the provider rows whose host or recipient domain matches."""
+    hosts = [h.lower().rstrip(".") for h in (finding.remote_mta, finding.reporting_mta) if h]
+    domain = finding.recipient.rpartition("@")[2].lower()
+    if not any(h.endswith(rules.provider_suffixes) for h in (*hosts, domain)):
+        return []  # the common case, decided without building suffix sets
+    host_names, domain_names = _suffixes(*hosts), _suffixes(domain)
+    return [
+        (row.priority, row.reason, f"provider:{row.name}")
+        for row in rules.providers
+        if not (host_names.isdisjoint(row.hosts) and domain_names.isdisjoint(row.domains))
+        and (not row.reply_codes or finding.reply_code in row.reply_codes)
+        and (not row.statuses or status in row.statuses)
+        and (not row.phrases or any(p in text for p in row.phrases))
+    ]
+
+
 def candidates(
     finding: Finding, status: str, kind: Kind, family: Family | None, rules: Rules
 ) -> list[tuple[int, Reason, str]]:
     """Every (priority, reason, rule) the evidence supports."""
     own = unfold(finding.diagnostic).lower()
     text = f"{own} {finding.context.lower()}"
-    found: list[tuple[int, Reason, str]] = []
-    hosts = _suffixes(*(h for h in (finding.remote_mta, finding.reporting_mta) if h))
-    domains = _suffixes(finding.recipient.rpartition("@")[2])
-    for row in rules.providers:
-        if hosts.isdisjoint(row.hosts) and domains.isdisjoint(row.domains):
-            continue
-        if row.reply_codes and finding.reply_code not in row.reply_codes:
-            continue
-        if row.statuses and status not in row.statuses:
-            continue
-        if row.phrases and not any(p in text for p in row.phrases):
-            continue
-        found.append((row.priority, row.reason, f"provider:{row.name}"))
+    found = _providers(finding, status, text, rules)
     # The recipient's own text first; the rest of its notice only when that
     # text names no reason (it is longer, and it may speak of other things).
     phrases = _phrases(_words(own), finding.smtp_command, rules) if own else []

@@ -151,6 +151,7 @@ class Rules:
     recasts: tuple[Recast, ...]
     derived: dict[Reason, int]
     providers: tuple[ProviderRule, ...]
+    provider_suffixes: tuple[str, ...]
     families: tuple[Family, ...]
     family_marks: FamilyMarks
     boundaries: tuple[str, ...]
@@ -258,6 +259,7 @@ def load() -> Rules:
     families = _load_toml("families.toml")
     phrases = _phrase_rules(reasons)
     known = _families(families)
+    known_providers = _providers(providers)
     index = {p: (r.priority, r.reason) for r in phrases for p in r.phrases}
     index.update((p.regex.pattern, (r.priority, r.reason)) for r in phrases for p in r.patterns)
     return Rules(
@@ -282,7 +284,8 @@ def load() -> Rules:
             for row in status.get("recast", ())
         ),
         derived={_reason(k, "status.toml"): int(v) for k, v in status["derived"].items()},
-        providers=_providers(providers),
+        providers=known_providers,
+        provider_suffixes=tuple({n for p in known_providers for n in (*p.hosts, *p.domains)}),
         families=known,
         family_marks=FamilyMarks.of(known),
         boundaries=_lower(families["text"]["boundaries"]),
