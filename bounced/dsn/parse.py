@@ -13,28 +13,6 @@ from bounced.dsn.report import Bounce, Kind, Report
 from bounced.rules import Family, Rules, load
 
 _KINDS = {k.value: k for k in Kind}
-_BOUNCE_SENDERS = ("mailer-daemon", "postmaster", "mail-daemon", "maildaemon", "mail delivery")
-_REPLY_PREFIXES = ("re:", "fw:", "fwd:", "aw:", "wg:", "sv:", "vs:", "tr:", "rif:", "antw:")
-_BOUNCE_SUBJECTS = (
-    "undeliver",
-    "undelivered",
-    "delivery status",
-    "delivery failure",
-    "failure notice",
-    "returned mail",
-    "mail delivery",
-    "delivery notification",
-    "non remis",
-    "nondeliverable",
-    "could not send",
-    "delivery problem",
-    "mail system error",
-    "rejected",
-    "returned to sender",
-    "failed",
-    "delayed",
-    "warning",
-)
 
 
 def parse(raw: bytes | str) -> Report:
@@ -58,7 +36,7 @@ def _parse(mail: Mail, rules: Rules, nested: bool = False) -> Report:
         return _report(mail, notification, kind, "amazonses", rules)
     notice = text.notice(mail, rules)
     exclude = _senders(mail)
-    returned = bool(notice.family) or _looks_returned(mail)
+    returned = bool(notice.family) or _looks_returned(mail, rules)
     status_rows = rfc3464.findings(mail) or (_inline_fields(mail) if returned else [])
     if status_rows:
         return _report(
@@ -81,7 +59,7 @@ def _parse(mail: Mail, rules: Rules, nested: bool = False) -> Report:
         rows = _original_recipients(mail, notice, rules)
         if rows:
             return _report(mail, rows, None, detector, rules, notice)
-    responder = "" if _from_daemon(mail) else autoreply.responder(mail, rules)
+    responder = "" if _from_daemon(mail, rules) else autoreply.responder(mail, rules)
     if responder:
         row = Finding(recipient=responder.lower(), source="rfc3834")
         return _report(mail, [row], Kind.AUTOREPLY, "rfc3834", rules, notice)
@@ -110,18 +88,21 @@ def _original_recipients(mail: Mail, notice: text.Notice, rules: Rules) -> list[
     return text.about(list(recipients), notice, rules)
 
 
-def _from_daemon(mail: Mail) -> bool:
+def _from_daemon(mail: Mail, rules: Rules) -> bool:
     sender = mail.headers.get("from").lower()
-    return any(s in sender for s in _BOUNCE_SENDERS)
+    return any(s in sender for s in rules.returned["senders"])
 
 
-def _looks_returned(mail: Mail) -> bool:
+def _looks_returned(mail: Mail, rules: Rules) -> bool:
     """A mailer daemon wrote it, or its subject says so (a person's reply or
     forward that quotes such a subject is none)."""
+    if _from_daemon(mail, rules):
+        return True
     subject = mail.headers.get("subject").lower().lstrip()
-    if subject.startswith(_REPLY_PREFIXES):
-        return _from_daemon(mail)
-    return _from_daemon(mail) or any(s in subject for s in _BOUNCE_SUBJECTS)
+    marks = rules.returned
+    return not subject.startswith(marks["reply_prefixes"]) and any(
+        s in subject for s in marks["subjects"]
+    )
 
 
 def _senders(mail: Mail) -> set[str]:

@@ -158,6 +158,7 @@ class Rules:
     delay_markers: tuple[str, ...]
     autoreply: dict[str, tuple[str, ...]]
     complaint: dict[str, tuple[str, ...]]
+    returned: dict[str, tuple[str, ...]]
     not_recipients: tuple[str, ...]
     phrase_scan: PhraseScan
     pattern_list: tuple[Pattern, ...]
@@ -292,5 +293,6 @@ def load() -> Rules:
         delay_markers=_lower(families["text"]["delay_markers"]),
         autoreply={k: _lower(v) for k, v in families["autoreply"].items()},
         complaint={k: _lower(v) for k, v in families["complaint"].items()},
+        returned={k: _lower(v) for k, v in families["returned"].items()},
         not_recipients=_lower(families["text"]["not_recipients"]),
     )
