@@ -36,6 +36,8 @@ _NOT_SPECIAL = "".join(
 _SIMPLE = re.compile(
     rf"{_ATEXT}(?:\.{_ATEXT})*+@{_LABEL}(?:\.{_LABEL})++(?<=[A-Za-z]){_NOT_SPECIAL}"
 )
+#: The same, for one line of a batch joined with newlines (nothing in it matches "\n").
+_SIMPLE_LINES = re.compile(f"^(?:{_SIMPLE.pattern})$", re.MULTILINE)
 _PAIRS = {"<": ">", '"': '"', "'": "'", "`": "`", "(": ")", "[": "]"}
 _PREFIXES = ("mailto:", "rfc822;", "smtp:")
 _TRAILING = ".,;"
@@ -121,11 +123,16 @@ def normalize(text: str, *, case_sensitive_local_part: bool = False) -> str:
 def normalize_many(
     texts: Iterable[str], *, case_sensitive_local_part: bool = False
 ) -> list[str | InvalidAddress]:
-    """`normalize` over many addresses: each result is the address or the error.
+    """`normalize` over a batch of addresses: each result is the address or the error.
 
-    The bulk check's hot loop: an address of at most 64 characters cannot break a
-    length limit, so a plain one needs one regex match and `lower()`, nothing else.
+    The bulk check's hot path. A batch of plain addresses (the usual case: a mailing
+    list) is matched by one regex pass over the joined batch and lower-cased at once;
+    an address of at most 64 characters cannot break a length limit. Any other batch
+    goes address by address, with the same fast test first.
     """
+    texts = list(texts)
+    if not case_sensitive_local_part and _all_plain(texts):
+        return "\n".join(texts).lower().split("\n")  # type: ignore[return-value]
     match = _SIMPLE.fullmatch
     out: list[str | InvalidAddress] = []
     for text in texts:
@@ -138,6 +145,20 @@ def normalize_many(
         except InvalidAddress as exc:
             out.append(exc)
     return out
+
+
+def _all_plain(texts: list[str]) -> bool:
+    try:
+        joined = "\n".join(texts)
+    except TypeError:
+        return False
+    return (
+        bool(texts)
+        and "--" not in joined
+        and max(map(len, texts)) <= 64
+        and joined.count("\n") == len(texts) - 1
+        and len(_SIMPLE_LINES.findall(joined)) == len(texts)
+    )
 
 
 def normalize_allow_entry(text: str, *, case_sensitive_local_part: bool = False) -> str:

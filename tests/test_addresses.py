@@ -6,7 +6,14 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bounced.addresses import _fast, _validated, domain_of, normalize, normalize_allow_entry
+from bounced.addresses import (
+    _fast,
+    _validated,
+    domain_of,
+    normalize,
+    normalize_allow_entry,
+    normalize_many,
+)
 from bounced.errors import InvalidAddress
 
 # Address-shaped text that often lands on the edges of the fast path: dots at the
@@ -122,3 +129,25 @@ def test_allow_entries_are_addresses_or_domains():
 def test_plain_addresses_take_the_fast_path(text):
     assert _fast(text) == _validated(text)
     assert _fast(text) is not None
+
+
+@given(
+    st.one_of(
+        st.lists(st.emails(), max_size=30),  # plain batches take the bulk path
+        st.lists(st.one_of(st.emails(), NEARLY, st.text(max_size=20)), max_size=30),
+    ),
+    st.booleans(),
+)
+@example(["a@example.com", "b@example.com"], False)
+@example(["a@example.com", "a\nb@example.com"], False)
+def test_batches_normalise_like_single_addresses(texts, sensitive):
+    def one(text):
+        try:
+            return normalize(text, case_sensitive_local_part=sensitive)
+        except InvalidAddress as exc:
+            return exc.reason
+
+    batch = normalize_many(texts, case_sensitive_local_part=sensitive)
+    assert [r.reason if isinstance(r, InvalidAddress) else r for r in batch] == list(
+        map(one, texts)
+    )
