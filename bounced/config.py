@@ -24,9 +24,13 @@ from bounced.dsn import DEFAULT_HARD_REASONS, Reason
 from bounced.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_RETRYABLE_REASONS",
     "DEFAULT_SENDER_REASONS",
     "PolicySettings",
+    "RelaySettings",
+    "RetrySettings",
     "Settings",
+    "WebhookSettings",
     "find_config",
     "load_settings",
     "parse_duration",
@@ -65,6 +69,71 @@ class PolicySettings:
     case_sensitive_local_part: bool = False
 
 
+#: Soft failures that a later resend can cure (not a too-big or refused content: resending
+#: the same bytes fails the same way).
+DEFAULT_RETRYABLE_REASONS = frozenset(
+    {
+        Reason.MAILBOX_FULL,
+        Reason.SYSTEM_FULL,
+        Reason.TOO_MANY_CONN,
+        Reason.NETWORK_ERROR,
+        Reason.EXPIRED,
+        Reason.SYSTEM_ERROR,
+    }
+)
+_HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """`[retry.webhook]`: where `dispatch = "webhook"` POSTs retry requests."""
+
+    url: str = ""
+    secret: str = ""
+    timeout: timedelta = timedelta(seconds=10)
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    """`[retry.smtp]`: the relay `dispatch = "smtp"` resends through, set like a mail client.
+    `security`: none, starttls, starttls+verify or smtps (smtps always verifies)."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: str = "none"
+    username: str = ""
+    password: str = ""
+    timeout: timedelta = timedelta(seconds=30)
+    ca_file: str = ""
+    helo: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """`[retry]`: when soft-bounced messages are resent, and how (see bounced.retry)."""
+
+    schedule: tuple[timedelta, ...] = (
+        timedelta(minutes=15),
+        _HOUR,
+        4 * _HOUR,
+        12 * _HOUR,
+        24 * _HOUR,
+    )
+    jitter_percent: int = 10
+    max_attempts: int = 5
+    give_up_after: timedelta = 72 * _HOUR
+    success_after: timedelta = 24 * _HOUR
+    retryable_reasons: frozenset[Reason] = DEFAULT_RETRYABLE_REASONS
+    dispatch: str = "pull"
+    batch: int = 100
+    poll_interval: timedelta = timedelta(seconds=30)
+    claim_timeout: timedelta = timedelta(minutes=10)
+    dispatch_backoff: timedelta = timedelta(minutes=1)
+    dispatch_backoff_max: timedelta = _HOUR
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    smtp: RelaySettings = field(default_factory=RelaySettings)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable. Top-level keys come first in config.toml."""
@@ -72,6 +141,7 @@ class Settings:
     database_url: str = "sqlite:///bounced.db"
     database_timeout: timedelta = timedelta(seconds=30)
     policy: PolicySettings = field(default_factory=PolicySettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
 
 
 ENV_PREFIX = "BOUNCED_"
@@ -227,6 +297,8 @@ def _to_collection(hint: Any, value: Any) -> Any:
         if unknown:
             raise ValueError(f"unknown reason(s) {unknown}; known: {', '.join(Reason)}")
         items = [Reason(x) for x in items]
+    elif item is timedelta:
+        items = [_to_duration(item, x) for x in items]
     elif not all(isinstance(x, str) for x in items):
         raise TypeError("expected a list of text")
     return typing.get_origin(hint)(items)
