@@ -26,6 +26,7 @@ from bounced.config import PolicySettings
 from bounced.dsn import Bounce, BounceClass, Kind, Reason
 
 __all__ = [
+    "EXHAUSTED",
     "Action",
     "AddressState",
     "AdminAction",
@@ -71,6 +72,11 @@ _STRENGTH = (
 )
 
 
+#: The detector of the event recorded when a message's resends are used up (bounced.retry):
+#: the one way a `retries_exhausted` block comes about, kept as an event so replays see it.
+EXHAUSTED = "retries_exhausted"
+
+
 class Verdict(StrEnum):
     """What one bounce row means for its address."""
 
@@ -79,6 +85,7 @@ class Verdict(StrEnum):
     SOFT = "soft"  # a return that counts towards max_returns
     HARD = "hard"  # the address is bad: blocks at once
     COMPLAINT = "complaint"  # the recipient complained: blocks at once
+    EXHAUSTED = "exhausted"  # soft failures that resends did not cure: blocks at once
 
 
 class Effect(StrEnum):
@@ -118,11 +125,16 @@ class Event:
     repeat: bool = False
     #: The message key, when known: lets `replay` work out `repeat` by itself.
     key: str = ""
+    #: The retries of a soft-bounced message are used up (detector EXHAUSTED).
+    exhausted: bool = False
 
     @classmethod
     def of(cls, bounce: Bounce, at: datetime, *, repeat: bool = False, key: str = "") -> Event:
         b = bounce
-        return cls(b.kind, at, b.bounce_class, b.reason, b.status, b.reply_code, repeat, key)
+        exhausted = b.detector == EXHAUSTED
+        return cls(
+            b.kind, at, b.bounce_class, b.reason, b.status, b.reply_code, repeat, key, exhausted
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +196,8 @@ class Decision:
 def classify(event: Event, settings: PolicySettings) -> Verdict:
     """Hard means a reason in `hard_reasons` on a permanent failure (5.x.x, a 5xx reply
     without a status, or classed hard by the parser); sender-side reasons never count."""
+    if event.exhausted:
+        return Verdict.EXHAUSTED
     if event.kind is Kind.COMPLAINT:
         return Verdict.COMPLAINT
     if event.kind is not Kind.FAILED:
@@ -251,6 +265,9 @@ def decide(state: AddressState, event: Event, settings: PolicySettings) -> Decis
     effects = {Effect.RECORDED}
     if verdict is Verdict.COMPLAINT:
         new, reason = replace(state, last_reason="complaint", last_status=""), BlockReason.COMPLAINT
+    elif verdict is Verdict.EXHAUSTED:
+        # The soft bounces before it already counted; giving up is no new return.
+        new, reason = replace(state, last_reason=EXHAUSTED), BlockReason.RETRIES_EXHAUSTED
     else:
         new = state if event.repeat else _counted(state, event, settings)
         if not event.repeat:

@@ -53,6 +53,7 @@ from bounced.config import Settings
 from bounced.dsn import Bounce, BounceClass, Kind, Reason
 from bounced.errors import BouncedError, DatabaseUnavailable, UnknownSelection
 from bounced.policy import (
+    EXHAUSTED,
     Action,
     AddressState,
     AdminAction,
@@ -688,7 +689,7 @@ class Store:
         rows = {r.id: r for r in locked}
         events = conn.execute(
             select(E.c.id, E.c.address_id, E.c.message_key, E.c.received_at, E.c.counts, E.c.kind)
-            .add_columns(E.c.bounce_class, E.c.reason, E.c.status, E.c.reply_code)
+            .add_columns(E.c.bounce_class, E.c.reason, E.c.status, E.c.reply_code, E.c.detector)
             .where(E.c.address_id.in_(ids))
             .order_by(E.c.address_id, E.c.received_at, E.c.id)
         )
@@ -748,6 +749,7 @@ def _replay_event(row: Any) -> Event:
         row.status,
         row.reply_code,
         key=row.message_key,
+        exhausted=row.detector == EXHAUSTED,
     )
 
 
