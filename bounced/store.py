@@ -597,8 +597,11 @@ class Store:
         query = _filtered(select(*columns, names.label("selections")), filters)
         with self._read() as conn:
             result = conn.execution_options(yield_per=CHUNK).execute(query.order_by(A.c.address))
-            for row in result:
-                yield dict(row._mapping)
+            try:
+                for row in result:
+                    yield dict(row._mapping)
+            finally:  # a reader that stops early must not leave a server-side cursor open
+                result.close()
 
     def show(self, address: str) -> dict[str, Any] | None:
         """The address row, its events and its admin actions; None when unknown."""
