@@ -172,3 +172,7 @@ class Audit(SQLModel, table=True):
     action: str = Field(sa_type=Text)
     address: str = Field(default="", sa_type=Text, index=True)
     detail: str = _text()
+
+
+# The sending log and retry plans (bounced.sending_tables) share this metadata.
+from bounced import sending_tables  # noqa: E402, F401
