@@ -26,10 +26,12 @@ from bounced.errors import ConfigError
 __all__ = [
     "DEFAULT_RETRYABLE_REASONS",
     "DEFAULT_SENDER_REASONS",
+    "ListenerSettings",
     "PolicySettings",
     "RelaySettings",
     "RetrySettings",
     "Settings",
+    "VerpSettings",
     "WebhookSettings",
     "find_config",
     "load_settings",
@@ -135,6 +137,40 @@ class RetrySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ListenerSettings:
+    """`[listener]`: the SMTP server that receives bounces (`bounced serve`, bounced.listener).
+    `domains` are bounce domains (`bounces.example.com`) or whole addresses; RCPT for
+    anything else is refused, so the listener is never a relay. `retention`: `archive`
+    (keep processed messages in the spool's done/) or `delete`."""
+
+    host: str = "127.0.0.1"
+    port: int = 2525
+    domains: tuple[str, ...] = ()
+    spool_dir: str = "spool"
+    max_message_size: int = 40 * 1024 * 1024
+    max_line_length: int = 64 * 1024
+    max_sessions: int = 100
+    timeout: timedelta = timedelta(minutes=5)
+    session_timeout: timedelta = timedelta(minutes=30)
+    tls_cert: str = ""
+    tls_key: str = ""
+    allowed_networks: tuple[str, ...] = ()
+    retention: str = "archive"
+    log_format: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class VerpSettings:
+    """`[verp]`: signed return paths (bounced.verp). `strict`: only bounces that carry a
+    valid token count (nobody can get an address suppressed by forging a bounce)."""
+
+    secret: str = ""
+    prefix: str = "bounces"
+    domain: str = ""
+    strict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable. Top-level keys come first in config.toml."""
 
@@ -142,6 +178,8 @@ class Settings:
     database_timeout: timedelta = timedelta(seconds=30)
     policy: PolicySettings = field(default_factory=PolicySettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
+    listener: ListenerSettings = field(default_factory=ListenerSettings)
+    verp: VerpSettings = field(default_factory=VerpSettings)
 
 
 ENV_PREFIX = "BOUNCED_"
