@@ -27,6 +27,8 @@ from bounced.rules import Family, Rules
 
 #: The longest diagnostic kept per recipient; notices rarely say more that matters.
 MAX_DIAGNOSTIC = 1200
+#: Recipients read from one notice at the most (an MTA splits larger deliveries).
+MAX_RECIPIENTS = 1000
 _MAX_BLOCK_LINES = 40
 _MARKER_SPAN = 4096
 
@@ -116,25 +118,41 @@ def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[
         # The header names an address the notice never mentions (one rewritten
         # before delivery): the notice's own list is the better evidence.
         failed_header = []
-    order = failed_header or _recipients(anchors, exclude)
+    order = (failed_header or _recipients(anchors, exclude))[:MAX_RECIPIENTS]
     if not order:
         return []
-    first_line = {r: min((i for i, a, _ in anchors if a == r), default=-1) for r in order}
+    wanted = set(order)
+    named = [(i, a) for i, a, _ in anchors if a in wanted]  # in line order
+    first_line: dict[str, int] = {}
+    for position, (_, address) in enumerate(named):
+        first_line.setdefault(address, position)
     delayed = _delayed(text, rules)
     out = []
     for recipient in order:
-        start = first_line[recipient]
-        if start < 0:
+        position = first_line.get(recipient)
+        if position is None:
             block = text.text
         else:
-            later = [i for i, a, _ in anchors if i > start and a != recipient and a in order]
-            end = min(later[0] if later else len(lines), start + _MAX_BLOCK_LINES)
-            block = "\n".join(lines[start:end])
+            block = "\n".join(lines[_block(named, position, len(lines))])
         # A notice about one recipient is evidence as a whole, including what
         # it says before naming the address.
         context = unfold(text.text)[:MAX_DIAGNOSTIC] if len(order) == 1 else ""
         out.append(_finding(recipient, block, context, delayed, text.family))
     return out
+
+
+def _block(named: list[tuple[int, str]], position: int, total: int) -> slice:
+    """The lines about the recipient named at `named[position]`: from its line to
+    the next line that names another recipient, at most _MAX_BLOCK_LINES."""
+    start, recipient = named[position]
+    end = min(total, start + _MAX_BLOCK_LINES)
+    for line, address in named[position + 1 :]:
+        if line >= end:
+            break
+        if address != recipient and line > start:
+            end = line
+            break
+    return slice(start, end)
 
 
 def about(recipients: list[str], text: Notice, rules: Rules) -> list[Finding]:
