@@ -156,5 +156,6 @@ def main() -> None:
     app(prog_name="bounced")
 
 
-# The suppression-list commands (ingest, check, list, ...) register on `app` there.
-from bounced import admin_cli  # noqa: E402, F401
+# The suppression-list commands (ingest, check, list, ...) and the SMTP side (verp,
+# serve, inbox) register on `app` there.
+from bounced import admin_cli, listener_cli  # noqa: E402, F401

@@ -1,0 +1,81 @@
+"""The commands of the SMTP side: `bounced verp`, `bounced serve`, `bounced inbox`.
+
+Registered on the same typer app as the other commands (see the end of
+bounced.cli); settings and the store come the way the store commands get them
+(`bounced.admin_cli`), so `--config` and `--database-url` mean the same here.
+"""
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from bounced.admin_cli import _say, _settings, _write
+from bounced.cli import FormatOption, app
+
+__all__ = ["verp_app"]
+
+verp_app = typer.Typer(help="Signed VERP return paths.")
+app.add_typer(verp_app, name="verp")
+
+VERP_COLUMNS = ("recipient", "message_key", "valid", "reason")
+
+
+def _load(ctx: typer.Context) -> Any:
+    """Settings with the global options, or one line and exit 2."""
+    from bounced.errors import BouncedError
+
+    try:
+        return _settings(ctx.find_root().obj or {})
+    except BouncedError as exc:
+        _say(str(exc))
+        raise typer.Exit(2) from None
+
+
+@verp_app.command("encode")
+def verp_encode(
+    ctx: typer.Context,
+    recipient: Annotated[str, typer.Argument(help="The address the message is sent to.")],
+    message_id: Annotated[
+        str, typer.Option("--message-id", help="The message's Message-ID (its key).")
+    ],
+    domain: Annotated[
+        str | None, typer.Option("--domain", help="Bounce domain (default: [verp] domain).")
+    ] = None,
+) -> None:
+    """Print the signed return path for RECIPIENT of one message."""
+    from bounced import verp
+    from bounced.errors import ConfigError
+
+    cfg = _load(ctx).verp
+    try:
+        address = verp.encode(
+            recipient, message_id, secret=cfg.secret, prefix=cfg.prefix, domain=domain or cfg.domain
+        )
+    except (ConfigError, ValueError) as exc:
+        _say(str(exc))
+        raise typer.Exit(2) from None
+    sys.stdout.write(address + "\n")
+
+
+@verp_app.command("decode")
+def verp_decode(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="A return path made by `verp encode`.")],
+    output_format: FormatOption = None,
+) -> None:
+    """Who and which message a return path names; exit 1 unless it is valid."""
+    from bounced import verp
+
+    token = verp.decode(address, secret=_load(ctx).verp.secret)
+    if token is None:
+        _say(f"not a VERP address: {address}")
+        raise typer.Exit(1)
+    row = {
+        "recipient": token.recipient,
+        "message_key": token.message_key,
+        "valid": token.valid,
+        "reason": token.reason,
+    }
+    _write(output_format, VERP_COLUMNS, [row], raw=True)
+    raise typer.Exit(0 if token.valid else 1)
