@@ -33,6 +33,7 @@ __all__ = [
     "PlanStatus",
     "Signal",
     "backoff",
+    "cancel",
     "delay",
     "dispatch_failed",
     "dispatched",
@@ -179,8 +180,13 @@ def quiet(plan: Plan, settings: RetrySettings, now: datetime) -> Plan:
     return plan
 
 
+def cancel(plan: Plan, note: str) -> Plan:
+    """Stopped by hand, because the address was blocked, or because a resend cannot work."""
+    return _close(plan, PlanStatus.CANCELLED, note) if plan.open else plan
+
+
 def _close(plan: Plan, status: PlanStatus, note: str) -> Plan:
-    return replace(plan, status=status, due_at=None, note=note)
+    return replace(plan, status=status, due_at=None, note=note[:500])
 
 
 def signal_of(kind: str, reason: str, hard: bool) -> Signal:

@@ -1,0 +1,113 @@
+"""The scheduler loop: read new bounces, close quiet plans, escalate exhausted ones, and
+dispatch due retries. `run_once` is one pass (`bounced worker --once`, cron); `run`
+repeats it until stopped.
+
+Several workers may share one PostgreSQL store: each claims due retries with
+`FOR UPDATE SKIP LOCKED`, so each retry is dispatched by exactly one of them. The
+clock and the sleep are injected, so tests run days of schedule in milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bounced.dispatch import Dispatcher, DispatchError
+from bounced.sent import SendingLog
+
+__all__ = ["Pass", "Worker", "worker_name"]
+
+
+def worker_name() -> str:
+    """host:pid, as the dispatch log names who sent what."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Pass:
+    """What one pass did."""
+
+    events: int = 0
+    succeeded: int = 0
+    escalated: int = 0
+    dispatched: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.events or self.succeeded or self.escalated or self.dispatched)
+
+    def line(self) -> str:
+        return (
+            f"bounces read {self.events}, plans succeeded {self.succeeded}, "
+            f"escalated {self.escalated}, dispatched {self.dispatched}, "
+            f"dispatch failures {self.failed}"
+        )
+
+
+class Worker:
+    """One scheduler: a sending log, a dispatcher (None = pull), a name."""
+
+    def __init__(
+        self,
+        log: SendingLog,
+        dispatcher: Dispatcher | None,
+        *,
+        name: str | None = None,
+        sleep: Callable[[float], object] | None = None,
+    ) -> None:
+        self.log = log
+        self.dispatcher = dispatcher
+        self.name = name or worker_name()
+        self.stopping = threading.Event()
+        self.sleep = sleep or self.stopping.wait
+
+    def run_once(self) -> Pass:
+        done = Pass()
+        done.events = self.log.sync()
+        done.succeeded = self.log.close_quiet()
+        done.escalated = self.log.escalate()
+        if self.dispatcher is not None:
+            self._dispatch(done)
+        return done
+
+    def _dispatch(self, done: Pass) -> None:
+        """Claim and send due retries, a batch at a time, until none are due."""
+        assert self.dispatcher is not None
+        batch = max(self.log.settings.batch, 1)
+        while not self.stopping.is_set():
+            claimed = self.log.claim(self.name, batch)
+            for due in claimed:
+                try:
+                    detail = self.dispatcher.send(due)
+                except DispatchError as exc:
+                    done.failed += 1
+                    done.errors.append(f"plan {due.plan_id}: {exc}")
+                    self.log.not_handed(
+                        due, self.name, self.dispatcher.channel, str(exc), permanent=exc.permanent
+                    )
+                    continue
+                if self.log.handed(due, self.name, self.dispatcher.channel, detail):
+                    done.dispatched += 1
+            if len(claimed) < batch:
+                return
+
+    def run(self, on_pass: Callable[[Pass], None] = lambda _: None) -> None:
+        """Passes until `stop()`; sleeps poll_interval after a pass with nothing to do."""
+        interval = self.log.settings.poll_interval.total_seconds()
+        try:
+            while not self.stopping.is_set():
+                done = self.run_once()
+                on_pass(done)
+                if not done.busy:
+                    self.sleep(interval)
+        finally:
+            if self.dispatcher is not None:
+                self.dispatcher.close()
+
+    def stop(self) -> None:
+        self.stopping.set()

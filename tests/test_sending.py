@@ -1,0 +1,174 @@
+"""The sending log and retry plans in a real store (SQLite and PostgreSQL), with a clock
+the test moves: days of schedule in milliseconds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from dsn_builder import Rcpt, delayed, make_dsn, soft
+
+from bounced.api import Suppressions
+from bounced.config import Settings
+from bounced.errors import BouncedError
+from bounced.retry import PlanStatus
+from bounced.sent import SendingLog, SentStatus
+from bounced.worker import Worker
+
+MID = "<orig-1@sender.example.com>"
+RCPT = "full@example.org"
+#: Mailbox-full bounces that differ in status: the store keeps one event per (address,
+#: original message, kind, status), so a resend bouncing with the very same status is
+#: refused as a duplicate (see test_a_repeat_with_the_same_status_moves_the_plan_on).
+FULL = [("4.2.2", "452"), ("5.2.2", "552"), ("4.2.0", "452"), ("5.2.0", "552"), ("4.0.0", "450")]
+FULL += [("4.2.1", "450")]
+
+
+def full(n: int) -> Rcpt:
+    status, code = FULL[n]
+    return Rcpt(RCPT, status, diagnostic=f"{code} {status} <{{address}}>: Mailbox full")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def move(self, **kw) -> None:
+        self.now += timedelta(**kw)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def log(database_url, clock):
+    sup = Suppressions.open(Settings(database_url=database_url), clock=clock)
+    yield SendingLog(sup, spread=lambda: 0.5)
+    sup.close()
+
+
+def bounce(log: SendingLog, rcpt=None, original=MID, n=1) -> None:
+    raw = make_dsn(rcpt or soft(RCPT), original_id=original, message_id=f"<dsn-{n}@mx>")
+    log.sup.ingest(raw, received_at=log.now())
+
+
+def only_plan(log: SendingLog) -> dict:
+    (plan,) = log.plans()
+    return plan
+
+
+def test_a_soft_bounce_starts_a_plan_that_ends_in_a_block(log, clock):
+    log.record(RCPT, MID, subject="Invoice", raw=b"Subject: Invoice\r\n\r\nhi\r\n")
+    bounce(log)
+    assert log.sync() == 1
+    plan = only_plan(log)
+    assert plan["status"] == "scheduled" and plan["due_at"] == clock.now + timedelta(minutes=15)
+    assert log.sent(RCPT, MID)["status"] == SentStatus.RETRYING
+    worker = Worker(log, None)
+    for attempt in range(1, 6):
+        clock.now = only_plan(log)["due_at"]
+        (due,) = log.pull("sender", 10)
+        assert due.attempt == attempt and due.address == RCPT
+        assert log.pull("sender", 10) == []  # handed out once
+        clock.move(minutes=10)
+        bounce(log, full(attempt), n=attempt + 1)
+        worker.run_once()
+    plan = only_plan(log)
+    assert plan["status"] == PlanStatus.EXHAUSTED and plan["attempt"] == 5
+    check = log.sup.check(RCPT)
+    assert (check.sendable, check.reason) == (False, "retries_exhausted")
+    assert log.sup.show(RCPT)["address"]["returns"] == 1  # one original message
+    assert log.sent(RCPT, MID)["status"] == SentStatus.BOUNCED_HARD
+    assert worker.run_once().escalated == 0  # escalated once
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the store refuses a second event with the same (address, original message, kind, "
+    "status): a resend that bounces exactly like the first send is not seen",
+)
+def test_a_repeat_with_the_same_status_moves_the_plan_on(log, clock):
+    log.record(RCPT, MID)
+    bounce(log)
+    log.sync()
+    clock.move(minutes=15)
+    log.pull("sender", 10)
+    bounce(log, n=2)
+    log.sync()
+    assert only_plan(log)["status"] == PlanStatus.SCHEDULED
+
+
+def test_delays_do_not_start_plans_and_quiet_closes_them(log, clock):
+    log.record(RCPT, MID)
+    bounce(log, delayed(RCPT))
+    log.sync()
+    assert list(log.plans()) == []
+    bounce(log, n=2)
+    log.sync()
+    clock.move(minutes=16)
+    assert len(log.pull("sender", 10)) == 1
+    clock.move(hours=23)
+    assert Worker(log, None).run_once().succeeded == 0
+    clock.move(hours=2)
+    assert Worker(log, None).run_once().succeeded == 1
+    assert only_plan(log)["status"] == PlanStatus.SUCCEEDED
+    assert log.sent(RCPT, MID)["status"] == SentStatus.SENT
+    assert log.sup.check(RCPT).sendable
+
+
+def test_a_hard_bounce_on_another_message_cancels_the_plans(log, clock):
+    log.record(RCPT, MID)
+    bounce(log)
+    log.record(RCPT, "<other@sender.example.com>")
+    bounce(log, Rcpt(RCPT), original="<other@sender.example.com>", n=2)
+    Worker(log, None).run_once()
+    plan = only_plan(log)
+    assert plan["status"] == PlanStatus.CANCELLED and "hard" in plan["note"]
+    clock.move(days=1)
+    assert log.pull("sender", 10) == []
+
+
+def test_a_non_retryable_reason_starts_nothing(log):
+    too_big = Rcpt(RCPT, "5.3.4", diagnostic="552 5.3.4 Message size exceeds fixed limit")
+    log.record(RCPT, MID)
+    bounce(log, too_big)
+    log.sync()
+    assert list(log.plans()) == []
+    assert log.sent(RCPT, MID)["status"] == SentStatus.BOUNCED_SOFT
+
+
+def test_an_smtp_error_at_send_time_goes_through_rules_and_policy(log):
+    row = log.record(
+        "gone@example.org", "<m1@x>", error="550 5.1.1 <gone@example.org>: no such user"
+    )
+    assert row["status"] == SentStatus.BOUNCED_HARD and row["reason"] == "user_unknown"
+    assert not log.sup.check("gone@example.org").sendable
+    row = log.record("busy@example.org", "<m2@x>", error="452 4.2.2 Mailbox full, try later")
+    assert row["status"] == SentStatus.RETRYING and row["reason"] == "mailbox_full"
+    assert only_plan(log)["address"] == "busy@example.org"
+    with pytest.raises(BouncedError):
+        log.record("x@example.org", "  ")
+
+
+def test_a_blocked_address_is_not_retried(log, clock):
+    log.record(RCPT, MID)
+    bounce(log)
+    log.sync()
+    log.sup.block([RCPT])
+    clock.move(hours=1)
+    assert log.pull("sender", 10) == []
+    assert only_plan(log)["status"] == PlanStatus.CANCELLED
+
+
+def test_cancel_by_hand(log):
+    log.record(RCPT, MID)
+    bounce(log)
+    log.sync()
+    plan_id = only_plan(log)["id"]
+    assert log.cancel([plan_id, 999], "admin") == ([plan_id], [999])
+    assert log.plan(plan_id)["plan"]["status"] == PlanStatus.CANCELLED
