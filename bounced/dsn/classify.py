@@ -25,7 +25,7 @@ class Decision:
     reason: Reason
     rule: str
     status: str
-    bounce_class: BounceClass | None
+    bounce_class: BounceClass
 
 
 def best_status(finding: Finding, rules: Rules) -> str:
