@@ -102,10 +102,11 @@ class Ingested:
 
     @property
     def problems(self) -> list[str]:
-        """Why nothing (or not everything) was recorded, in words."""
-        return [f"{r.recipient}: {r.problem}" for r in self.rows if r.problem] + list(
-            self.report.problems if self.outcome is not Outcome.RECORDED else ()
-        )
+        """Why nothing (or not everything) was recorded, in words: rows whose recipient
+        is not an address, and the parser's account of a message it could not use."""
+        unused = self.outcome in (Outcome.NOT_BOUNCE, Outcome.UNREADABLE)
+        rows = [f"{r.recipient}: {r.problem}" for r in self.rows if r.problem]
+        return rows + list(self.report.problems if unused else ())
 
 
 class Check(NamedTuple):

@@ -21,11 +21,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import groupby, islice
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -218,6 +220,7 @@ class Store:
             normalize_allow_entry(e, case_sensitive_local_part=fold) for e in settings.policy.allow
         )
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        self._sql = _statements(self._insert)
 
     # --- opening, schema ---------------------------------------------------------------
 
@@ -304,29 +307,31 @@ class Store:
         """Create missing address rows (sorted, so concurrent writers lock in one order)."""
         rows = [_new_address(a, now) for a in sorted(set(addresses))]
         for chunk in batched(rows, CHUNK):
-            conn.execute(self._insert(A).on_conflict_do_nothing(), list(chunk))
+            conn.execute(self._sql.new_address, chunk)
 
     def _lock(self, conn: Connection, addresses: Iterable[str]) -> dict[str, Any]:
         """The address rows, locked for this transaction, by address."""
         found: dict[str, Any] = {}
         for chunk in batched(sorted(set(addresses)), CHUNK):
-            query = select(A).where(A.c.address.in_(chunk)).order_by(A.c.address)
-            for row in conn.execute(query.with_for_update()):
+            for row in conn.execute(self._sql.lock, {"names": chunk}):
                 found[row.address] = row
         return found
 
-    def _allowed(self, conn: Connection, address: str) -> bool:
-        entries = (address, "@" + domain_of(address))
-        if self._config_allow.intersection(entries):
-            return True
-        return conn.execute(select(W.c.id).where(W.c.entry.in_(entries))).first() is not None
+    def _allowed(self, conn: Connection, addresses: Iterable[str]) -> set[str]:
+        """Those of `addresses` on the allow-list (config.toml or the store), in one query."""
+        wanted = {a: (a, "@" + domain_of(a)) for a in addresses}
+        entries = {e for pair in wanted.values() for e in pair}
+        listed = self._config_allow | set(conn.scalars(self._sql.allowed, {"entries": entries}))
+        return {a for a, pair in wanted.items() if not listed.isdisjoint(pair)}
 
-    def _state(self, conn: Connection, row: Any) -> AddressState:
+    def _state(self, conn: Connection, row: Any, allowed: bool | None = None) -> AddressState:
         values = {name: getattr(row, name) for name in _STATE_COLUMNS}
         for name in ("first_return_at", "last_return_at", "blocked_at"):
             values[name] = _utc(values[name])
         values["auto_reason"] = BlockReason(row.auto_reason) if row.auto_reason else None
-        return AddressState(**values, allowed=self._allowed(conn, row.address))
+        if allowed is None:
+            allowed = bool(self._allowed(conn, [row.address]))
+        return AddressState(**values, allowed=allowed)
 
     def _recent(self, conn: Connection, row: Any) -> tuple[datetime, ...]:
         """Times of the newest counted returns since the last unmark (for the window)."""
@@ -343,7 +348,7 @@ class Store:
         values["auto_reason"] = state.auto_reason and state.auto_reason.value
         values |= {"state": state.state.value, "updated_at": now, **extra}
         values["blocked_reason"] = state.blocked_reason and state.blocked_reason.value
-        conn.execute(update(A).where(A.c.id == row.id).values(**values))
+        conn.execute(self._sql.save, {"row_id": row.id, **values})
 
     def _audit(
         self, conn: Connection, action: str, addresses: Iterable[str], actor: str, detail=""
@@ -368,25 +373,20 @@ class Store:
             now = self.clock()
             self._ensure(conn, [r.address for r in rows], now)
             locked = self._lock(conn, (r.address for r in rows))
-            states = {a: self._state(conn, row) for a, row in locked.items()}
+            allowed = self._allowed(conn, locked)
+            states = {a: self._state(conn, row, a in allowed) for a, row in locked.items()}
             out = []
             for item in rows:
                 row, state = locked[item.address], states[item.address]
                 if window:
                     state = replace(state, recent_returns=self._recent(conn, row))
                 repeat = conn.execute(
-                    select(E.c.id).where(
-                        E.c.address_id == row.id, E.c.message_key == item.message_key, E.c.counts
-                    )
+                    self._sql.repeat, {"address_id": row.id, "key": item.message_key}
                 ).first()
                 event = Event.of(item.bounce, item.received_at, repeat=repeat is not None)
                 decision = decide(state, event, self.policy)
-                inserted = conn.execute(
-                    self._insert(E)
-                    .values(_event_values(item, row.id, decision.counts))
-                    .on_conflict_do_nothing()
-                    .returning(E.c.id)
-                ).first()
+                values = _event_values(item, row.id, decision.counts)
+                inserted = conn.execute(self._sql.new_event, values).first()
                 if inserted is None:
                     out.append(Recorded(item.address, None))
                     continue
@@ -435,12 +435,13 @@ class Store:
                 if creates:
                     self._ensure(conn, chunk, now)
                 locked = self._lock(conn, chunk)
+                allowed = self._allowed(conn, locked)
                 done = []
                 for address in chunk:
                     row = locked.get(address)
                     if row is None:
                         continue
-                    state = self._state(conn, row)
+                    state = self._state(conn, row, address in allowed)
                     new = administer(state, AdminAction(action, now))
                     extra = {"counted_since": now} if action is Action.UNMARK else {}
                     self._save(conn, row, new, now, **extra)
@@ -495,8 +496,10 @@ class Store:
             matching = select(A.c.address).where(
                 or_(A.c.address.in_(changed), A.c.domain.in_(domains))
             )
-            for row in self._lock(conn, conn.scalars(matching)).values():
-                state = self._state(conn, row)
+            locked = self._lock(conn, conn.scalars(matching))
+            allowed = self._allowed(conn, locked)
+            for address, row in locked.items():
+                state = self._state(conn, row, address in allowed)
                 self._save(conn, row, set_allowed(state, state.allowed, now), now)
             return changed
 
@@ -620,7 +623,7 @@ class Store:
             )
             return {
                 "address": dict(row._mapping),
-                "allowed": self._allowed(conn, address),
+                "allowed": bool(self._allowed(conn, [address])),
                 "events": [dict(e._mapping) for e in events],
                 "audit": [dict(a._mapping) for a in audit],
                 "selections": sorted(sel),
@@ -710,8 +713,9 @@ class Store:
         admin = {k: list(g) for k, g in groupby(actions, key=lambda a: a.address)}
         changes = []
         flips: dict[bool, list[int]] = {True: [], False: []}
+        allowed = self._allowed(conn, [r.address for r in rows.values()])
         for aid, row in rows.items():
-            before = self._state(conn, row)
+            before = self._state(conn, row, row.address in allowed)
             evs = by_address.get(aid, [])
             history = sorted(
                 [(_utc(e.received_at), 1, e, _replay_event(e)) for e in evs]
@@ -736,6 +740,25 @@ class Store:
                 for chunk in batched(flips[counted], CHUNK):
                     conn.execute(update(E).where(E.c.id.in_(chunk)).values(counts=counted))
         return changes
+
+
+def _statements(insert: Any) -> SimpleNamespace:
+    """The statements of the ingest path, built once: building a statement costs more
+    than SQLite takes to run it, and a prebuilt one hits SQLAlchemy's compiled cache."""
+    return SimpleNamespace(
+        new_address=insert(A).on_conflict_do_nothing(),
+        lock=select(A)
+        .where(A.c.address.in_(bindparam("names", expanding=True)))
+        .order_by(A.c.address)
+        .with_for_update(),
+        allowed=select(W.c.entry).where(W.c.entry.in_(bindparam("entries", expanding=True))),
+        repeat=select(E.c.id)
+        .where(E.c.address_id == bindparam("address_id"), E.c.message_key == bindparam("key"))
+        .where(E.c.counts)
+        .limit(1),
+        new_event=insert(E).on_conflict_do_nothing().returning(E.c.id),
+        save=update(A).where(A.c.id == bindparam("row_id")),
+    )
 
 
 def _summary(state: AddressState) -> tuple[Any, ...]:

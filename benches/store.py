@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""Suppression store figures, in one run: the bulk check and ingest throughput.
+
+1. Check: a SQLite store with 1M addresses (500k blocked); a file of 1M addresses,
+   half of them in the store. Timed as whole processes, in turns, best of
+   --repeat: `bounced check --file F --format csv` against a plain sqlite3 script
+   doing the same job (read the file, look up 1000 addresses per IN query, write
+   one CSV verdict per address). Both outputs must be identical. Printed: checks/s,
+   and raw/bounced (target >= 0.5) and bounced's wall time (target < 10 s).
+2. Ingest: the corpus messages copied --copies times (identical copies are
+   duplicates: they exercise the refusal path, as a re-run would) ingested into a
+   fresh SQLite store and a fresh PostgreSQL schema, by 1 process and by 4
+   processes each taking a quarter of the files. Printed: messages/s.
+
+PostgreSQL comes from --postgres, else BOUNCED_TEST_DATABASE_URL; without it that
+part is reported missing. The 1M store is filled with plain INSERTs (setup, not
+measured) after `bounced` created its schema.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCHES = Path(__file__).resolve().parent
+DEFAULT_CORPUS = BENCHES.parent.parent / "shared" / "corpus" / "sisimai" / "eml"
+BOUNCED = [sys.executable, "-m", "bounced"]
+
+RAW_CHECK = r"""
+import csv, sqlite3, sys
+db, path = sys.argv[1:3]
+con = sqlite3.connect(db)
+out = csv.writer(sys.stdout)
+out.writerow(("address", "verdict", "state", "reason"))
+def flush(chunk):
+    marks = ",".join("?" * len(chunk))
+    sql = f"SELECT address, state, blocked_reason FROM address WHERE address IN ({marks})"
+    found = {a: (s, r) for a, s, r in con.execute(sql, chunk)}
+    for a in chunk:
+        s, r = found.get(a, ("", None))
+        out.writerow((a, "send" if s in ("", "active") else "blocked", s, r or ""))
+chunk = []
+with open(path) as f:
+    for line in f:
+        chunk.append(line.strip())
+        if len(chunk) == 1000:
+            flush(chunk)
+            chunk = []
+if chunk:
+    flush(chunk)
+"""
+
+
+def environment() -> dict[str, str]:
+    """The same environment for every process timed: no BOUNCED_* settings, and
+    buffered output (PYTHONUNBUFFERED would make each row a system call)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNCED_")}
+    env.pop("PYTHONUNBUFFERED", None)
+    return env
+
+
+def timed(cmd: list[str], out: Path | None = None, cwd: Path | None = None) -> float:
+    start = time.perf_counter()
+    with open(out or os.devnull, "wb") as sink:
+        done = subprocess.run(cmd, stdout=sink, stderr=subprocess.PIPE, env=environment(), cwd=cwd)
+    wall = time.perf_counter() - start
+    if done.returncode not in (0, 1):  # check exits 1 when an address is blocked
+        raise SystemExit(f"{cmd[:5]} failed ({done.returncode}): {done.stderr.decode()[-500:]}")
+    return wall
+
+
+def fill(db: Path, n: int) -> None:
+    """n addresses, every other one blocked (hard), straight into the created schema."""
+    subprocess.run([*BOUNCED, "--database-url", f"sqlite:///{db}", "db", "upgrade"],
+                   check=True, env=environment(), capture_output=True)  # fmt: skip
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    rows = (
+        (f"user{i}@domain{i % 997}.example", f"domain{i % 997}.example")
+        + (("blocked", "hard", "hard", 1) if i % 2 == 0 else ("active", None, None, 0))
+        + (now, now)
+        for i in range(n)
+    )
+    con = sqlite3.connect(db)
+    con.executemany(
+        "INSERT INTO address (address, domain, state, blocked_reason, auto_reason, returns,"
+        " manual, former_employee, last_reason, last_status, last_class, created_at,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, 0, '', '', '', ?, ?)",
+        rows,
+    )
+    con.commit()
+    con.close()
+
+
+def bench_check(work: Path, n: int, repeat: int) -> dict[str, float]:
+    db = work / "million.db"
+    print(f"check: filling a store with {n:,} addresses ({n // 2:,} blocked) ...", flush=True)
+    fill(db, n)
+    queries = work / "addresses.txt"
+    rng = random.Random(1)
+    present = rng.sample(range(n), n // 2)
+    lines = [f"user{i}@domain{i % 997}.example" for i in present]
+    lines += [f"someone{i}@elsewhere{i % 991}.example" for i in range(n - len(lines))]
+    rng.shuffle(lines)
+    queries.write_text("\n".join(lines) + "\n")
+    raw_script = work / "raw_check.py"
+    raw_script.write_text(RAW_CHECK)
+    ours = [*BOUNCED, "--database-url", f"sqlite:///{db}", "check", "--file", str(queries)]
+    best = {"bounced": float("inf"), "raw": float("inf")}
+    for _ in range(repeat):
+        best["raw"] = min(
+            best["raw"],
+            timed([sys.executable, str(raw_script), str(db), str(queries)], work / "raw.csv"),
+        )
+        best["bounced"] = min(best["bounced"], timed([*ours, "--format", "csv"], work / "ours.csv"))
+    if (work / "raw.csv").read_bytes() != (work / "ours.csv").read_bytes():
+        raise SystemExit("check: bounced and the raw script disagree")
+    return best
+
+
+def pg_schema(base: str) -> tuple[str, object]:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    schema = "bench_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+
+    def drop() -> None:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+    return url.render_as_string(hide_password=False), drop
+
+
+def bench_ingest(work: Path, corpus: Path, copies: int, postgres: str | None) -> dict:
+    messages = sorted(corpus.glob("*.eml"))
+    shares = [work / f"share{k}" for k in range(4)]
+    for folder in shares:
+        folder.mkdir()
+    count = 0
+    for copy in range(copies):
+        for path in messages:
+            shutil.copyfile(path, shares[count % 4] / f"{copy:02}-{path.name}")
+            count += 1
+    print(f"ingest: {count:,} messages ({len(messages)} x {copies})", flush=True)
+    targets = {"sqlite": None, "postgresql": postgres}
+    results: dict[str, dict[int, float | None]] = {}
+    for name, base in targets.items():
+        results[name] = {}
+        for processes in (1, 4):
+            if name == "postgresql" and not base:
+                results[name][processes] = None
+                continue
+            drop = None
+            if name == "sqlite":
+                url = f"sqlite:///{work / f'ingest-{processes}.db'}"
+            else:
+                url, drop = pg_schema(base)
+            try:
+                results[name][processes] = count / ingest(url, shares, processes, work)
+            finally:
+                if drop:
+                    drop()
+    return results
+
+
+def ingest(url: str, shares: list[Path], processes: int, work: Path) -> float:
+    subprocess.run([*BOUNCED, "--database-url", url, "db", "upgrade"],
+                   check=True, env=environment(), capture_output=True)  # fmt: skip
+    groups = [[str(s) for s in shares]] if processes == 1 else [[str(s)] for s in shares]
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [*BOUNCED, "--database-url", url, "ingest", *paths],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=environment(),
+            cwd=work,
+        )
+        for paths in groups
+    ]
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"ingest failed: {err.decode()[-500:]}")
+    return time.perf_counter() - start
+
+
+def report_check(best: dict[str, float], args: argparse.Namespace) -> None:
+    n = args.addresses
+    ours, raw = best["bounced"], best["raw"]
+    verdict = "under 10 s" if ours < 10 else "NOT under 10 s"
+    print(f"check {n:,} addresses (half in a store of {n:,}), SQLite, best of {args.repeat}:")
+    print(f"  bounced check --file  {ours:6.2f} s  {n / ours:>10,.0f} /s  ({verdict})")
+    print(f"  raw sqlite3 script    {raw:6.2f} s  {n / raw:>10,.0f} /s")
+    print(f"  speed bounced/raw: {raw / ours:.2f} (target >= 0.5)")
+
+
+def report_ingest(results: dict[str, dict[int, float | None]]) -> None:
+    print("ingest, messages/s:")
+    for name, rates in results.items():
+        cells = [
+            f"{p} process{'es' if p > 1 else ''} "
+            + ("missing (no --postgres)" if rate is None else f"{rate:7,.0f}")
+            for p, rate in rates.items()
+        ]
+        line = f"  {name:<10}  " + "   ".join(cells)
+        if None not in rates.values():
+            line += f"   (4 / 1: {rates[4] / rates[1]:.2f})"
+        print(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--addresses", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="check: best of N turns")
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--postgres", default=os.environ.get("BOUNCED_TEST_DATABASE_URL"))
+    parser.add_argument("--skip-check", action="store_true")
+    parser.add_argument("--skip-ingest", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bounced-bench-") as tmp:
+        work = Path(tmp)
+        if not args.skip_check:
+            report_check(bench_check(work, args.addresses, args.repeat), args)
+        if not args.skip_ingest:
+            report_ingest(bench_ingest(work, args.corpus, args.copies, args.postgres))
+
+
+if __name__ == "__main__":
+    main()
