@@ -156,6 +156,7 @@ def main() -> None:
     app(prog_name="bounced")
 
 
-# The suppression-list commands (ingest, check, list, ...) and the SMTP side (verp,
-# serve, inbox) register on `app` there.
-from bounced import admin_cli, listener_cli  # noqa: E402, F401
+# The suppression-list commands (ingest, check, list, ...), the SMTP side (verp,
+# serve, inbox) and the sending log and retries (sent, retries, worker, smtp test)
+# register on `app` there.
+from bounced import admin_cli, listener_cli, retry_cli  # noqa: E402, F401
