@@ -79,3 +79,38 @@ def verp_decode(
     }
     _write(output_format, VERP_COLUMNS, [row], raw=True)
     raise typer.Exit(0 if token.valid else 1)
+
+
+@app.command("serve")
+def serve_command(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="TCP port.")] = None,
+    domain: Annotated[
+        list[str] | None,
+        typer.Option("--domain", help="Bounce domain or address (repeatable; replaces config)."),
+    ] = None,
+    spool_dir: Annotated[
+        str | None, typer.Option("--spool-dir", help="Spool directory (one per listener).")
+    ] = None,
+) -> None:
+    """Receive bounces by SMTP: spool, then ingest. Stops cleanly on SIGTERM."""
+    from bounced.config import load_settings
+    from bounced.errors import BouncedError
+    from bounced.listener import serve
+
+    options = ctx.find_root().obj or {}
+    overrides = {
+        "database_url": options.get("database_url"),
+        "listener.host": host,
+        "listener.port": port,
+        "listener.domains": domain or None,
+        "listener.spool_dir": spool_dir,
+    }
+    try:
+        settings = load_settings(options.get("config"), overrides=overrides)
+        code = serve(settings)
+    except (BouncedError, OSError) as exc:
+        _say(str(exc))
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)

@@ -149,6 +149,10 @@ class Spool:
             if item is not None:
                 yield item
 
+    def release(self, spool_id: str) -> None:
+        """Give a claimed message back (it could not be ingested now)."""
+        os.rename(self.dir("cur") / spool_id, self.dir("new") / spool_id)
+
     def finish(self, spool_id: str, *, keep: bool, suspect: bool = False) -> None:
         """Done with a claimed message: into `suspect/` (always kept), `done/`, or gone."""
         cur = self.dir("cur") / spool_id

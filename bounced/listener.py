@@ -1,0 +1,329 @@
+"""`bounced serve`: an SMTP server for bounce domains, a spool, and the worker behind it.
+
+The SMTP side is thin on purpose: RCPT is accepted only for the configured bounce
+domains and addresses (550 5.7.1 otherwise: never a relay); DATA is written to the
+spool (fsynced, renamed) and only then answered 250. Parsing and the database
+happen later, in a worker thread of the same process, so a slow store never
+slows the SMTP dialogue and a crash never loses an acknowledged message.
+
+Stopping (SIGTERM or SIGINT): the listening socket closes at once, open sessions
+get `grace` seconds to finish, the worker ingests what is in the spool, exit 0.
+Whatever is left (a second signal, a kill) stays in the spool and is replayed on
+the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+from bounced.config import ListenerSettings, Settings
+from bounced.errors import ConfigError
+from bounced.intake import intake
+from bounced.spool import Envelope, Spool, Spooled
+
+__all__ = ["EventLog", "Listener", "accepts", "serve"]
+
+RETENTIONS = ("archive", "delete")
+#: Seconds open sessions may take to finish after a stop signal.
+GRACE = 30.0
+#: The worker looks at the spool at least this often, even without a wake-up.
+POLL = 1.0
+
+
+class EventLog:
+    """Structured log lines on one stream: `event key=value ...` or one JSON object."""
+
+    def __init__(self, stream: TextIO, *, as_json: bool) -> None:
+        self.stream = stream
+        self.as_json = as_json
+        self._lock = threading.Lock()
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        at = datetime.now(UTC).isoformat(timespec="milliseconds")
+        if self.as_json:
+            line = json.dumps({"at": at, "event": event, **fields}, default=str)
+        else:
+            line = " ".join([at, event, *(f"{k}={v!r}" for k, v in fields.items())])
+        with self._lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+
+def accepts(address: str, domains: frozenset[str]) -> bool:
+    """Is `address` one of ours: its domain, or the whole address, is configured."""
+    text = address.strip().strip("<>").lower()
+    domain = text.rpartition("@")[2].rstrip(".")
+    return bool(domain) and (domain in domains or text in domains)
+
+
+@dataclass
+class _Counters:
+    sessions: int = 0
+    spooled: int = 0
+
+
+class _Handler:
+    """aiosmtpd hooks: RCPT against the bounce domains, DATA into the spool."""
+
+    def __init__(
+        self, spool: Spool, domains: frozenset[str], log: EventLog, wake: Callable[[], None]
+    ):
+        self.spool = spool
+        self.domains = domains
+        self.log = log
+        self.wake = wake
+        self.counters = _Counters()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if not accepts(address, self.domains):
+            self.log("rcpt_refused", peer=_peer(session), rcpt=address)
+            return "550 5.7.1 Relaying denied: not a bounce address here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        meta = Envelope(
+            envelope.mail_from or "",
+            tuple(envelope.rcpt_tos),
+            _peer(session),
+            session.host_name or "",
+        )
+        raw = envelope.original_content or b""
+        loop = asyncio.get_running_loop()
+        try:
+            # fsync in a thread: other sessions go on while the disk works.
+            spool_id = await loop.run_in_executor(None, self.spool.put, raw, meta)
+        except OSError as exc:
+            self.log("spool_failed", peer=meta.client, error=str(exc))
+            return "451 4.3.0 Could not store the message, try again later"
+        self.counters.spooled += 1
+        self.log(
+            "spooled",
+            id=spool_id,
+            peer=meta.client,
+            mail_from=meta.mail_from,
+            rcpt=list(meta.rcpt_tos),
+            size=len(raw),
+        )
+        self.wake()
+        return f"250 2.0.0 Queued as {spool_id}"
+
+
+def _peer(session) -> str:
+    peer = session.peer
+    return peer[0] if isinstance(peer, tuple) else str(peer or "")
+
+
+def _networks(specs: tuple[str, ...]) -> tuple[Any, ...]:
+    try:
+        return tuple(ipaddress.ip_network(s, strict=False) for s in specs)
+    except ValueError as exc:
+        raise ConfigError(f"listener.allowed_networks: {exc}") from None
+
+
+class _SMTP(SMTP):
+    """aiosmtpd's SMTP with long lines, a session limit, allowed networks and a
+    whole-session time limit; refused connections get one reply line and are closed."""
+
+    def __init__(self, handler: _Handler, cfg: ListenerSettings, networks, **kwargs):
+        # Read by SMTP.__init__ (its stream reader's limit), so set first.
+        self.line_length_limit = cfg.max_line_length
+        super().__init__(handler, **kwargs)
+        self._cfg = cfg
+        self._networks = networks
+        self._counted = False
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport):
+        if self._counted:  # the same session again, after STARTTLS
+            super().connection_made(transport)
+            return
+        handler: _Handler = self.event_handler
+        peer = transport.get_extra_info("peername")
+        host = peer[0] if isinstance(peer, tuple) else ""
+        refusal = None
+        if self._networks and not _in_networks(host, self._networks):
+            refusal = "554 5.7.1 Access denied"
+        elif handler.counters.sessions >= self._cfg.max_sessions:
+            refusal = "421 4.3.2 Too many connections, try again later"
+        if refusal:
+            handler.log("session_refused", peer=host, reply=refusal)
+            transport.write(refusal.encode() + b"\r\n")
+            transport.close()
+            return
+        self._counted = True
+        handler.counters.sessions += 1
+        handler.log("session_open", peer=host, sessions=handler.counters.sessions)
+        limit = self._cfg.session_timeout.total_seconds()
+        self._deadline = self.loop.call_later(limit, transport.close)
+        super().connection_made(transport)
+
+    def connection_lost(self, error):
+        if not self._counted:
+            return
+        self._counted = False
+        handler: _Handler = self.event_handler
+        handler.counters.sessions -= 1
+        if self._deadline is not None:
+            self._deadline.cancel()
+        handler.log("session_close", peer=_peer(self.session), error=str(error or ""))
+        super().connection_lost(error)
+
+
+def _in_networks(host: str, networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def _tls_context(cfg: ListenerSettings) -> ssl.SSLContext | None:
+    if not (cfg.tls_cert and cfg.tls_key):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"listener TLS certificate/key: {exc}") from None
+    return context
+
+
+class _Controller(Controller):
+    def __init__(self, handler: _Handler, cfg: ListenerSettings) -> None:
+        self.cfg = cfg
+        self.networks = _networks(cfg.allowed_networks)
+        self.tls = _tls_context(cfg)
+        super().__init__(handler, hostname=cfg.host, port=cfg.port, ready_timeout=10)
+
+    def factory(self):
+        return _SMTP(
+            self.handler,
+            self.cfg,
+            self.networks,
+            data_size_limit=self.cfg.max_message_size,
+            enable_SMTPUTF8=True,
+            hostname=socket.gethostname(),
+            tls_context=self.tls,
+            timeout=self.cfg.timeout.total_seconds(),
+            loop=self.loop,
+        )
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket; sessions already open go on."""
+        self.loop.call_soon_threadsafe(self.server.close)
+
+
+class Listener:
+    """The SMTP server, the spool and the worker, started and stopped together."""
+
+    def __init__(self, settings: Settings, log: EventLog) -> None:
+        cfg = settings.listener
+        if cfg.retention not in RETENTIONS:
+            raise ConfigError(f"listener.retention must be one of {', '.join(RETENTIONS)}")
+        if not cfg.domains:
+            raise ConfigError("no bounce domains: set [listener] domains or use --domain")
+        self.settings = settings
+        self.log = log
+        self.spool = Spool(cfg.spool_dir)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        domains = frozenset(d.strip().lower().rstrip(".") for d in cfg.domains)
+        self.handler = _Handler(self.spool, domains, log, self._wake.set)
+        self.controller = _Controller(self.handler, cfg)
+        self._worker: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Replay the spool, start the worker, then listen."""
+        from bounced.api import Suppressions
+        from bounced.inbox import Inbox
+
+        back = self.spool.recover()
+        self.inbox = Inbox(Suppressions.open(self.settings))
+        self.log("replay", pending=len(self.spool.pending()), reclaimed=back)
+        self._worker = threading.Thread(target=self._work, name="bounced-worker", daemon=True)
+        self._worker.start()
+        self.controller.start()
+        cfg = self.settings.listener
+        self.log("listening", host=cfg.host, port=self.controller.port, spool=cfg.spool_dir)
+
+    def stop(self, grace: float = GRACE) -> None:
+        """Stop accepting, let sessions finish, drain the spool, close the store."""
+        self.log("stopping", sessions=self.handler.counters.sessions)
+        self.controller.stop_accepting()
+        end = time.monotonic() + grace
+        while self.handler.counters.sessions and time.monotonic() < end:
+            time.sleep(0.05)
+        self.controller.stop()
+        self._stopping.set()
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.join()
+        self.inbox.sup.close()
+        self.log("stopped", pending=len(self.spool.pending()))
+
+    def _work(self) -> None:
+        """Ingest spooled messages until stopped; after the stop, drain what is left."""
+        while True:
+            self._wake.wait(POLL)
+            self._wake.clear()
+            for item in self.spool.claim_all():
+                if not self._one(item):
+                    break
+            if self._stopping.is_set():
+                return
+
+    def _one(self, item: Spooled) -> bool:
+        """Ingest one message; False when the store failed (the message waits in new/)."""
+        try:
+            done = intake(item, self.inbox, self.settings.verp)
+        except Exception as exc:  # a store outage: leave it for the next pass, never lose it
+            self.log("ingest_failed", id=item.id, error=f"{type(exc).__name__}: {exc}")
+            self.spool.release(item.id)
+            time.sleep(POLL)
+            return False
+        token = done.token
+        if token is not None and not token.valid:
+            self.log("verp_invalid", id=item.id, reason=token.reason, rcpt=item.envelope.rcpt_tos)
+        keep = self.settings.listener.retention == "archive"
+        self.spool.finish(item.id, keep=keep, suspect=done.suspect)
+        self.log(
+            "ingested",
+            id=item.id,
+            route=str(done.route),
+            outcome=done.outcome,
+            rows=done.rows,
+            verp=None if token is None else token.valid,
+            new_blocks=list(done.new_blocks),
+            detail=done.detail,
+        )
+        return True
+
+
+def serve(settings: Settings, *, stream: TextIO = sys.stderr) -> int:
+    """Run until SIGTERM or SIGINT; returns the exit status."""
+    log = EventLog(stream, as_json=settings.listener.log_format == "json")
+    listener = Listener(settings, log)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    listener.start()
+    while not stop.wait(1):
+        pass
+    listener.stop()
+    return 0
