@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bounced.admin_cli import _say, _settings, _write
+from bounced.admin_cli import _say, _settings, _suppressions, _write
 from bounced.cli import FormatOption, app
 
 __all__ = ["verp_app"]
@@ -114,3 +114,67 @@ def serve_command(
         _say(str(exc))
         raise typer.Exit(2) from None
     raise typer.Exit(code)
+
+
+inbox_app = typer.Typer(help="Mail to the return path that is no bounce (kept, not counted).")
+app.add_typer(inbox_app, name="inbox")
+
+
+@inbox_app.command("list")
+def inbox_list(
+    ctx: typer.Context,
+    show_all: Annotated[bool, typer.Option("--all", help="Also assigned messages.")] = False,
+    output_format: FormatOption = None,
+) -> None:
+    """Messages waiting in the inbox, oldest first."""
+    from bounced.inbox import INBOX_COLUMNS, Inbox
+
+    with _suppressions(ctx) as sup:
+        _write(output_format, INBOX_COLUMNS, Inbox(sup).list(assigned=show_all))
+
+
+@inbox_app.command("show")
+def inbox_show(
+    ctx: typer.Context, message_id: Annotated[int, typer.Argument(metavar="ID")]
+) -> None:
+    """The envelope, why it is here, and the message itself."""
+    from bounced.api import plain
+    from bounced.inbox import Inbox
+
+    with _suppressions(ctx) as sup:
+        row = plain(Inbox(sup).get(message_id))
+    raw = row.pop("raw")
+    head = "".join(f"{k}: {v}\n" for k, v in row.items())
+    sys.stdout.write(head + "\n" + raw.decode("utf-8", "replace"))
+
+
+@inbox_app.command("assign")
+def inbox_assign(
+    ctx: typer.Context,
+    message_id: Annotated[int, typer.Argument(metavar="ID")],
+    to: Annotated[str, typer.Option("--to", help="The address this message is about.")],
+) -> None:
+    """Record the message as a failed delivery to ADDR (the policy decides the rest)."""
+    from bounced.inbox import Inbox
+
+    with _suppressions(ctx) as sup:
+        result = Inbox(sup).assign(message_id, to)
+    blocked = " (now blocked)" if result.new_blocks else ""
+    sys.stdout.write(f"{message_id}: {result.outcome} for {to}{blocked}\n")
+
+
+@inbox_app.command("delete")
+def inbox_delete(
+    ctx: typer.Context,
+    message_ids: Annotated[list[int], typer.Argument(metavar="ID...")],
+) -> None:
+    """Erase messages from the inbox; exit 1 when some id was not there."""
+    from bounced.inbox import Inbox
+
+    with _suppressions(ctx) as sup:
+        done = Inbox(sup).delete(message_ids)
+    missing = sorted(set(message_ids) - set(done))
+    for mid in missing:
+        _say(f"no inbox message {mid}")
+    sys.stdout.write(f"deleted {len(done)}\n")
+    raise typer.Exit(1 if missing else 0)
