@@ -176,7 +176,9 @@ class _Collected(NamedTuple):
     invalid: int
 
 
-def _collect(sup: "Suppressions", addresses: list[str] | None, file: str | None) -> _Collected:
+def _collect(
+    normalize: Callable[[str], str], addresses: list[str] | None, file: str | None
+) -> _Collected:
     """Valid addresses, normalised; each invalid one reported with its origin."""
     from bounced.errors import InvalidAddress
 
@@ -184,7 +186,7 @@ def _collect(sup: "Suppressions", addresses: list[str] | None, file: str | None)
     inputs = Inputs(addresses, file)
     for index, text in enumerate(inputs):
         try:
-            valid.append(sup.normalize(text))
+            valid.append(normalize(text))
         except InvalidAddress as exc:
             invalid += 1
             _say(f"{inputs.origin(index)}: {exc}")
@@ -525,7 +527,7 @@ def _timeline(shown: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def _admin(ctx: typer.Context, addresses, file, verb: str, act: Callable) -> None:
     """The shape of every admin action: collect, act, report, exit code."""
     with _suppressions(ctx) as sup:
-        collected = _collect(sup, addresses, file)
+        collected = _collect(sup.normalize, addresses, file)
         result = act(sup, collected.addresses)
     _finish(len(result.done), verb, result.unknown, collected.invalid)
 
@@ -589,22 +591,16 @@ def allow_command(
     output_format: FormatOption = None,
 ) -> None:
     """Addresses and domains that are never blocked automatically."""
-    from bounced.errors import InvalidAddress
-
     with _suppressions(ctx) as sup:
         if show_list:
             _write(output_format, ("entry", "actor", "created_at"), sup.allow_list())
             return
-        given = list(Inputs(entries, file))
-        if not given:
-            _say("no addresses or @domains given")
-            raise typer.Exit(2)
-        try:
-            changed = sup.allow(given, remove=remove)
-        except InvalidAddress as exc:
-            _say(str(exc))
-            raise typer.Exit(1) from None
-    _say(f"{'removed' if remove else 'allowed'} {len(changed)} of {len(given)} entries")
+        collected = _collect(sup.allow_entry, entries, file)
+        changed = sup.allow(collected.addresses, remove=remove)
+    done = f"{len(changed)} of {len(collected.addresses)} entries"
+    _say(f"{'removed' if remove else 'allowed'} {done}")
+    if collected.invalid:
+        raise typer.Exit(1)
 
 
 # --- selections ----------------------------------------------------------------------------
@@ -632,7 +628,7 @@ def selection_add(
             added = sup.selection_add_where(name, filters)
             _say(f"added {added} addresses to {name}")
             return
-        collected = _collect(sup, addresses, file)
+        collected = _collect(sup.normalize, addresses, file)
         added = sup.selection_add(name, collected.addresses)
     _finish(added, f"added to {name}:", invalid=collected.invalid)
 
@@ -643,7 +639,7 @@ def selection_remove(
 ) -> None:
     """Remove addresses from a selection."""
     with _suppressions(ctx) as sup:
-        collected = _collect(sup, addresses, file)
+        collected = _collect(sup.normalize, addresses, file)
         removed = sup.selection_remove(name, collected.addresses)
     _finish(removed, f"removed from {name}:", invalid=collected.invalid)
 

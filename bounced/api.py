@@ -325,9 +325,13 @@ class Suppressions:
         done, unknown = self.store.delete(self._normalize_all(addresses), self.actor)
         return AdminResult(done, unknown)
 
+    def allow_entry(self, entry: str) -> str:
+        """An allow-list entry in canonical form: an address, or `@domain`."""
+        return normalize_allow_entry(entry, case_sensitive_local_part=self._fold)
+
     def allow(self, entries: Iterable[str], *, remove: bool = False) -> list[str]:
         """Add (or remove) allow-list entries: addresses, or domains written `@domain`."""
-        normal = [normalize_allow_entry(e, case_sensitive_local_part=self._fold) for e in entries]
+        normal = [self.allow_entry(e) for e in entries]
         return self.store.allow(normal, self.actor, remove=remove)
 
     def allow_list(self) -> list[dict[str, Any]]:

@@ -277,18 +277,26 @@ class Store:
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         try:
-            with self.engine.connect() as conn, conn.begin():
+            with self._connect() as conn, conn.begin():
                 yield conn
         except DBAPIError as exc:
             if not _is_connection_error(exc):
                 raise
             raise _db_error(exc, self.url) from None
 
+    def _connect(self) -> Connection:
+        """A pooled connection; any failure to get one (server down, wrong URL, a file
+        that is not a database) is the database being unavailable, said in one line."""
+        try:
+            return self.engine.connect()
+        except DBAPIError as exc:
+            raise _db_error(exc, self.url) from None
+
     def _write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one write transaction, retried whole when it lost a lock race."""
         for attempt in range(_ATTEMPTS):
             try:
-                with self.engine.connect() as conn:
+                with self._connect() as conn:
                     conn = conn.execution_options(bounced_write=True)
                     with conn.begin():
                         return work(conn)

@@ -121,7 +121,10 @@ def test_admin_actions_and_their_errors(bounced, inbox, tmp_path):
     state = rows(bounced("list", "--status", "former_employee", "--format", "csv"))
     assert [r["address"] for r in state] == ["left@example.org"]
 
-    assert bounced("allow", "@example.net").returncode == 0
+    allow_file = tmp_path / "allow.txt"
+    allow_file.write_text("@example.net\n@\n")
+    allowed = bounced("allow", "--file", str(allow_file))
+    assert (allowed.returncode, "allow.txt:2" in allowed.stderr) == (1, True)
     assert bounced("check", "full@example.net").returncode == 0
 
     refused = bounced("delete", "x@example.com")  # not a terminal: must say --yes
@@ -172,10 +175,12 @@ def test_policy_apply_and_config_layers(bounced, inbox, tmp_path, database_url):
 
 
 def test_database_errors_are_one_line(bounced, tmp_path):
+    (tmp_path / "garbage.db").write_text("not a database")
     for url in (
         "postgresql://nobody@127.0.0.1:1/none",
         "nonsense://",
         "sqlite:////no/such/dir/x.db",
+        f"sqlite:///{tmp_path / 'garbage.db'}",
     ):
         result = bounced("list", url=url)
         assert result.returncode == 2
