@@ -171,6 +171,9 @@ def relay_steps(settings: RelaySettings) -> Iterator[Step | smtplib.SMTP]:
             )
         else:
             smtp = smtplib.SMTP(timeout=timeout, local_hostname=helo)
+        # The name TLS checks the certificate against; smtplib sets it only when the
+        # constructor connects, and here connecting is a step of its own.
+        smtp._host = settings.host  # type: ignore[attr-defined]
         code, banner = smtp.connect(settings.host, settings.port)
         if code != 220:
             yield Step(
