@@ -65,7 +65,9 @@ def find_token(rcpt_tos: tuple[str, ...], settings: VerpSettings) -> verp.Token 
 def with_recipient(report: Report, recipient: str, message_key: str, *, detector: str) -> Report:
     """The report as being about `recipient` (and the original `message_key`, when given):
     rows naming that recipient are kept, otherwise every row is re-addressed; a report
-    without rows gets one failed row (the body said nothing usable)."""
+    without rows gets one failed row (the body said nothing usable). The key is kept
+    the way the parser keeps Message-IDs: without its angle brackets."""
+    message_key = message_key.strip().strip("<>").strip()
     if not report.bounces:
         kind = report.kind or Kind.FAILED
         row = Bounce(recipient, kind, original_message_id=message_key, detector=detector)

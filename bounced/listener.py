@@ -282,10 +282,13 @@ class Listener:
         while True:
             self._wake.wait(POLL)
             self._wake.clear()
+            # Read before the pass: a pass begun after the SMTP side stopped sees every
+            # message there will be, so it is the last one needed.
+            last = self._stopping.is_set()
             for item in self.spool.claim_all():
                 if not self._one(item):
-                    break
-            if self._stopping.is_set():
+                    break  # the store failed: what is left stays in new/ for next time
+            if last:
                 return
 
     def _one(self, item: Spooled) -> bool:

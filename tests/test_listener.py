@@ -1,0 +1,246 @@
+"""`bounced serve` as a real process, spoken to by smtplib, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from dsn_builder import make_dsn
+
+from bounced import verp
+from bounced.api import Suppressions
+from bounced.errors import UnknownAddress
+from bounced.inbox import Inbox
+
+DOMAIN = "b.example.com"
+SECRET = "test-secret"
+RETURN_PATH = f"bounces@{DOMAIN}"
+WAIT = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One `bounced serve` process on a free loopback port, its log in a file."""
+
+    def __init__(self, url: str, root: Path, env: dict[str, str] | None = None) -> None:
+        self.url = url
+        self.root = root
+        self.spool = root / "spool"
+        self.port = _free_port()
+        base = {k: v for k, v in os.environ.items() if not k.startswith("BOUNCED_")}
+        self.env = base | {
+            "BOUNCED_VERP_SECRET": SECRET,
+            "BOUNCED_VERP_DOMAIN": DOMAIN,
+            "BOUNCED_LISTENER_LOG_FORMAT": "json",
+        }
+        self.env |= env or {}
+        self.proc: subprocess.Popen | None = None
+        self.log = root / "serve.log"
+
+    def start(self) -> Server:
+        argv = [sys.executable, "-m", "bounced", "--database-url", self.url, "serve"]
+        argv += ["--port", str(self.port), "--domain", DOMAIN, "--spool-dir", str(self.spool)]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(argv, stderr=log, cwd=self.root, env=self.env)
+        deadline = time.monotonic() + WAIT
+        while b'"listening"' not in self.log.read_bytes().split(b'"replay"')[-1]:
+            assert self.proc.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, "listener did not start"
+            time.sleep(0.05)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(WAIT)
+
+    def smtp(self) -> smtplib.SMTP:
+        return smtplib.SMTP("127.0.0.1", self.port, timeout=WAIT)
+
+    def send(self, raw: bytes, rcpt: str = RETURN_PATH) -> str:
+        with self.smtp() as client:
+            client.sendmail("<>", [rcpt], raw)
+        return rcpt
+
+    def folder(self, name: str) -> list[str]:
+        return sorted(os.listdir(self.spool / name))
+
+
+@pytest.fixture
+def server(database_url, tmp_path):
+    servers = []
+
+    def make(**env: str) -> Server:
+        srv = Server(database_url, tmp_path, env).start()
+        servers.append(srv)
+        return srv
+
+    yield make
+    for srv in servers:
+        if srv.proc and srv.proc.poll() is None:
+            srv.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def store(database_url):
+    with Suppressions.open(database_url) as sup:
+        yield sup
+
+
+def eventually(check, what: str):
+    """Poll `check` until it returns a true value (the worker ingests asynchronously)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            if result := check():
+                return result
+        except UnknownAddress:
+            pass
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.05)
+
+
+def events(store: Suppressions, address: str) -> list[dict]:
+    return store.show(address)["events"]
+
+
+def test_dsn_accepted_and_stored_reply_to_inbox(server, store):
+    srv = server()
+    srv.send(make_dsn("gone@example.org"))
+    srv.send(b"From: a@example.com\r\nSubject: Re: hello\r\n\r\nThanks, but stop.\r\n")
+    shown = eventually(lambda: store.show("gone@example.org"), "DSN ingested")
+    assert shown["address"]["state"] == "blocked"
+    assert shown["events"][0]["source"].startswith("smtp:")
+    inbox = eventually(lambda: Inbox(store).list(), "reply in the inbox")
+    assert [m["subject"] for m in inbox] == ["Re: hello"]
+    assert inbox[0]["rcpt_tos"] == RETURN_PATH
+    assert srv.stop() == 0
+    assert len(srv.folder("done")) == 2
+    assert srv.folder("new") == srv.folder("cur") == []
+
+
+def test_smtp_limits(tmp_path):
+    srv = Server(
+        f"sqlite:///{tmp_path / 'b.db'}", tmp_path, {"BOUNCED_LISTENER_MAX_MESSAGE_SIZE": "200000"}
+    )
+    srv.start()
+    try:
+        with srv.smtp() as client:
+            code, features = client.ehlo()
+            assert b"SIZE 200000" in features
+            client.mail("<>")
+            assert client.rcpt("someone@elsewhere.example")[0] == 550
+            assert client.rcpt(f"x@sub.{DOMAIN}")[0] == 550
+            assert client.rcpt(RETURN_PATH)[0] == 250
+            long_line = b"X-Long: " + b"y" * 2000 + b"\r\n"
+            assert (
+                client.data(long_line + b"Subject: long\r\n\r\n" + b"z" * 2000 + b"\r\n")[0] == 250
+            )
+            client.mail("<>")
+            client.rcpt(RETURN_PATH)
+            assert client.data(b"Subject: big\r\n\r\n" + b"0123456789\r\n" * 30000)[0] == 552
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            srv.send(b"Subject: relay\r\n\r\nrelay me\r\n", "victim@example.net")
+        assert refused.value.recipients["victim@example.net"][0] == 550
+    finally:
+        assert srv.stop() == 0
+
+
+def _bounced(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bounced", *args], capture_output=True, text=True, env=env
+    )
+
+
+def test_verp_round_trip_and_forged_token(server, store):
+    srv = server()
+    made = _bounced("verp", "encode", "Real@Example.com", "--message-id", "<m1@s>", env=srv.env)
+    assert made.returncode == 0, made.stderr
+    address = made.stdout.strip()
+    assert address.startswith("bounces+") and address.endswith("@" + DOMAIN)
+    read = _bounced("verp", "decode", address.upper(), "-f", "csv", env=srv.env)
+    assert read.returncode == 0 and "Real@Example.com,<m1@s>,True" in read.stdout
+
+    # The body names someone else (a forwarding, a rewritten address): the token wins.
+    srv.send(make_dsn("alias@example.net", original_id="<other@s>"), address)
+    rows = eventually(lambda: events(store, "real@example.com"), "VERP bounce ingested")
+    assert [r["original_message_id"] for r in rows] == ["m1@s"]
+    with pytest.raises(UnknownAddress):
+        store.show("alias@example.net")
+
+    token = address.partition("+")[2].partition("@")[0]
+    forged = address.replace(token, token[:5] + ("a" if token[5] != "a" else "b") + token[6:])
+    assert _bounced("verp", "decode", forged, env=srv.env).returncode == 1
+    srv.send(make_dsn("victim@example.org", message_id="<f@x>"), forged)
+    # Not strict: counted from the body, but kept aside as suspect.
+    eventually(lambda: events(store, "victim@example.org"), "forged-token bounce ingested")
+    eventually(lambda: srv.folder("suspect"), "suspect kept")
+    assert srv.stop() == 0
+
+
+def test_strict_verp_counts_only_valid_tokens(server, store):
+    srv = server(BOUNCED_VERP_STRICT="true")
+    valid = verp.encode("kept@example.org", "<k@s>", secret=SECRET, prefix="bounces", domain=DOMAIN)
+    srv.send(make_dsn("forged@example.org", message_id="<a@x>"), RETURN_PATH)
+    srv.send(make_dsn("kept@example.org", message_id="<b@x>"), valid)
+    eventually(lambda: events(store, "kept@example.org"), "valid token counted")
+    eventually(lambda: srv.folder("suspect"), "unsigned bounce kept as suspect")
+    assert srv.stop() == 0
+    with pytest.raises(UnknownAddress):
+        store.show("forged@example.org")
+
+
+def _burst(srv: Server, count: int, start: int = 0) -> list[str]:
+    """Send `count` distinct DSNs from 8 threads; return the recipients that got 250."""
+
+    def one(i: int) -> str | None:
+        rcpt = f"user{i}@example.org"
+        try:
+            srv.send(make_dsn(rcpt, original_id=f"<o{i}@s>", message_id=f"<d{i}@x>"))
+        except (OSError, smtplib.SMTPException):
+            return None
+        return rcpt
+
+    with ThreadPoolExecutor(8) as pool:
+        return [r for r in pool.map(one, range(start, start + count)) if r]
+
+
+def test_kill_during_burst_then_restart_ingests_each_acknowledged_once(server, store):
+    srv = server()
+    acked: list[str] = []
+    with ThreadPoolExecutor(1) as pool:
+        sending = pool.submit(_burst, srv, 150)
+        eventually(lambda: len(srv.folder("new")) + len(srv.folder("done")) >= 30, "a burst")
+        srv.stop(signal.SIGKILL)
+        acked = sending.result()
+    assert 0 < len(acked)
+    srv.start()
+    for rcpt in acked:
+        rows = eventually(lambda rcpt=rcpt: events(store, rcpt), f"{rcpt} ingested")
+        assert len(rows) == 1
+    assert srv.stop() == 0
+    for rcpt in acked:
+        assert len(events(store, rcpt)) == 1
+
+
+def test_sigterm_drains_the_spool(server, store):
+    srv = server()
+    acked = _burst(srv, 40)
+    assert srv.stop() == 0
+    assert srv.folder("new") == srv.folder("cur") == srv.folder("tmp") == []
+    for rcpt in acked:
+        assert len(events(store, rcpt)) == 1
+    assert len(acked) == 40
