@@ -172,3 +172,19 @@ def test_cancel_by_hand(log):
     plan_id = only_plan(log)["id"]
     assert log.cancel([plan_id, 999], "admin") == ([plan_id], [999])
     assert log.plan(plan_id)["plan"]["status"] == PlanStatus.CANCELLED
+
+
+def test_a_verp_token_links_a_bounce_that_names_no_message(log):
+    from bounced import parse
+    from bounced.intake import VERP_DETECTOR, with_recipient
+
+    log.record(RCPT, MID)
+    bare = make_dsn(soft(RCPT), original_id=None)  # the original's headers are not returned
+    log.sup.ingest(bare, received_at=log.now())
+    log.sync()
+    assert list(log.plans()) == []  # nothing says which message came back
+    report = with_recipient(parse(bare), RCPT, MID, detector=VERP_DETECTOR)
+    list(log.sup.ingest_reports([("smtp:1", bare, report)], received_at=log.now()))
+    log.sync()
+    assert only_plan(log)["message_id"] == MID.strip("<>")
+    assert log.sent(RCPT, MID)["status"] == SentStatus.RETRYING
