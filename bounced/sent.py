@@ -23,7 +23,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy import Connection, bindparam, func, or_, select, update
 
 from bounced.addresses import domain_of
 from bounced.api import Suppressions, message_key
@@ -53,6 +53,7 @@ __all__ = [
     "PLAN_COLUMNS",
     "SENT_COLUMNS",
     "Due",
+    "Outcome",
     "SendingLog",
     "SentStatus",
     "UnknownPlan",
@@ -138,6 +139,16 @@ class Due:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How handing over one claimed retry went (see `SendingLog.settle`)."""
+
+    due: Due
+    sent: bool
+    detail: str = ""
+    permanent: bool = False
+
+
 def _plan(row: Any) -> Plan:
     return Plan(
         PlanStatus(row.status),
@@ -149,6 +160,18 @@ def _plan(row: Any) -> Plan:
         row.dispatch_failures,
         row.note,
     )
+
+
+_PLAN_FIELDS = (
+    "status",
+    "reason",
+    "due_at",
+    "attempt",
+    "last_attempt_at",
+    "dispatch_failures",
+    "note",
+    "updated_at",
+)
 
 
 def _plan_values(plan: Plan, now: datetime) -> dict[str, Any]:
@@ -517,11 +540,6 @@ class SendingLog:
                     note = f"address is {row.state}"
                     self._save_plan(conn, row.id, cancel(_plan(row), note))
                     continue
-                conn.execute(
-                    update(P)
-                    .where(P.c.id == row.id)
-                    .values(claimed_by=worker, claimed_until=until, updated_at=now)
-                )
                 due.append(
                     Due(
                         row.id,
@@ -535,77 +553,73 @@ class SendingLog:
                         row.raw,
                     )
                 )
+            if due:
+                conn.execute(
+                    update(P)
+                    .where(P.c.id.in_([d.plan_id for d in due]))
+                    .values(claimed_by=worker, claimed_until=until, updated_at=now)
+                )
             return due
 
         return self.store._write(work)
 
-    def handed(self, due: Due, worker: str, channel: str, detail: str = "") -> bool:
-        """The retry went out. False when the claim was lost meanwhile (it timed out and
-        another worker took it): then this hand-over is not counted."""
+    def settle(self, outcomes: Sequence[Outcome], worker: str, channel: str) -> int:
+        """Record how claimed retries went, all in one transaction: handed over, or not
+        (back off when the relay or webhook is down; cancel when trying again cannot
+        help). Returns how many were handed over; a claim lost meanwhile (it timed out
+        and another worker took the plan) does not count."""
+        if not outcomes:
+            return 0
         now = self.now()
 
-        def work(conn: Connection) -> bool:
-            row = self._log_dispatch(conn, due, worker, channel, "sent", detail)
-            if row is None:
-                return False
-            self._save_plan(conn, due.plan_id, dispatched(_plan(row), now), claimed_by="")
-            conn.execute(
-                update(SM)
-                .where(SM.c.id == due.sent_id)
-                .values(status=SentStatus.RETRYING.value, updated_at=now)
+        def work(conn: Connection) -> int:
+            owned = conn.execute(
+                select(P)
+                .where(
+                    P.c.id.in_([o.due.plan_id for o in outcomes]),
+                    P.c.claimed_by == worker,
+                    P.c.status == PlanStatus.SCHEDULED.value,
+                )
+                .order_by(P.c.id)
+                .with_for_update()
             )
-            return True
+            rows = {row.id: row for row in owned}
+            kept = [
+                o
+                for o in outcomes
+                if (row := rows.get(o.due.plan_id)) and row.attempt == o.due.attempt - 1
+            ]
+            if not kept:
+                return 0
+            conn.execute(D.insert(), [_dispatch_row(o, now, worker, channel) for o in kept])
+            plans = []
+            for o in kept:
+                plan = _plan(rows[o.due.plan_id])
+                if o.sent:
+                    new = dispatched(plan, now)
+                elif o.permanent:
+                    new = cancel(plan, o.detail)
+                else:
+                    new = dispatch_failed(plan, o.detail, self.settings, now)
+                values = _plan_values(new, now) | {"claimed_by": "", "claimed_until": None}
+                plans.append({"plan_id": o.due.plan_id, **values})
+            conn.execute(_UPDATE_PLAN, plans)
+            sent = [o.due.sent_id for o in kept if o.sent]
+            if sent:
+                conn.execute(
+                    update(SM)
+                    .where(SM.c.id.in_(sent))
+                    .values(status=SentStatus.RETRYING.value, updated_at=now)
+                )
+            return len(sent)
 
         return self.store._write(work)
 
-    def not_handed(
-        self, due: Due, worker: str, channel: str, error: str, *, permanent: bool = False
-    ) -> None:
-        """The retry could not go out: back off (relay or webhook down), or cancel the
-        plan when trying again cannot help (nothing stored to resend)."""
-        now = self.now()
-
-        def work(conn: Connection) -> None:
-            row = self._log_dispatch(conn, due, worker, channel, "failed", error)
-            if row is None:
-                return
-            plan = _plan(row)
-            if permanent:
-                new = cancel(plan, error)
-            else:
-                new = dispatch_failed(plan, error, self.settings, now)
-            self._save_plan(conn, due.plan_id, new, claimed_by="", claimed_until=None)
-
-        self.store._write(work)
-
-    def _log_dispatch(
-        self, conn: Connection, due: Due, worker: str, channel: str, outcome: str, detail: str
-    ) -> Any:
-        """The plan row, locked, if `worker` still holds its claim; the try is logged then."""
-        query = select(P).where(
-            P.c.id == due.plan_id,
-            P.c.claimed_by == worker,
-            P.c.status == PlanStatus.SCHEDULED.value,
-            P.c.attempt == due.attempt - 1,
-        )
-        row = conn.execute(query.with_for_update()).first()
-        if row is not None:
-            conn.execute(
-                D.insert().values(
-                    plan_id=due.plan_id,
-                    attempt=due.attempt,
-                    at=self.now(),
-                    worker=worker,
-                    channel=channel,
-                    outcome=outcome,
-                    detail=detail[:500],
-                )
-            )
-        return row
-
     def pull(self, worker: str, limit: int) -> list[Due]:
         """Claim due retries and mark them handed to the sender (`retries due --claim`)."""
-        return [due for due in self.claim(worker, limit) if self.handed(due, worker, "pull")]
+        claimed = self.claim(worker, limit)
+        self.settle([Outcome(due, sent=True) for due in claimed], worker, "pull")
+        return claimed
 
     # --- admin --------------------------------------------------------------------------
 
@@ -669,6 +683,26 @@ class SendingLog:
         with self.store._read() as conn:
             rows = conn.execute(select(P.c.status, func.count()).group_by(P.c.status))
             return {status: n for status, n in rows}
+
+
+def _dispatch_row(out: Outcome, now: datetime, worker: str, channel: str) -> dict[str, Any]:
+    return {
+        "plan_id": out.due.plan_id,
+        "attempt": out.due.attempt,
+        "at": now,
+        "worker": worker,
+        "channel": channel,
+        "outcome": "sent" if out.sent else "failed",
+        "detail": out.detail[:500],
+    }
+
+
+#: One statement for a batch of plan updates (executemany).
+_UPDATE_PLAN = (
+    update(P)
+    .where(P.c.id == bindparam("plan_id"))
+    .values({name: bindparam(name) for name in (*_PLAN_FIELDS, "claimed_by", "claimed_until")})
+)
 
 
 def _open() -> Any:

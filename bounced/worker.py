@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bounced.dispatch import Dispatcher, DispatchError
-from bounced.sent import SendingLog
+from bounced.sent import Outcome, SendingLog
 
 __all__ = ["Pass", "Worker", "worker_name"]
 
@@ -76,23 +76,22 @@ class Worker:
         return done
 
     def _dispatch(self, done: Pass) -> None:
-        """Claim and send due retries, a batch at a time, until none are due."""
+        """Claim and send due retries, a batch at a time, until none are due. A batch's
+        outcomes are recorded together; a worker that dies before that leaves its claims
+        to time out (claim_timeout), and those retries go out again: at least once."""
         assert self.dispatcher is not None
         batch = max(self.log.settings.batch, 1)
         while not self.stopping.is_set():
             claimed = self.log.claim(self.name, batch)
+            outcomes = []
             for due in claimed:
                 try:
-                    detail = self.dispatcher.send(due)
+                    outcomes.append(Outcome(due, True, self.dispatcher.send(due)))
                 except DispatchError as exc:
                     done.failed += 1
                     done.errors.append(f"plan {due.plan_id}: {exc}")
-                    self.log.not_handed(
-                        due, self.name, self.dispatcher.channel, str(exc), permanent=exc.permanent
-                    )
-                    continue
-                if self.log.handed(due, self.name, self.dispatcher.channel, detail):
-                    done.dispatched += 1
+                    outcomes.append(Outcome(due, False, str(exc), exc.permanent))
+            done.dispatched += self.log.settle(outcomes, self.name, self.dispatcher.channel)
             if len(claimed) < batch:
                 return
 
