@@ -43,6 +43,10 @@ RETENTIONS = ("archive", "delete")
 GRACE = 30.0
 #: The worker looks at the spool at least this often, even without a wake-up.
 POLL = 1.0
+#: While sessions are open the worker sleeps this long between messages...
+YIELD = 0.01
+#: ...unless this many messages wait.
+BACKLOG = 1000
 
 
 class EventLog:
@@ -71,6 +75,44 @@ def accepts(address: str, domains: frozenset[str]) -> bool:
     return bool(domain) and (domain in domains or text in domains)
 
 
+class _GroupCommit:
+    """Spool writes from many sessions, grouped: messages that arrive while one write is
+    on the disk go together in the next (one directory fsync, one journal commit).
+    Each session still gets its 250 only once its own message is durable."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self._waiting: list[tuple[tuple[bytes, Envelope], asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
+
+    async def put(self, raw: bytes, envelope: Envelope) -> str:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._waiting.append(((raw, envelope), done))
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush(loop))
+        return await done
+
+    async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                messages = [message for message, _ in batch]
+                try:
+                    # In a thread: sessions go on talking while the disk works.
+                    ids = await loop.run_in_executor(None, self.spool.put_many, messages)
+                except OSError as exc:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for (_, done), spool_id in zip(batch, ids, strict=True):
+                    if not done.done():
+                        done.set_result(spool_id)
+        finally:
+            self._flusher = None
+
+
 @dataclass
 class _Counters:
     sessions: int = 0
@@ -84,6 +126,7 @@ class _Handler:
         self, spool: Spool, domains: frozenset[str], log: EventLog, wake: Callable[[], None]
     ):
         self.spool = spool
+        self.writer = _GroupCommit(spool)
         self.domains = domains
         self.log = log
         self.wake = wake
@@ -104,10 +147,8 @@ class _Handler:
             session.host_name or "",
         )
         raw = envelope.original_content or b""
-        loop = asyncio.get_running_loop()
         try:
-            # fsync in a thread: other sessions go on while the disk works.
-            spool_id = await loop.run_in_executor(None, self.spool.put, raw, meta)
+            spool_id = await self.writer.put(raw, meta)
         except OSError as exc:
             self.log("spool_failed", peer=meta.client, error=str(exc))
             return "451 4.3.0 Could not store the message, try again later"
@@ -278,16 +319,23 @@ class Listener:
         self.log("stopped", pending=len(self.spool.pending()))
 
     def _work(self) -> None:
-        """Ingest spooled messages until stopped; after the stop, drain what is left."""
+        """Ingest spooled messages until stopped; after the stop, drain what is left.
+        While SMTP sessions are open the worker pauses between messages (parsing holds
+        the GIL the SMTP side needs): accepting comes first, ingesting catches up, unless
+        the backlog grows past BACKLOG."""
         while True:
             self._wake.wait(POLL)
             self._wake.clear()
             # Read before the pass: a pass begun after the SMTP side stopped sees every
             # message there will be, so it is the last one needed.
             last = self._stopping.is_set()
-            for item in self.spool.claim_all():
-                if not self._one(item):
+            pending = self.spool.pending()
+            for spool_id in pending:
+                item = self.spool.claim(spool_id)
+                if item is not None and not self._one(item):
                     break  # the store failed: what is left stays in new/ for next time
+                if self.handler.counters.sessions and len(pending) < BACKLOG and not last:
+                    time.sleep(YIELD)
             if last:
                 return
 
@@ -325,6 +373,7 @@ def serve(settings: Settings, *, stream: TextIO = sys.stderr) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    sys.setswitchinterval(0.0005)
     listener.start()
     while not stop.wait(1):
         pass
