@@ -58,8 +58,10 @@ __all__ = [
     "plain",
 ]
 
-#: Messages recorded per transaction by `ingest_many`: fewer commits, same guarantees.
-INGEST_BATCH = 50
+#: Messages recorded per transaction by `ingest_many`: fewer commits, same guarantees;
+#: small enough that concurrent writers never wait long for the lock (measured: 50
+#: made four SQLite writers twice as slow, 10 costs one writer nothing).
+INGEST_BATCH = 10
 _MAX_KEY = 200
 
 
