@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import smtplib
 import socket
 import ssl
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,11 +66,13 @@ def sign(secret: str, body: bytes) -> str:
 
 @dataclass
 class WebhookDispatcher:
-    """POSTs each retry as JSON to the sender's URL, signed with the shared secret."""
+    """POSTs each retry as JSON to the sender's URL, signed with the shared secret, over
+    one kept-alive connection (opened again whenever the server closed it)."""
 
     settings: WebhookSettings
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     channel: str = "webhook"
+    _conn: http.client.HTTPConnection | None = None
 
     def send(self, due: Due) -> str:
         body = json.dumps(
@@ -80,19 +82,39 @@ class WebhookDispatcher:
         headers = {"Content-Type": "application/json", "User-Agent": "bounced"}
         if self.settings.secret:
             headers[SIGNATURE_HEADER] = sign(self.settings.secret, body)
-        request = urllib.request.Request(self.settings.url, body, headers, method="POST")
-        timeout = self.settings.timeout.total_seconds()
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+        url = urllib.parse.urlsplit(self.settings.url)
+        path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        for fresh in (self._conn is None, True):
+            conn = self._connection(url)
+            try:
+                conn.request("POST", path, body, headers)
+                response = conn.getresponse()
+                response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                if fresh:  # a new connection failed: the server is down
+                    raise DispatchError(f"cannot reach {self.settings.url}: {exc}") from None
+                continue  # a kept connection the server had closed: once more, anew
+            if response.will_close:
+                self.close()
+            if 200 <= response.status < 300:
                 return f"HTTP {response.status}"
-        except urllib.error.HTTPError as exc:
-            raise DispatchError(f"{self.settings.url} answered HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise DispatchError(f"cannot reach {self.settings.url}: {reason}") from None
+            raise DispatchError(f"{self.settings.url} answered HTTP {response.status}")
+        raise AssertionError("the second try always uses a fresh connection")
+
+    def _connection(self, url: urllib.parse.SplitResult) -> http.client.HTTPConnection:
+        if self._conn is None:
+            kind = (
+                http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+            )
+            timeout = self.settings.timeout.total_seconds()
+            self._conn = kind(url.hostname or "", url.port, timeout=timeout)
+        return self._conn
 
     def close(self) -> None:
-        """Nothing held between requests."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,7 @@ class Receiver(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: Receiver
+    protocol_version = "HTTP/1.1"  # keeps the connection: the dispatcher reuses it
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -111,6 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.server.bodies.append(json.loads(body))
                 code = 204
         self.send_response(code)
+        self.send_header("Content-Length", "0")
         self.end_headers()
 
     def log_message(self, *args) -> None:
@@ -127,10 +129,24 @@ def receiver():
     server.server_close()
 
 
-def test_webhook_posts_signed_requests_and_backs_off_while_failing(log, clock, receiver):
+@pytest.fixture
+def webhook(receiver):
+    """A dispatcher to the receiver, given a secret; closed (its kept connection) after."""
+    made = []
+
+    def webhook(secret: str = SECRET) -> WebhookDispatcher:
+        made.append(WebhookDispatcher(WebhookSettings(receiver.url, secret)))
+        return made[-1]
+
+    yield webhook
+    for dispatcher in made:
+        dispatcher.close()
+
+
+def test_webhook_posts_signed_requests_and_backs_off_while_failing(log, clock, receiver, webhook):
     (rcpt,) = plans(log, 1)
     receiver.failures = 2
-    worker = Worker(log, WebhookDispatcher(WebhookSettings(receiver.url, SECRET)))
+    worker = Worker(log, webhook())
     clock.move(minutes=15)
     for wait in (1, 2):  # dispatch_backoff 1m, doubling
         done = worker.run_once()
@@ -145,10 +161,10 @@ def test_webhook_posts_signed_requests_and_backs_off_while_failing(log, clock, r
     assert [d["outcome"] for d in shown["dispatches"]] == ["failed", "failed", "sent"]
 
 
-def test_a_wrong_secret_is_refused_by_the_receiver(log, clock, receiver):
+def test_a_wrong_secret_is_refused_by_the_receiver(log, clock, receiver, webhook):
     plans(log, 1)
     clock.move(minutes=15)
-    worker = Worker(log, WebhookDispatcher(WebhookSettings(receiver.url, "wrong")))
+    worker = Worker(log, webhook("wrong"))
     assert worker.run_once().failed == 1
     assert receiver.bad_signatures == 1 and receiver.bodies == []
 
