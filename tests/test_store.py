@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
+import pkgutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -17,6 +19,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+import bounced
 from bounced.api import Filters, Outcome, Suppressions
 from bounced.config import PolicySettings, Settings
 from bounced.errors import BouncedError, DatabaseUnavailable, UnknownAddress, UnknownSelection
@@ -263,6 +266,12 @@ def test_policy_apply_is_explicit(database_url):
 
 
 def test_schema_matches_the_models_and_upgrade_is_idempotent(sup):
+    # Every module of the package, so that every table model is in the metadata
+    # (the command line first: its modules register on its app as they load).
+    importlib.import_module("bounced.cli")
+    for module in pkgutil.walk_packages(bounced.__path__, "bounced."):
+        if ".migrations" not in module.name and module.name != "bounced.__main__":
+            importlib.import_module(module.name)
     with sup.store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
