@@ -44,7 +44,7 @@ GRACE = 30.0
 #: The worker looks at the spool at least this often, even without a wake-up.
 POLL = 1.0
 #: While sessions are open the worker sleeps this long between messages...
-YIELD = 0.01
+YIELD = 0.2
 #: ...unless this many messages wait.
 BACKLOG = 1000
 
