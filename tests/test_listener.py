@@ -244,3 +244,25 @@ def test_sigterm_drains_the_spool(server, store):
     for rcpt in acked:
         assert len(events(store, rcpt)) == 1
     assert len(acked) == 40
+
+
+def test_two_listeners_share_one_store(database_url, tmp_path, store):
+    """Each listener has its own spool; the same bounces sent to both count once."""
+    roots = [tmp_path / "a", tmp_path / "b"]
+    servers = []
+    try:
+        for root in roots:
+            root.mkdir()
+            servers.append(Server(database_url, root).start())
+        for i in range(10):
+            raw = make_dsn(f"twice{i}@example.org", original_id=f"<t{i}@s>")
+            for srv in servers:
+                srv.send(raw)
+        for srv in servers:
+            assert srv.stop() == 0
+        for i in range(10):
+            assert len(events(store, f"twice{i}@example.org")) == 1
+    finally:
+        for srv in servers:
+            if srv.proc.poll() is None:
+                srv.stop(signal.SIGKILL)
