@@ -266,3 +266,24 @@ def test_two_listeners_share_one_store(database_url, tmp_path, store):
         for srv in servers:
             if srv.proc.poll() is None:
                 srv.stop(signal.SIGKILL)
+
+
+def test_inbox_commands(server, store, database_url):
+    srv = server()
+    srv.send(b"From: a@example.com\r\nSubject: Re: news\r\n\r\nJane left the company.\r\n")
+    (waiting,) = eventually(lambda: Inbox(store).list(), "reply in the inbox")
+    assert srv.stop() == 0
+    db = ("--database-url", database_url)
+    listed = _bounced(*db, "inbox", "list", "-f", "csv", env=srv.env)
+    assert listed.returncode == 0 and "Re: news" in listed.stdout
+    shown = _bounced(*db, "inbox", "show", str(waiting["id"]), env=srv.env)
+    assert "Jane left the company." in shown.stdout and "mail_from: <>" in shown.stdout
+    assigned = _bounced(
+        *db, "inbox", "assign", str(waiting["id"]), "--to", "Jane@Example.org", env=srv.env
+    )
+    assert assigned.returncode == 0, assigned.stderr
+    assert [e["source"] for e in events(store, "jane@example.org")] == [f"inbox:{waiting['id']}"]
+    assert Inbox(store).list() == []
+    assert _bounced(*db, "inbox", "delete", str(waiting["id"]), env=srv.env).returncode == 0
+    gone = _bounced(*db, "inbox", "delete", str(waiting["id"]), env=srv.env)
+    assert gone.returncode == 1 and "no inbox message" in gone.stderr
