@@ -383,6 +383,8 @@ def test_pull_hands_each_due_retry_out_once(tmp_path):
     rcpts = plans(log, 3)
     log.sup.close()
     env = {"BOUNCED_DATABASE_URL": url}
+    looked = bounced("retries", "due", "--format", "csv", env=env, cwd=tmp_path)
+    assert len(looked.stdout.splitlines()) == 4  # a header and 3 plans, none taken
     first = bounced("retries", "due", "--claim", "--format", "ndjson", env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     rows = [json.loads(line) for line in first.stdout.splitlines()]
