@@ -188,3 +188,21 @@ def test_a_verp_token_links_a_bounce_that_names_no_message(log):
     log.sync()
     assert only_plan(log)["message_id"] == MID.strip("<>")
     assert log.sent(RCPT, MID)["status"] == SentStatus.RETRYING
+
+
+def test_a_timed_out_claim_is_taken_over_and_its_late_result_ignored(log, clock):
+    from bounced.sent import Outcome
+
+    log.record(RCPT, MID)
+    bounce(log)
+    log.sync()
+    clock.move(minutes=15)
+    (first,) = log.claim("w1", 10)
+    assert log.claim("w2", 10) == []  # claimed: nobody else gets it
+    clock.move(minutes=11)  # past claim_timeout: w1 is presumed dead
+    (second,) = log.claim("w2", 10)
+    assert log.settle([Outcome(first, True, "late")], "w1", "smtp") == 0
+    assert log.settle([Outcome(second, True, "ok")], "w2", "smtp") == 1
+    shown = log.plan(second.plan_id)
+    assert [(d["worker"], d["outcome"]) for d in shown["dispatches"]] == [("w2", "sent")]
+    assert shown["plan"]["attempt"] == 1
