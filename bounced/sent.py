@@ -93,6 +93,9 @@ PLAN_COLUMNS = (
     "note",
 )
 _CURSOR = "sending-log"
+#: Bounce events read per transaction. Small: on PostgreSQL, ingestion waits while
+#: a batch is read and linked (see `_sync_batch`).
+SYNC_BATCH = 200
 _HARD_VERDICTS = frozenset({Verdict.HARD, Verdict.COMPLAINT})
 
 
@@ -328,7 +331,7 @@ class SendingLog:
         while True:
             read = self.store._write(self._sync_batch)
             total += read
-            if read < CHUNK:
+            if read < SYNC_BATCH:
                 return total
 
     def _sync_batch(self, conn: Connection) -> int:
@@ -361,7 +364,7 @@ class SendingLog:
             .join(A, A.c.id == E.c.address_id)
             .where(E.c.id > last)
             .order_by(E.c.id)
-            .limit(CHUNK)
+            .limit(SYNC_BATCH)
         ).all()
         for event in events:
             if event.detector != EXHAUSTED:

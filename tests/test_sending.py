@@ -12,7 +12,7 @@ from bounced.api import Suppressions
 from bounced.config import Settings
 from bounced.errors import BouncedError
 from bounced.retry import PlanStatus
-from bounced.sent import SendingLog, SentStatus
+from bounced.sent import SYNC_BATCH, SendingLog, SentStatus
 from bounced.worker import Worker
 
 MID = "<orig-1@sender.example.com>"
@@ -206,3 +206,32 @@ def test_a_timed_out_claim_is_taken_over_and_its_late_result_ignored(log, clock)
     shown = log.plan(second.plan_id)
     assert [(d["worker"], d["outcome"]) for d in shown["dispatches"]] == [("w2", "sent")]
     assert shown["plan"]["attempt"] == 1
+
+
+def test_sync_misses_no_bounce_committed_while_it_reads(database_url, clock):
+    """Two writers ingest while a reader links: event ids commit out of order on
+    PostgreSQL, and the reader's cursor must still see every one of them."""
+    import threading
+
+    settings = Settings(database_url=database_url)
+    reader = SendingLog(Suppressions.open(settings, clock=clock), spread=lambda: 0.5)
+    count = 2 * SYNC_BATCH + 50
+    for i in range(count):
+        reader.record(f"u{i}@example.org", f"<m{i}@s>")
+
+    def ingest(numbers: range) -> None:
+        with Suppressions.open(settings, clock=clock) as sup:
+            for i in numbers:
+                raw = make_dsn(soft(f"u{i}@example.org"), original_id=f"<m{i}@s>")
+                sup.ingest(raw, received_at=clock.now)
+
+    writers = [threading.Thread(target=ingest, args=(range(k, count, 2),)) for k in (0, 1)]
+    for w in writers:
+        w.start()
+    while any(w.is_alive() for w in writers):
+        reader.sync()
+    for w in writers:
+        w.join()
+    reader.sync()
+    assert len(list(reader.plans())) == count
+    reader.sup.close()
