@@ -234,7 +234,7 @@ def worker_command(
         signal.signal(signal.SIGTERM, lambda *_: worker.stop())
         _say(f"worker {worker.name} started (dispatch = {settings.dispatch})")
         try:
-            worker.run(lambda done: _report(done) if done.busy or done.failed else None)
+            worker.run(lambda done: _report(done) if done.busy or done.errors else None)
         except KeyboardInterrupt:
             worker.stop()
         _say("worker stopped")

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bounced.dispatch import Dispatcher, DispatchError
+from bounced.errors import DatabaseUnavailable
 from bounced.sent import Outcome, SendingLog
 
 __all__ = ["Pass", "Worker", "worker_name"]
@@ -96,11 +97,17 @@ class Worker:
                 return
 
     def run(self, on_pass: Callable[[Pass], None] = lambda _: None) -> None:
-        """Passes until `stop()`; sleeps poll_interval after a pass with nothing to do."""
+        """Passes until `stop()`; sleeps poll_interval after a pass with nothing to do.
+        A database that cannot be reached (restarting, network) is waited for, not a
+        reason to exit: the pass is reported with the error and tried again later;
+        what a failed pass had claimed is claimable again after claim_timeout."""
         interval = self.log.settings.poll_interval.total_seconds()
         try:
             while not self.stopping.is_set():
-                done = self.run_once()
+                try:
+                    done = self.run_once()
+                except DatabaseUnavailable as exc:
+                    done = Pass(errors=[str(exc)])
                 on_pass(done)
                 if not done.busy:
                     self.sleep(interval)
