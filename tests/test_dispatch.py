@@ -415,3 +415,15 @@ def test_two_workers_never_dispatch_a_retry_twice(tmp_path, database_url, receiv
     ids = [b["plan_id"] for b in receiver.bodies]
     assert len(ids) == len(set(ids)) == 60
     assert receiver.bad_signatures == 0
+
+
+def test_nothing_stored_to_resend_cancels_the_plan(log, clock, relay):
+    sink, port = relay
+    log.record("full@example.org", "<bare@s>")  # no --raw: nothing to resend by SMTP
+    log.sup.ingest(make_dsn(soft("full@example.org"), original_id="<bare@s>"))
+    log.sync()
+    clock.move(minutes=15)
+    assert dispatch_once(log, SmtpDispatcher(RelaySettings(port=port))) == 0
+    (plan,) = log.plans()
+    assert plan["status"] == PlanStatus.CANCELLED and "no raw message" in plan["note"]
+    assert sink.envelopes == []
