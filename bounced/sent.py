@@ -285,6 +285,7 @@ class SendingLog:
         return self.sent(address, message_id)
 
     def sent(self, recipient: str, message_id: str) -> dict[str, Any]:
+        """One logged message (without its raw bytes: `raw_bytes` says how many)."""
         address = self.sup.normalize(recipient)
         key = self.key(address, message_id.strip().strip("<>").strip())
         with self.store._read() as conn:
