@@ -58,24 +58,11 @@ def test_recipient_recall(score):
     assert figure >= accuracy.FLOORS["recipient_recall"], _worst(score, "reason")
 
 
-#: Acceptance floors not reached yet, with the figure reached so far: that figure is
-#: held as the floor, and the acceptance floor runs as a strict xfail, so that
-#: reaching it fails the run until the entry is removed (the list only shrinks).
-NOT_YET = {"class_agreement": 0.965, "status_agreement": 0.955}
-
-
 @pytest.mark.parametrize("metric", ["class", "reason", "status"])
 def test_agreement(score, metric):
     figure = score.agreement(accuracy.METRIC_BY_NAME[metric])
     name = f"{metric}_agreement"
-    assert figure >= NOT_YET.get(name, accuracy.FLOORS[name]), _worst(score, metric)
-
-
-@pytest.mark.parametrize("name", sorted(NOT_YET))
-@pytest.mark.xfail(strict=True, reason="acceptance floor of issue 3 not reached yet")
-def test_acceptance_floor_not_yet_reached(score, name):
-    metric = accuracy.METRIC_BY_NAME[name.removesuffix("_agreement")]
-    assert score.agreement(metric) >= accuracy.FLOORS[name], _worst(score, metric.name)
+    assert figure >= accuracy.FLOORS[name], _worst(score, metric)
 
 
 def test_extra_rows(score):

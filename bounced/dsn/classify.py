@@ -147,16 +147,27 @@ def decide(finding: Finding, kind: Kind, family: Family | None, rules: Rules) ->
         reason, rule = Reason.UNDEFINED, "none"
     if family and reason in family.reads and rule.startswith("phrase:"):
         reason, rule = family.reads[reason], f"{rule}+family:{family.name}"
-    permanent = _permanent(status, finding.reply_code, kind)
+    permanent = _permanent(status, finding, kind, family)
     if not status:
-        status = f"{'5' if permanent else '4'}.0.{rules.derived.get(reason, 900)}"
+        status = _derived_status(permanent, reason, finding.smtp_command, family, rules)
     hard = permanent and reason in DEFAULT_HARD_REASONS
     return Decision(reason, rule, status, BounceClass.HARD if hard else BounceClass.SOFT)
 
 
-def _permanent(status: str, reply_code: str, kind: Kind) -> bool:
+def _derived_status(
+    permanent: bool, reason: Reason, command: str, family: Family | None, rules: Rules
+) -> str:
+    """The code for a failure no server gave one for (status.toml, [derived])."""
+    subject = family.derived_after_command.get(command, reason) if family else reason
+    return f"{'5' if permanent else '4'}.0.{rules.derived.get(subject, 900)}"
+
+
+def _permanent(status: str, finding: Finding, kind: Kind, family: Family | None) -> bool:
     if status:
         return status[0] == "5"
-    if reply_code:
-        return reply_code[0] == "5"
-    return kind is Kind.FAILED
+    if finding.reply_code:
+        return finding.reply_code[0] == "5"
+    if kind is not Kind.FAILED:
+        return False
+    text = finding.diagnostic.lower()
+    return not (family and any(p in text for p in family.temporary))

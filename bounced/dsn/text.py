@@ -127,11 +127,15 @@ def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[
     for position, (_, address) in enumerate(named):
         first_line.setdefault(address, position)
     delayed = _delayed(text, rules)
+    family = rules.family(text.family)
+    text_before = family is not None and family.text_before_address
     out = []
     for recipient in order:
         position = first_line.get(recipient)
         if position is None:
             block = text.text
+        elif text_before:
+            block = "\n".join(lines[_block_before(named, recipient)])
         else:
             block = "\n".join(lines[_block(named, position, len(lines))])
         # A notice about one recipient is evidence as a whole, including what
@@ -155,6 +159,19 @@ def _block(named: list[tuple[int, str]], position: int, total: int) -> slice:
     return slice(start, end)
 
 
+def _block_before(named: list[tuple[int, str]], recipient: str) -> slice:
+    """The lines about `recipient` where the text precedes the address: from
+    just past the line naming another recipient up to the last of this
+    recipient's own lines. Its last run of lines counts, so a list of
+    recipients above a transcript does not cut the transcript's text off."""
+    last = max(i for i, (_, a) in enumerate(named) if a == recipient)
+    first = last
+    while first > 0 and named[first - 1][1] == recipient:
+        first -= 1
+    start = named[first - 1][0] + 1 if first > 0 else 0
+    return slice(start, named[last][0] + 1)
+
+
 def about(recipients: list[str], text: Notice, rules: Rules) -> list[Finding]:
     """The whole notice as the evidence for recipients it does not name."""
     delayed = _delayed(text, rules)
@@ -167,13 +184,16 @@ def _delayed(text: Notice, rules: Rules) -> bool:
 
 
 def _finding(recipient: str, block: str, context: str, delayed: bool, family: str) -> Finding:
+    """The facts of one recipient's block; a notice about this recipient alone
+    also lends the codes it gives before naming it ("Could not be delivered
+    because of 550 5.1.1 User unknown. The following recipients were affected: ...")."""
     diagnostic = unfold(block)[:MAX_DIAGNOSTIC]
     lowered = diagnostic.lower()
     return Finding(
         recipient=recipient,
         action="delayed" if delayed else "failed",
-        status=failure_status(diagnostic),
-        reply_code=failure_reply_code(block),
+        status=failure_status(diagnostic) or failure_status(context),
+        reply_code=failure_reply_code(block) or failure_reply_code(context),
         diagnostic=diagnostic,
         context=context,
         remote_mta=remote_host(lowered),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -64,6 +64,11 @@ class Family:
     reason: Reason | None
     priority: int
     reads: dict[Reason, Reason]
+    #: The text about a recipient stands before the line naming it (a sendmail
+    #: transcript: the dialogue first, then "554 <addr>... verdict").
+    text_before_address: bool = False
+    derived_after_command: dict[str, Reason] = field(default_factory=dict)
+    temporary: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +251,12 @@ def _families(data: dict) -> tuple[Family, ...]:
                 _reason(k, "families.toml"): _reason(v, "families.toml")
                 for k, v in row.get("reads", {}).items()
             },
+            text_before_address=bool(row.get("text_before_address", False)),
+            derived_after_command={
+                k: _reason(v, "families.toml")
+                for k, v in row.get("derived_after_command", {}).items()
+            },
+            temporary=_lower(row.get("temporary")),
         )
         for row in data.get("family", ())
     )
