@@ -124,8 +124,10 @@ def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[
     wanted = set(order)
     named = [(i, a) for i, a, _ in anchors if a in wanted]  # in line order
     first_line: dict[str, int] = {}
+    last_line: dict[str, int] = {}
     for position, (_, address) in enumerate(named):
         first_line.setdefault(address, position)
+        last_line[address] = position
     delayed = _delayed(text, rules)
     family = rules.family(text.family)
     text_before = family is not None and family.text_before_address
@@ -135,7 +137,7 @@ def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[
         if position is None:
             block = text.text
         elif text_before:
-            block = "\n".join(lines[_block_before(named, recipient)])
+            block = "\n".join(lines[_block_before(named, last_line[recipient])])
         else:
             block = "\n".join(lines[_block(named, position, len(lines))])
         # A notice about one recipient is evidence as a whole, including what
@@ -159,12 +161,12 @@ def _block(named: list[tuple[int, str]], position: int, total: int) -> slice:
     return slice(start, end)
 
 
-def _block_before(named: list[tuple[int, str]], recipient: str) -> slice:
-    """The lines about `recipient` where the text precedes the address: from
-    just past the line naming another recipient up to the last of this
-    recipient's own lines. Its last run of lines counts, so a list of
-    recipients above a transcript does not cut the transcript's text off."""
-    last = max(i for i, (_, a) in enumerate(named) if a == recipient)
+def _block_before(named: list[tuple[int, str]], last: int) -> slice:
+    """The lines about the recipient last named at `named[last]`, where the text
+    precedes the address: from just past the line naming another recipient up
+    to that last line. Its last run of lines counts, so a list of recipients
+    above a transcript does not cut the transcript's text off."""
+    recipient = named[last][1]
     first = last
     while first > 0 and named[first - 1][1] == recipient:
         first -= 1
