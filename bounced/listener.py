@@ -15,6 +15,7 @@ the next start.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import json
 import signal
@@ -33,7 +34,7 @@ from aiosmtpd.smtp import SMTP
 
 from bounced.config import ListenerSettings, Settings
 from bounced.errors import ConfigError
-from bounced.intake import intake
+from bounced.intake import Intake, intake
 from bounced.spool import Envelope, Spool, Spooled
 
 __all__ = ["EventLog", "Listener", "accepts", "serve"]
@@ -45,7 +46,7 @@ GRACE = 30.0
 POLL = 1.0
 #: While sessions are open the worker sleeps this long between messages...
 YIELD = 0.2
-#: ...unless this many messages wait.
+#: ...unless this many spool files (each one or more messages) wait.
 BACKLOG = 1000
 
 
@@ -77,8 +78,10 @@ def accepts(address: str, domains: frozenset[str]) -> bool:
 
 class _GroupCommit:
     """Spool writes from many sessions, grouped: messages that arrive while one write is
-    on the disk go together in the next (one directory fsync, one journal commit).
-    Each session still gets its 250 only once its own message is durable."""
+    on the disk go together in the next (one file, two fsyncs: the file's and the
+    directory's, whatever the number of messages). Each session still gets its 250
+    only once its own message is durable. The writes run in a thread, so sessions go
+    on talking while the disk works."""
 
     def __init__(self, spool: Spool) -> None:
         self.spool = spool
@@ -99,7 +102,6 @@ class _GroupCommit:
                 batch, self._waiting = self._waiting, []
                 messages = [message for message, _ in batch]
                 try:
-                    # In a thread: sessions go on talking while the disk works.
                     ids = await loop.run_in_executor(None, self.spool.put_many, messages)
                 except OSError as exc:
                     for _, done in batch:
@@ -322,7 +324,7 @@ class Listener:
         """Ingest spooled messages until stopped; after the stop, drain what is left.
         While SMTP sessions are open the worker pauses between messages (parsing holds
         the GIL the SMTP side needs): accepting comes first, ingesting catches up, unless
-        the backlog grows past BACKLOG."""
+        the backlog grows past BACKLOG files."""
         while True:
             self._wake.wait(POLL)
             self._wake.clear()
@@ -330,29 +332,41 @@ class Listener:
             # message there will be, so it is the last one needed.
             last = self._stopping.is_set()
             pending = self.spool.pending()
-            for spool_id in pending:
-                item = self.spool.claim(spool_id)
-                if item is not None and not self._one(item):
+            for name in pending:
+                items = self.spool.claim(name)
+                if items is not None and not self._file(name, items, len(pending) < BACKLOG):
                     break  # the store failed: what is left stays in new/ for next time
-                if self.handler.counters.sessions and len(pending) < BACKLOG and not last:
-                    time.sleep(YIELD)
             if last:
                 return
 
-    def _one(self, item: Spooled) -> bool:
-        """Ingest one message; False when the store failed (the message waits in new/)."""
+    def _file(self, name: str, items: list[Spooled], pause: bool) -> bool:
+        """Ingest one claimed file; False when the store failed (the file goes back to
+        new/, and its messages ingested so far are ingested again later: harmless)."""
+        suspects = []
+        for item in items:
+            if pause and self.handler.counters.sessions and not self._stopping.is_set():
+                time.sleep(YIELD)
+            done = self._one(item)
+            if done is None:
+                self.spool.release(name)
+                time.sleep(POLL)
+                return False
+            if done.suspect:
+                suspects.append(item)
+        keep = self.settings.listener.retention == "archive"
+        self.spool.finish(name, keep=keep, suspects=suspects)
+        return True
+
+    def _one(self, item: Spooled) -> Intake | None:
+        """Ingest one message and log it; None when the store failed."""
         try:
             done = intake(item, self.inbox, self.settings.verp)
         except Exception as exc:  # a store outage: leave it for the next pass, never lose it
             self.log("ingest_failed", id=item.id, error=f"{type(exc).__name__}: {exc}")
-            self.spool.release(item.id)
-            time.sleep(POLL)
-            return False
+            return None
         token = done.token
         if token is not None and not token.valid:
             self.log("verp_invalid", id=item.id, reason=token.reason, rcpt=item.envelope.rcpt_tos)
-        keep = self.settings.listener.retention == "archive"
-        self.spool.finish(item.id, keep=keep, suspect=done.suspect)
         self.log(
             "ingested",
             id=item.id,
@@ -363,7 +377,7 @@ class Listener:
             new_blocks=list(done.new_blocks),
             detail=done.detail,
         )
-        return True
+        return done
 
 
 def serve(settings: Settings, *, stream: TextIO = sys.stderr) -> int:
@@ -373,8 +387,10 @@ def serve(settings: Settings, *, stream: TextIO = sys.stderr) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    sys.setswitchinterval(0.0005)
     listener.start()
+    # Everything imported and set up so far lives as long as the process: out of the
+    # garbage collector's sight, its full passes stay short while sessions are open.
+    gc.freeze()
     while not stop.wait(1):
         pass
     listener.stop()

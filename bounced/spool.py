@@ -1,19 +1,26 @@
 """A directory spool: what the SMTP listener acknowledged, kept safe until it is ingested.
 
-A message is written to `tmp/`, fsynced, renamed into `new/` and the directory
-fsynced, all before the listener answers 250: once acknowledged, it survives a
-crash or a power cut. A file in `tmp/` was never acknowledged (the client saw
-no 250 and will retry), so it is simply dropped on start; only whole files
-ever appear in `new/`, because a rename is atomic.
+Messages arrive in batches (the listener's group commit: whatever several sessions
+handed over while the previous write was on the disk). A batch is written as ONE
+file to `tmp/`, fsynced, renamed into `new/` and the directory fsynced, all before
+the listener answers 250 to any of its messages: once acknowledged, a message
+survives a crash or a power cut. One file per batch, not per message, because the
+fsyncs are the cost that matters (each one a journal commit): on a busy listener
+one fsync covers many messages. A file in `tmp/` was never acknowledged (the
+clients saw no 250 and will retry), so it is simply dropped on start; only whole
+files ever appear in `new/`, because a rename is atomic.
 
-The worker claims a message by renaming it into `cur/`, ingests it, and then
-moves it to `done/` (or deletes it, per `retention`), or to `suspect/` when it
-carried a forged VERP token. Anything still in `cur/` on start belonged to a
-process that died mid-ingest: it goes back to `new/` and is ingested again,
-which the store's unique keys make harmless (a message never counts twice).
+The worker claims a batch by renaming it into `cur/`, ingests its messages, and
+then moves it to `done/` (or deletes it, per `retention`); a message that carried
+a forged VERP token is also copied, alone, into `suspect/`. Anything still in
+`cur/` on start belonged to a process that died mid-ingest: it goes back to
+`new/` and all of it is ingested again, which the store's unique keys make
+harmless (a message never counts twice).
 
-One file per message: a line of JSON (the envelope), then the message bytes
-exactly as received. Names sort by arrival time. One spool per listener process.
+A file is a sequence of records: a line of JSON (the envelope and the message's
+size), then the message bytes exactly as received. A message's id is the file
+name, a dash and its position (`<file>-0`). File names sort by arrival time.
+One spool per listener process.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,21 +49,17 @@ class Envelope:
     helo: str = ""
     received_at: datetime | None = None
 
-    def to_json(self) -> str:
-        when = self.received_at.isoformat() if self.received_at else ""
-        return json.dumps(
-            {
-                "mail_from": self.mail_from,
-                "rcpt_tos": list(self.rcpt_tos),
-                "client": self.client,
-                "helo": self.helo,
-                "received_at": when,
-            }
-        )
+    def to_dict(self) -> dict:
+        return {
+            "mail_from": self.mail_from,
+            "rcpt_tos": list(self.rcpt_tos),
+            "client": self.client,
+            "helo": self.helo,
+            "received_at": self.received_at.isoformat() if self.received_at else "",
+        }
 
     @classmethod
-    def from_json(cls, text: str) -> Envelope:
-        data = json.loads(text)
+    def from_dict(cls, data: dict) -> Envelope:
         when = data.get("received_at")
         return cls(
             data.get("mail_from", ""),
@@ -69,11 +72,29 @@ class Envelope:
 
 @dataclass(frozen=True, slots=True)
 class Spooled:
-    """One claimed message: its id (the file name), envelope and bytes."""
+    """One message of a claimed file: its id (`<file>-<position>`), envelope and bytes."""
 
     id: str
     envelope: Envelope
     raw: bytes
+
+
+def _record(raw: bytes, envelope: Envelope) -> bytes:
+    head = envelope.to_dict() | {"size": len(raw)}
+    return json.dumps(head).encode() + b"\n" + raw
+
+
+def _records(name: str, data: bytes) -> list[Spooled]:
+    """The messages of one file. A head without `size` owns the rest of the file."""
+    items: list[Spooled] = []
+    at = 0
+    while at < len(data):
+        eol = data.index(b"\n", at)
+        head = json.loads(data[at:eol])
+        end = eol + 1 + head.get("size", len(data) - eol - 1)
+        items.append(Spooled(f"{name}-{len(items)}", Envelope.from_dict(head), data[eol + 1 : end]))
+        at = end
+    return items
 
 
 def _fsync_dir(path: Path) -> None:
@@ -100,29 +121,29 @@ class Spool:
         return self.put_many([(raw, envelope)])[0]
 
     def put_many(self, messages: list[tuple[bytes, Envelope]]) -> list[str]:
-        """Store several messages durably at once (group commit): each file is written and
-        fsynced, then all are renamed and the directory is fsynced once. Most file systems
-        commit their journal for the first fsync, so the others cost little."""
+        """Store several messages durably at once (group commit): one file, one fsync,
+        one rename, one directory fsync. Returns the messages' ids, in order."""
         now = datetime.now(UTC)
-        names = []
-        for raw, envelope in messages:
-            if envelope.received_at is None:
-                envelope = replace(envelope, received_at=now)
-            spool_id = f"{time.time_ns():020d}.{os.getpid()}.{secrets.token_hex(6)}"
-            with open(self.dir("tmp") / spool_id, "xb") as out:
-                out.write(envelope.to_json().encode() + b"\n")
-                out.write(raw)
-                out.flush()
-                os.fsync(out.fileno())
-            names.append(spool_id)
-        for spool_id in names:
-            os.rename(self.dir("tmp") / spool_id, self.dir("new") / spool_id)
+        name = f"{time.time_ns():020d}.{os.getpid()}.{secrets.token_hex(6)}"
+        data = b"".join(
+            _record(raw, env if env.received_at else replace(env, received_at=now))
+            for raw, env in messages
+        )
+        self._place("new", name, data)
         _fsync_dir(self.dir("new"))
-        return names
+        return [f"{name}-{i}" for i in range(len(messages))]
+
+    def _place(self, folder: str, name: str, data: bytes) -> None:
+        """Write to tmp/, fsync, rename into `folder` (whose fsync is the caller's)."""
+        with open(self.dir("tmp") / name, "xb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.rename(self.dir("tmp") / name, self.dir(folder) / name)
 
     def recover(self) -> int:
         """On start: drop never-acknowledged partial files, put back what a dead worker
-        had claimed. Returns how many messages went back to `new/`."""
+        had claimed. Returns how many files went back to `new/`."""
         for leftover in self.dir("tmp").iterdir():
             leftover.unlink(missing_ok=True)
         back = 0
@@ -134,44 +155,48 @@ class Spool:
         return back
 
     def pending(self) -> list[str]:
-        """Ids waiting in `new/`, oldest first."""
+        """Files waiting in `new/`, oldest first."""
         return sorted(p.name for p in self.dir("new").iterdir())
 
-    def claim(self, spool_id: str) -> Spooled | None:
-        """Take one message for ingesting; None when another claimer was faster."""
-        cur = self.dir("cur") / spool_id
+    def claim(self, name: str) -> list[Spooled] | None:
+        """Take one file's messages for ingesting; None when another claimer was faster."""
+        cur = self.dir("cur") / name
         try:
-            os.rename(self.dir("new") / spool_id, cur)
+            os.rename(self.dir("new") / name, cur)
         except FileNotFoundError:
             return None
-        return _load(cur)
+        return _records(name, cur.read_bytes())
 
     def claim_all(self) -> Iterator[Spooled]:
-        """Claim every pending message, oldest first."""
-        for spool_id in self.pending():
-            item = self.claim(spool_id)
-            if item is not None:
-                yield item
+        """Claim every pending file; its messages, oldest first."""
+        for name in self.pending():
+            yield from self.claim(name) or ()
 
-    def release(self, spool_id: str) -> None:
-        """Give a claimed message back (it could not be ingested now)."""
-        os.rename(self.dir("cur") / spool_id, self.dir("new") / spool_id)
+    def release(self, name: str) -> None:
+        """Give a claimed file back (it could not be ingested now)."""
+        os.rename(self.dir("cur") / name, self.dir("new") / name)
 
-    def finish(self, spool_id: str, *, keep: bool, suspect: bool = False) -> None:
-        """Done with a claimed message: into `suspect/` (always kept), `done/`, or gone."""
-        cur = self.dir("cur") / spool_id
-        if suspect:
-            os.rename(cur, self.dir("suspect") / spool_id)
-        elif keep:
-            os.rename(cur, self.dir("done") / spool_id)
+    def finish(self, name: str, *, keep: bool, suspects: Iterable[Spooled] = ()) -> None:
+        """Done with a claimed file: each of `suspects` is copied alone into `suspect/`
+        (always kept, each file named by the message id), then the file goes to `done/`
+        or away."""
+        copied = False
+        for item in suspects:
+            if not (self.dir("suspect") / item.id).exists():  # not kept before a crash
+                self._place("suspect", item.id, _record(item.raw, item.envelope))
+                copied = True
+        if copied:
+            _fsync_dir(self.dir("suspect"))
+        cur = self.dir("cur") / name
+        if keep:
+            os.rename(cur, self.dir("done") / name)
         else:
             cur.unlink()
 
-    def read(self, folder: str, spool_id: str) -> Spooled:
+    def read(self, folder: str, message_id: str) -> Spooled:
         """A message in any folder (`done`, `suspect`, ...), for looking at it."""
-        return _load(self.dir(folder) / spool_id)
-
-
-def _load(path: Path) -> Spooled:
-    head, _, raw = path.read_bytes().partition(b"\n")
-    return Spooled(path.name, Envelope.from_json(head.decode()), raw)
+        alone = self.dir(folder) / message_id
+        if alone.exists():
+            return replace(_records(message_id, alone.read_bytes())[0], id=message_id)
+        name, _, position = message_id.rpartition("-")
+        return _records(name, (self.dir(folder) / name).read_bytes())[int(position)]

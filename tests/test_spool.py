@@ -20,42 +20,81 @@ def test_put_claim_finish(tmp_path):
     spool = Spool(tmp_path)
     first = spool.put(b"one\r\nline\n", ENV)
     second = spool.put(b"two", ENV)
-    assert spool.pending() == [first, second]
+    files = spool.pending()
+    assert [f"{name}-0" for name in files] == [first, second]
     items = list(spool.claim_all())
     assert [(i.id, i.raw) for i in items] == [(first, b"one\r\nline\n"), (second, b"two")]
     assert items[0].envelope.rcpt_tos == ENV.rcpt_tos
     assert items[0].envelope.received_at is not None
     assert spool.pending() == []
-    spool.finish(first, keep=True)
-    spool.finish(second, keep=False)
-    assert os.listdir(spool.dir("done")) == [first]
+    spool.finish(files[0], keep=True)
+    spool.finish(files[1], keep=False)
+    assert os.listdir(spool.dir("done")) == [files[0]]
     assert os.listdir(spool.dir("cur")) == []
     assert spool.read("done", first).raw == b"one\r\nline\n"
 
 
+def test_a_batch_is_one_file(tmp_path):
+    """Group commit: several messages, one file (one fsync), each with its own id."""
+    spool = Spool(tmp_path)
+    other = Envelope("<>", ("bounces@b.example.com",), "192.0.2.1")
+    ids = spool.put_many([(b"first\n", ENV), (b"", other), (b"third", ENV)])
+    (name,) = spool.pending()
+    assert ids == [f"{name}-0", f"{name}-1", f"{name}-2"]
+    items = spool.claim(name)
+    assert [(i.id, i.raw, i.envelope.client) for i in items] == [
+        (ids[0], b"first\n", "127.0.0.1"),
+        (ids[1], b"", "192.0.2.1"),
+        (ids[2], b"third", "127.0.0.1"),
+    ]
+    spool.finish(name, keep=True)
+    assert spool.read("done", ids[2]).raw == b"third"
+
+
 def test_suspect_is_kept(tmp_path):
     spool = Spool(tmp_path)
-    sid = spool.put(b"forged", ENV)
-    spool.claim(sid)
-    spool.finish(sid, keep=False, suspect=True)
-    assert spool.read("suspect", sid).raw == b"forged"
+    _fine, forged = spool.put_many([(b"fine", ENV), (b"forged", ENV)])
+    (name,) = spool.pending()
+    items = spool.claim(name)
+    spool.finish(name, keep=False, suspects=[items[1]])
+    assert os.listdir(spool.dir("suspect")) == [forged]
+    assert spool.read("suspect", forged).raw == b"forged"
+    assert spool.read("suspect", forged).id == forged
+    assert os.listdir(spool.dir("done")) == []
 
 
 def test_claim_twice_gives_none(tmp_path):
     spool = Spool(tmp_path)
-    sid = spool.put(b"x", ENV)
-    assert spool.claim(sid) is not None
-    assert spool.claim(sid) is None
+    spool.put(b"x", ENV)
+    (name,) = spool.pending()
+    assert spool.claim(name) is not None
+    assert spool.claim(name) is None
 
 
 def test_recover_puts_back_claimed_and_drops_partial(tmp_path):
     spool = Spool(tmp_path)
     sid = spool.put(b"claimed by a process that died", ENV)
-    spool.claim(sid)
+    (name,) = spool.pending()
+    spool.claim(name)
     (spool.dir("tmp") / "partial").write_bytes(b'{"mail_from": "x", "rcpt')
     assert Spool(tmp_path).recover() == 1
-    assert spool.pending() == [sid]
+    assert spool.pending() == [name]
+    assert [i.id for i in spool.claim_all()] == [sid]
     assert os.listdir(spool.dir("tmp")) == []
+
+
+def test_reads_a_file_of_the_one_message_format(tmp_path):
+    """Spools written before batches (an envelope line without `size`, then the bytes)
+    are replayed as they are."""
+    spool = Spool(tmp_path)
+    head = b'{"mail_from": "<>", "rcpt_tos": ["bounces@b.example.com"], "client": "::1"}'
+    (spool.dir("new") / "00000000000000000001.1.abc").write_bytes(head + b"\nbody\n{x}\n")
+    (item,) = spool.claim_all()
+    assert (item.id, item.raw, item.envelope.client) == (
+        "00000000000000000001.1.abc-0",
+        b"body\n{x}\n",
+        "::1",
+    )
 
 
 @given(st.binary(max_size=2000), st.text(max_size=30), st.lists(st.text(max_size=30), max_size=3))
@@ -63,7 +102,8 @@ def test_recover_puts_back_claimed_and_drops_partial(tmp_path):
 def test_bytes_and_envelope_round_trip(tmp_path_factory, raw, sender, rcpts):
     spool = Spool(tmp_path_factory.mktemp("spool"))
     envelope = Envelope(sender, tuple(rcpts), "::1")
-    item = spool.claim(spool.put(raw, envelope))
+    spool.put(raw, envelope)
+    (item,) = spool.claim_all()
     assert item.raw == raw
     assert (item.envelope.mail_from, item.envelope.rcpt_tos) == (sender, tuple(rcpts))
 
