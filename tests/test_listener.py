@@ -6,6 +6,7 @@ import os
 import signal
 import smtplib
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -288,3 +289,123 @@ def test_inbox_commands(server, store, database_url):
     assert _bounced(*db, "inbox", "delete", str(waiting["id"]), env=srv.env).returncode == 0
     gone = _bounced(*db, "inbox", "delete", str(waiting["id"]), env=srv.env)
     assert gone.returncode == 1 and "no inbox message" in gone.stderr
+
+
+def _sqlite_server(tmp_path: Path, **env: str) -> Server:
+    """A listener on a SQLite store, for what the SMTP side does (not the store)."""
+    return Server(f"sqlite:///{tmp_path / 'b.db'}", tmp_path, env).start()
+
+
+def _self_signed(root: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made here and now."""
+    from datetime import UTC, datetime, timedelta
+    from ipaddress import IPv4Address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bounced test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = root / "cert.pem", root / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_starttls_with_a_self_signed_certificate(tmp_path):
+    cert, key = _self_signed(tmp_path)
+    srv = _sqlite_server(
+        tmp_path, BOUNCED_LISTENER_TLS_CERT=str(cert), BOUNCED_LISTENER_TLS_KEY=str(key)
+    )
+    try:
+        trusting = ssl.create_default_context(cafile=str(cert))
+        with srv.smtp() as client:
+            client.ehlo()
+            assert client.has_extn("starttls")
+            assert client.starttls(context=trusting)[0] == 220
+            assert client.sock.version() in ("TLSv1.2", "TLSv1.3")
+            client.ehlo()
+            assert not client.has_extn("starttls")  # once is enough
+            assert client.sendmail("<>", [RETURN_PATH], make_dsn("tls@example.org")) == {}
+        with srv.smtp() as client, pytest.raises(ssl.SSLCertVerificationError):
+            client.starttls(context=ssl.create_default_context())  # not a trusted CA
+    finally:
+        assert srv.stop() == 0
+    (done,) = srv.folder("done")
+    assert b"tls@example.org" in (srv.spool / "done" / done).read_bytes()
+
+
+def test_only_allowed_networks_may_connect(tmp_path):
+    """Loopback has a whole /8: the listener allows 127.0.0.1 only, 127.0.0.2 is outside."""
+    srv = _sqlite_server(tmp_path, BOUNCED_LISTENER_ALLOWED_NETWORKS="127.0.0.1/32,::1")
+    try:
+        with pytest.raises(smtplib.SMTPConnectError) as refused:
+            smtplib.SMTP("127.0.0.1", srv.port, timeout=WAIT, source_address=("127.0.0.2", 0))
+        assert refused.value.smtp_code == 554
+        with srv.smtp() as client:
+            assert client.noop()[0] == 250
+    finally:
+        assert srv.stop() == 0
+
+
+def test_sessions_beyond_the_limit_are_refused(tmp_path):
+    srv = _sqlite_server(tmp_path, BOUNCED_LISTENER_MAX_SESSIONS="2")
+    try:
+        first, second = srv.smtp(), srv.smtp()
+        with pytest.raises(smtplib.SMTPConnectError) as refused:
+            srv.smtp()
+        assert refused.value.smtp_code == 421
+        first.quit()
+        # A session that ended frees its place (the server notices the close a moment later).
+        third = eventually(_connected(srv), "a place freed by the closed session")
+        assert second.noop()[0] == third.noop()[0] == 250
+        second.quit()
+        third.quit()
+    finally:
+        assert srv.stop() == 0
+
+
+def _connected(srv: Server):
+    def attempt() -> smtplib.SMTP | None:
+        try:
+            return srv.smtp()
+        except smtplib.SMTPConnectError:
+            return None
+
+    return attempt
+
+
+def test_a_silent_connection_is_closed_after_the_idle_timeout(tmp_path):
+    srv = _sqlite_server(tmp_path, BOUNCED_LISTENER_TIMEOUT="1s")
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT) as sock:
+            assert sock.recv(1024).startswith(b"220 ")
+            # Nothing is sent: the server closes (recv returns b"") instead of waiting for us.
+            assert sock.recv(1024) == b""
+        with srv.smtp() as client:  # a talking client is not affected
+            assert client.noop()[0] == 250
+    finally:
+        assert srv.stop() == 0
