@@ -296,47 +296,8 @@ def _sqlite_server(tmp_path: Path, **env: str) -> Server:
     return Server(f"sqlite:///{tmp_path / 'b.db'}", tmp_path, env).start()
 
 
-def _self_signed(root: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and its key, made here and now."""
-    from datetime import UTC, datetime, timedelta
-    from ipaddress import IPv4Address
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bounced test")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = root / "cert.pem", root / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
-def test_starttls_with_a_self_signed_certificate(tmp_path):
-    cert, key = _self_signed(tmp_path)
+def test_starttls_with_a_self_signed_certificate(tmp_path, certificate):
+    cert, key = certificate
     srv = _sqlite_server(
         tmp_path, BOUNCED_LISTENER_TLS_CERT=str(cert), BOUNCED_LISTENER_TLS_KEY=str(key)
     )
