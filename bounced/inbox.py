@@ -82,20 +82,20 @@ class Inbox:
             "received_at": envelope.received_at or self.store.clock(),
             "assigned_to": "",
         }
-        stmt = self.store._insert(T).values(values).on_conflict_do_nothing()
-        return self.store._write(lambda conn: conn.execute(stmt).rowcount) == 1
+        stmt = self.store.insert(T).values(values).on_conflict_do_nothing()
+        return self.store.write(lambda conn: conn.execute(stmt).rowcount) == 1
 
     def list(self, *, assigned: bool = False) -> list[dict[str, Any]]:
         """Messages waiting (or, with `assigned`, all of them), oldest first."""
         query = select(*_LISTED).order_by(T.c.received_at, T.c.id)
         if not assigned:
             query = query.where(T.c.assigned_to == "")
-        with self.store._read() as conn:
+        with self.store.read() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
     def get(self, message_id: int) -> dict[str, Any]:
         """One message with its bytes, or UnknownMessage."""
-        with self.store._read() as conn:
+        with self.store.read() as conn:
             row = conn.execute(select(T).where(T.c.id == message_id)).first()
         if row is None:
             raise UnknownMessage(f"no inbox message {message_id}")
@@ -114,11 +114,11 @@ class Inbox:
             .where(T.c.id == message_id)
             .values(assigned_to=normal, assigned_at=self.store.clock())
         )
-        self.store._write(lambda conn: conn.execute(stmt))
+        self.store.write(lambda conn: conn.execute(stmt))
         return result
 
     def delete(self, message_ids: Iterable[int]) -> list[int]:
         """Erase messages; returns the ids that were there."""
         ids = list(message_ids)
         stmt = delete(T).where(T.c.id.in_(ids)).returning(T.c.id)
-        return sorted(self.store._write(lambda conn: list(conn.scalars(stmt))))
+        return sorted(self.store.write(lambda conn: list(conn.scalars(stmt))))

@@ -264,7 +264,7 @@ class SendingLog:
 
         def work(conn: Connection) -> None:
             now = self.now()
-            stmt = self.store._insert(SM).values({**values, "sent_at": now, "updated_at": now})
+            stmt = self.store.insert(SM).values({**values, "sent_at": now, "updated_at": now})
             changes = {k: v for k, v in values.items() if k in ("status", "error")}
             if subject:
                 changes["subject"] = subject
@@ -276,7 +276,7 @@ class SendingLog:
                 )
             )
 
-        self.store._write(work)
+        self.store.write(work)
         if error:
             bounce = bounce_of_reply(address, error, message_id=message_id)
             report = Report(Kind.FAILED, (bounce,), DETECTOR, subject=subject)
@@ -288,7 +288,7 @@ class SendingLog:
         """One logged message (without its raw bytes: `raw_bytes` says how many)."""
         address = self.sup.normalize(recipient)
         key = self.key(address, message_id.strip().strip("<>").strip())
-        with self.store._read() as conn:
+        with self.store.read() as conn:
             row = conn.execute(
                 select(SM).where(SM.c.address == address, SM.c.message_key == key)
             ).first()
@@ -317,7 +317,7 @@ class SendingLog:
             query = query.where(SM.c.sent_at >= since)
         if until is not None:
             query = query.where(SM.c.sent_at < until)
-        with self.store._read() as conn:
+        with self.store.read() as conn:
             result = conn.execution_options(yield_per=CHUNK).execute(query.order_by(SM.c.id))
             for row in result:
                 yield dict(row._mapping)
@@ -330,14 +330,14 @@ class SendingLog:
         workers at once: one reads while the others skip."""
         total = 0
         while True:
-            read = self.store._write(self._sync_batch)
+            read = self.store.write(self._sync_batch)
             total += read
             if read < SYNC_BATCH:
                 return total
 
     def _sync_batch(self, conn: Connection) -> int:
         cursor = select(C.c.event_id).where(C.c.name == _CURSOR)
-        first = self.store._insert(C).values(name=_CURSOR, event_id=0)
+        first = self.store.insert(C).values(name=_CURSOR, event_id=0)
         conn.execute(first.on_conflict_do_nothing())
         if self._postgres:
             last = conn.scalar(cursor.with_for_update(skip_locked=True))
@@ -469,7 +469,7 @@ class SendingLog:
         """Hand exhausted plans to the policy: a retries_exhausted event per address.
         Recorded before the plan is marked, and idempotent (the event's unique key), so a
         crash in between only means the next pass records it again, once."""
-        with self.store._read() as conn:
+        with self.store.read() as conn:
             rows = conn.execute(
                 select(P.c.id, P.c.address, P.c.reason, P.c.note, SM.c.message_id, SM.c.message_key)
                 .join(SM, SM.c.id == P.c.sent_id)
@@ -504,13 +504,13 @@ class SendingLog:
             ids = [row.id for row in rows]
             conn.execute(update(P).where(P.c.id.in_(ids)).values(escalated_at=now, updated_at=now))
 
-        self.store._write(work)
+        self.store.write(work)
         return len(rows) + (self.escalate() if len(rows) == CHUNK else 0)
 
     def _drain(self, work: Callable[[Connection], int]) -> int:
         total = 0
         while True:
-            done = self.store._write(work)
+            done = self.store.write(work)
             total += done
             if done < CHUNK:
                 return total
@@ -565,7 +565,7 @@ class SendingLog:
                 )
             return due
 
-        return self.store._write(work)
+        return self.store.write(work)
 
     def settle(self, outcomes: Sequence[Outcome], worker: str, channel: str) -> int:
         """Record how claimed retries went, all in one transaction: handed over, or not
@@ -617,7 +617,7 @@ class SendingLog:
                 )
             return len(sent)
 
-        return self.store._write(work)
+        return self.store.write(work)
 
     def pull(self, worker: str, limit: int) -> list[Due]:
         """Claim due retries and mark them handed to the sender (`retries due --claim`)."""
@@ -644,14 +644,14 @@ class SendingLog:
                 P.c.due_at <= now,
                 or_(P.c.claimed_until.is_(None), P.c.claimed_until < now),
             )
-        with self.store._read() as conn:
+        with self.store.read() as conn:
             result = conn.execution_options(yield_per=CHUNK).execute(query.order_by(P.c.id))
             for row in result:
                 yield dict(row._mapping)
 
     def plan(self, plan_id: int) -> dict[str, Any]:
         """One plan, its message and its dispatch history."""
-        with self.store._read() as conn:
+        with self.store.read() as conn:
             row = conn.execute(select(P).where(P.c.id == plan_id)).first()
             if row is None:
                 raise UnknownPlan(f"no retry plan {plan_id}")
@@ -674,17 +674,17 @@ class SendingLog:
             ).all()
             for row in rows:
                 self._save_plan(conn, row.id, cancel(_plan(row), f"cancelled by {actor}"))
-            self.store._audit(
+            self.store.audit(
                 conn, "retry_cancel", [r.address for r in rows], actor, f"plans {plan_ids}"
             )
             return [r.id for r in rows]
 
-        done = self.store._write(work)
+        done = self.store.write(work)
         return done, [i for i in plan_ids if i not in done]
 
     def counts(self) -> dict[str, int]:
         """Plans per status (for the worker's log line and the benchmark)."""
-        with self.store._read() as conn:
+        with self.store.read() as conn:
             rows = conn.execute(select(P.c.status, func.count()).group_by(P.c.status))
             return {status: n for status, n in rows}
 

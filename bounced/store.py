@@ -219,8 +219,9 @@ class Store:
         self._config_allow = frozenset(
             normalize_allow_entry(e, case_sensitive_local_part=fold) for e in settings.policy.allow
         )
-        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-        self._sql = _statements(self._insert)
+        #: The dialect's INSERT (with on_conflict_do_nothing), for the sibling stores.
+        self.insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        self._sql = _statements(self.insert)
 
     # --- opening, schema ---------------------------------------------------------------
 
@@ -243,7 +244,7 @@ class Store:
         self.engine.dispose()
 
     def _ensure_schema(self) -> None:
-        with self._read() as conn:
+        with self.read() as conn:
             tables = inspect(conn)
             current = None
             if tables.has_table("alembic_version"):
@@ -270,12 +271,15 @@ class Store:
             command.upgrade(cfg, "head")
             return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
-        return self._write(work)
+        return self.write(work)
 
     # --- transactions ------------------------------------------------------------------
+    # Public for the stores that share this database (sending log, inbox): they run
+    # their statements in the same transactions, with the same error handling.
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def read(self) -> Iterator[Connection]:
+        """A connection in a read transaction; an unreachable database is a DatabaseError."""
         try:
             with self._connect() as conn, conn.begin():
                 yield conn
@@ -292,7 +296,7 @@ class Store:
         except DBAPIError as exc:
             raise _db_error(exc, self.url) from None
 
-    def _write(self, work: Callable[[Connection], T]) -> T:
+    def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one write transaction, retried whole when it lost a lock race."""
         for attempt in range(_ATTEMPTS):
             try:
@@ -358,9 +362,10 @@ class Store:
         values["blocked_reason"] = state.blocked_reason and state.blocked_reason.value
         conn.execute(self._sql.save, {"row_id": row.id, **values})
 
-    def _audit(
+    def audit(
         self, conn: Connection, action: str, addresses: Iterable[str], actor: str, detail=""
     ) -> None:
+        """Log an admin action on `addresses`, inside the caller's write transaction."""
         now = self.clock()
         rows = [
             {"at": now, "actor": actor, "action": action, "address": a, "detail": detail}
@@ -404,7 +409,7 @@ class Store:
                 out.append(Recorded(item.address, decision))
             return out
 
-        return self._write(work)
+        return self.write(work)
 
     # --- checking -----------------------------------------------------------------------
 
@@ -412,7 +417,7 @@ class Store:
         """(sendable, state, blocked reason) of those `addresses` that are in the store."""
         found: dict[str, tuple[bool, str, str]] = {}
         postgres = self.engine.dialect.name == "postgresql"
-        with self._read() as conn:
+        with self.read() as conn:
             # The one hot path: the DB-API cursor directly, without SQLAlchemy's row
             # objects, so a million checks cost what the database costs.
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -454,10 +459,10 @@ class Store:
                     extra = {"counted_since": now} if action is Action.UNMARK else {}
                     self._save(conn, row, new, now, **extra)
                     done.append(address)
-                self._audit(conn, action.value, done, actor, note)
+                self.audit(conn, action.value, done, actor, note)
                 return done, [a for a in chunk if a not in locked]
 
-            done, missing = self._write(work)
+            done, missing = self.write(work)
             changed += done
             unknown += missing
         return changed, unknown
@@ -476,10 +481,10 @@ class Store:
                 conn.execute(delete(M).where(M.c.address_id.in_(ids)))
                 conn.execute(delete(L).where(L.c.address.in_(list(locked))))
                 conn.execute(delete(A).where(A.c.id.in_(ids)))
-                self._audit(conn, "delete", locked, actor)
+                self.audit(conn, "delete", locked, actor)
                 return list(locked)
 
-            done = self._write(work)
+            done = self.write(work)
             deleted += done
             unknown += [a for a in chunk if a not in done]
         return deleted, unknown
@@ -499,7 +504,7 @@ class Store:
                 rows = [{"entry": e, "actor": actor, "created_at": now} for e in changed]
                 if rows:
                     conn.execute(W.insert(), rows)
-            self._audit(conn, "disallow" if remove else "allow", changed, actor)
+            self.audit(conn, "disallow" if remove else "allow", changed, actor)
             domains = [e[1:] for e in changed if e.startswith("@")]
             matching = select(A.c.address).where(
                 or_(A.c.address.in_(changed), A.c.domain.in_(domains))
@@ -511,10 +516,10 @@ class Store:
                 self._save(conn, row, set_allowed(state, state.allowed, now), now)
             return changed
 
-        return self._write(work)
+        return self.write(work)
 
     def allow_entries(self) -> list[dict[str, Any]]:
-        with self._read() as conn:
+        with self.read() as conn:
             rows = [dict(r._mapping) for r in conn.execute(select(W).order_by(W.c.entry))]
         config = [
             {"entry": e, "actor": "config.toml", "created_at": None} for e in self._config_allow
@@ -525,7 +530,7 @@ class Store:
 
     def _selection_id(self, conn: Connection, name: str, *, create: bool) -> int:
         if create:
-            stmt = self._insert(S).values(name=name, created_at=self.clock())
+            stmt = self.insert(S).values(name=name, created_at=self.clock())
             conn.execute(stmt.on_conflict_do_nothing())
         found = conn.scalar(select(S.c.id).where(S.c.name == name))
         if found is None:
@@ -542,12 +547,12 @@ class Store:
                 self._ensure(conn, chunk, self.clock())
                 ids = conn.scalars(select(A.c.id).where(A.c.address.in_(chunk)))
                 rows = [{"selection_id": sid, "address_id": i} for i in ids]
-                stmt = self._insert(M).values(rows).on_conflict_do_nothing()
+                stmt = self.insert(M).values(rows).on_conflict_do_nothing()
                 added_rows = conn.execute(stmt.returning(M.c.address_id)).all()
-                self._audit(conn, "selection_add", chunk, actor, name)
+                self.audit(conn, "selection_add", chunk, actor, name)
                 return len(added_rows)
 
-            added += self._write(work)
+            added += self.write(work)
         return added
 
     def select_where(self, name: str, filters: Filters, actor: str) -> int:
@@ -561,10 +566,10 @@ class Store:
             stmt = M.insert().from_select(["selection_id", "address_id"], matching)
             # Counted from RETURNING: SQLAlchemy reports no rowcount for INSERT on psycopg.
             added = len(conn.execute(stmt.returning(M.c.address_id)).all())
-            self._audit(conn, "selection_add", [""], actor, f"{name}: {_describe(filters)}")
+            self.audit(conn, "selection_add", [""], actor, f"{name}: {_describe(filters)}")
             return added
 
-        return self._write(work)
+        return self.write(work)
 
     def select_remove(self, name: str, addresses: Sequence[str], actor: str) -> int:
         def work(conn: Connection) -> int:
@@ -574,10 +579,10 @@ class Store:
                 ids = select(A.c.id).where(A.c.address.in_(chunk))
                 stmt = delete(M).where(M.c.selection_id == sid, M.c.address_id.in_(ids))
                 removed += conn.execute(stmt).rowcount
-                self._audit(conn, "selection_remove", chunk, actor, name)
+                self.audit(conn, "selection_remove", chunk, actor, name)
             return removed
 
-        return self._write(work)
+        return self.write(work)
 
     def selections(self) -> list[dict[str, Any]]:
         count = func.count(M.c.address_id)
@@ -587,11 +592,11 @@ class Store:
             .group_by(S.c.id, S.c.name, S.c.created_at)
             .order_by(S.c.name)
         )
-        with self._read() as conn:
+        with self.read() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
     def require_selection(self, name: str) -> None:
-        with self._read() as conn:
+        with self.read() as conn:
             self._selection_id(conn, name, create=False)
 
     # --- reading ------------------------------------------------------------------------
@@ -608,7 +613,7 @@ class Store:
         )
         columns = [A.c[c] for c in LIST_COLUMNS[:-1]]
         query = _filtered(select(*columns, names.label("selections")), filters)
-        with self._read() as conn:
+        with self.read() as conn:
             result = conn.execution_options(yield_per=CHUNK).execute(query.order_by(A.c.address))
             try:
                 for row in result:
@@ -618,7 +623,7 @@ class Store:
 
     def show(self, address: str) -> dict[str, Any] | None:
         """The address row, its events and its admin actions; None when unknown."""
-        with self._read() as conn:
+        with self.read() as conn:
             row = conn.execute(select(A).where(A.c.address == address)).first()
             if row is None:
                 return None
@@ -657,7 +662,7 @@ class Store:
             .group_by(day)
             .order_by(day),
         }
-        with self._read() as conn:
+        with self.read() as conn:
             out = {k: [(str(a), int(n)) for a, n in conn.execute(q)] for k, q in queries.items()}
         for key in ("state", "reason"):
             out[key].sort(key=lambda kv: (-kv[1], kv[0]))
@@ -680,7 +685,7 @@ class Store:
         )
         if since is not None:
             query = query.where(E.c.received_at >= since)
-        with self._read() as conn:
+        with self.read() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
     # --- policy apply -------------------------------------------------------------------
@@ -690,14 +695,14 @@ class Store:
         settings; yield what differs, and write it unless `dry_run`."""
         last = 0
         while True:
-            with self._read() as conn:
+            with self.read() as conn:
                 ids = list(
                     conn.scalars(select(A.c.id).where(A.c.id > last).order_by(A.c.id).limit(CHUNK))
                 )
             if not ids:
                 return
             last = ids[-1]
-            yield from self._write(lambda conn, ids=ids: self._reapply(conn, ids, dry_run))
+            yield from self.write(lambda conn, ids=ids: self._reapply(conn, ids, dry_run))
 
     def _reapply(self, conn: Connection, ids: list[int], dry_run: bool) -> list[Change]:
         now = self.clock()
