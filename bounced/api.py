@@ -136,18 +136,26 @@ class AdminResult:
     unknown: list[str]
 
 
-def message_key(bounce: Bounce, report: Report, raw: bytes | str, address: str) -> str:
+def notice_id(report: Report, raw: bytes | str) -> str:
+    """The identity of the returned notice itself: its Message-ID, else a digest of its
+    bytes. The same notice delivered twice is one event; a resend that bounces again
+    (a new notice, often word for word the same) is another."""
+    if report.message_id.strip():
+        return report.message_id.strip()
+    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def message_key(bounce: Bounce, notice: str, address: str) -> str:
     """One original message for one address: the original Message-ID when the bounce
-    carries it; otherwise the bounce's own identity (its Message-ID, else its bytes)
-    with the recipient, so that at least the same bounce ingested twice is one return."""
+    carries it; otherwise the notice's identity (`notice_id`) with the recipient, so
+    that at least the same notice ingested twice is one return."""
     original = bounce.original_message_id.strip().strip("<>").strip()
     if original:
         if len(original) <= _MAX_KEY:
             return "mid:" + original
         return "mid-sha256:" + hashlib.sha256(original.encode()).hexdigest()
-    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
-    identity = report.message_id.strip() or hashlib.sha256(data).hexdigest()
-    digest = hashlib.sha256(f"{identity}\0{address}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{notice}\0{address}".encode()).hexdigest()
     return "bounce:" + digest[:40]
 
 
@@ -268,14 +276,15 @@ class Suppressions:
         if not report.bounces:
             return Outcome.UNREADABLE, []
         rows = []
+        notice = notice_id(report, raw)
         for bounce in report.bounces:
             try:
                 address = self.normalize(bounce.recipient)
             except InvalidAddress as exc:
                 rows.append((RowResult(bounce.recipient, None, problem=exc.reason), None))
                 continue
-            key = message_key(bounce, report, raw, address)
-            incoming = Incoming(address, key, bounce, name, when)
+            key = message_key(bounce, notice, address)
+            incoming = Incoming(address, key, bounce, name, when, notice)
             rows.append((RowResult(bounce.recipient, address), incoming))
         return None, rows
 

@@ -229,7 +229,7 @@ class SendingLog:
     def key(self, address: str, message_id: str) -> str:
         """The key bounces of this message will carry (bounced.api.message_key)."""
         bounce = Bounce(address, Kind.FAILED, original_message_id=message_id)
-        return message_key(bounce, Report(Kind.FAILED), b"", address)
+        return message_key(bounce, "", address)
 
     def record(
         self,
@@ -279,7 +279,9 @@ class SendingLog:
         self.store.write(work)
         if error:
             bounce = bounce_of_reply(address, error, message_id=message_id)
-            report = Report(Kind.FAILED, (bounce,), DETECTOR, subject=subject)
+            # Each refusal reported is a notice of its own (a resend refused again is news).
+            notice = f"smtp-error:{self.now().isoformat()}"
+            report = Report(Kind.FAILED, (bounce,), DETECTOR, notice, subject)
             list(self.sup.ingest_reports([("smtp-error", error, report)], received_at=self.now()))
             self.sync()
         return self.sent(address, message_id)

@@ -140,13 +140,16 @@ _EVENT_FIELDS = (
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
-    """One bounce row to record, with its normalised address and message key."""
+    """One bounce row to record, with its normalised address, the key of the original
+    message (what returns are counted by) and the identity of the notice that said it
+    (what duplicates are recognised by; bounced.api.notice_id)."""
 
     address: str
     message_key: str
     bounce: Bounce
     source: str
     received_at: datetime
+    notice: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -800,6 +803,7 @@ def _event_values(item: Incoming, address_id: int, counts: bool) -> dict[str, An
     return values | {
         "address_id": address_id,
         "message_key": item.message_key,
+        "notice": item.notice,
         "kind": b.kind.value,
         "bounce_class": b.bounce_class.value if b.bounce_class else "",
         "reason": b.reason.value if b.reason else "",

@@ -93,7 +93,9 @@ class Event(SQLModel, table=True):
 
     __tablename__ = "event"
     __table_args__ = (
-        UniqueConstraint("address_id", "message_key", "kind", "status", name="uq_event"),
+        UniqueConstraint(
+            "address_id", "message_key", "kind", "status", "notice", name="uq_event_notice"
+        ),
         Index(
             "uq_event_return",
             "address_id",
@@ -109,6 +111,8 @@ class Event(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("address.id", ondelete="CASCADE"), nullable=False)
     )
     message_key: str = Field(sa_type=Text)
+    #: The notice this row came from (bounced.api.notice_id): one event per notice.
+    notice: str = _text()
     kind: str = Field(sa_type=Text)
     bounce_class: str = _text()
     reason: str = _text()

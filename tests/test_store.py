@@ -278,6 +278,22 @@ def test_schema_matches_the_models_and_upgrade_is_idempotent(sup):
     assert sup.upgrade() == sup.upgrade() == head == SCHEMA_REVISION
 
 
+def test_events_survive_the_notice_migration_down_and_up(sup):
+    from alembic import command
+
+    sup.ingest(make_dsn(soft("a@example.com"), message_id="<d1@x>"))
+    with sup.store.engine.begin() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0003")
+    assert sup.upgrade() == SCHEMA_REVISION
+    (event,) = sup.show("a@example.com")["events"]
+    assert (event["notice"], event["status"], event["counts"]) == ("", "4.2.2", True)
+    again = sup.ingest(make_dsn(soft("a@example.com"), message_id="<d2@x>"))
+    assert again.outcome is Outcome.RECORDED  # a new notice: recorded, and
+    assert state_of(sup, "a@example.com")["returns"] == 1  # the same message: counted once
+
+
 def test_an_outdated_schema_is_refused(database_url):
     with open_store(database_url) as sup, sup.store.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'old'")
@@ -320,7 +336,7 @@ class StoreMachine(RuleBasedStateMachine):
         super().__init__()
         self.sup = open_store(self.url, max_returns=3)
         self.address = f"m{id(self)}-{datetime.now(UTC).timestamp()}@example.com"
-        self.sent = set()
+        self.notices = set()
         self.ever = set()
         self.returns = set()
         self.hard = False
@@ -336,10 +352,11 @@ class StoreMachine(RuleBasedStateMachine):
             message_id=f"<b{message}.{bounce}.{kind}@x>",
         )
         self.sup.ingest(raw)
-        # The same report on the same original message is a duplicate, whichever bounce.
-        if (message, kind) in self.sent:
+        # The same notice again is a duplicate; another notice about the same original
+        # message is news (it may block again after an unmark) but no second return.
+        if (message, bounce, kind) in self.notices:
             return
-        self.sent.add((message, kind))
+        self.notices.add((message, bounce, kind))
         if kind in ("hard", "soft"):
             if message not in self.ever:
                 self.returns.add(message)
