@@ -2,7 +2,8 @@
 
 Registered on the same typer app as `bounced parse` (see the end of bounced.cli).
 Each command is a thin layer over `bounced.api.Suppressions`: it turns options
-into calls and rows, and errors into one plain line on stderr and an exit code:
+into calls and rows, and errors into one plain line on stderr and an exit code
+(the store, the rows out and the errors through bounced.cli_support):
 
 - 0: done (check: every address may be mailed),
 - 1: done, but something is wrong with the input (an address blocked for `check`,
@@ -21,20 +22,25 @@ import inspect
 import itertools
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
-from bounced.cli import FormatOption, app
-from bounced.formats import Format, default_format, write_rows
-from bounced.terminal import Feedback
+from bounced.cli import FormatOption, app, command_group
+from bounced.cli_support import (
+    buffered_stdout,
+    command_settings,
+    point_in_time,
+    print_rows,
+    suppressions,
+)
+from bounced.formats import Format, default_format, write_document
+from bounced.terminal import Feedback, say
 
 if TYPE_CHECKING:
-    from bounced.api import Suppressions
     from bounced.store import Filters
 
 __all__ = ["CHECK_COLUMNS", "selection_app"]
@@ -44,56 +50,9 @@ CHECK_COLUMNS = ("address", "verdict", "state", "reason")
 #: Columns of the timeline in `bounced show`.
 TIMELINE_COLUMNS = ("at", "what", "kind", "reason", "status", "detail", "source")
 
-selection_app = typer.Typer(help="Named sets of addresses (projects, campaign lists).")
-policy_app = typer.Typer(help="The blocking policy.")
-db_app = typer.Typer(help="The database schema.")
-app.add_typer(selection_app, name="selection")
-app.add_typer(policy_app, name="policy")
-app.add_typer(db_app, name="db")
-
-
-# --- global options, errors -----------------------------------------------------------------
-
-
-def _settings(options: dict[str, Any]) -> Any:
-    """Settings with the global options (`bounced --config ... --database-url ...`)."""
-    from bounced.config import load_settings
-
-    url = options.get("database_url")
-    return load_settings(options.get("config"), overrides={"database_url": url})
-
-
-def _say(line: str) -> None:
-    sys.stderr.write(f"bounced: {line}\n")
-
-
-@contextmanager
-def _suppressions(ctx: typer.Context) -> Iterator["Suppressions"]:
-    """The store for one command, with every expected error as one line and an exit code."""
-    from bounced.api import Suppressions
-    from bounced.errors import BouncedError, DatabaseUnavailable
-    from bounced.store import Store
-
-    options = ctx.find_root().obj or {}
-    try:
-        settings = _settings(options)
-        sup = Suppressions(Store.open(settings), settings, options.get("actor"))
-    except BouncedError as exc:  # configuration, database URL, schema: nothing done
-        _say(str(exc))
-        raise typer.Exit(2) from None
-    try:
-        yield sup
-    except DatabaseUnavailable as exc:
-        _say(str(exc))
-        raise typer.Exit(2) from None
-    except BouncedError as exc:
-        _say(str(exc))
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        _say("interrupted: what was recorded so far is kept; run again to finish")
-        raise typer.Exit(130) from None
-    finally:
-        sup.close()
+selection_app = command_group("selection", "Named sets of addresses (projects, campaign lists).")
+policy_app = command_group("policy", "The blocking policy.")
+db_app = command_group("db", "The database schema.")
 
 
 # --- addresses from arguments and files -----------------------------------------------------
@@ -135,7 +94,7 @@ class Inputs:
         try:
             stream = _open_text(self.file)
         except OSError as exc:
-            _say(f"{self.name}: {exc.strerror or exc}")
+            say(f"{self.name}: {exc.strerror or exc}")
             raise typer.Exit(2) from None
         index, line = len(self.addresses), 1  # next address's index and line number
         with stream:
@@ -189,42 +148,24 @@ def _collect(
             valid.append(normalize(text))
         except InvalidAddress as exc:
             invalid += 1
-            _say(f"{inputs.origin(index)}: {exc}")
+            say(f"{inputs.origin(index)}: {exc}")
     if not valid and not invalid:
-        _say("no addresses given (arguments or --file)")
+        say("no addresses given (arguments or --file)")
         raise typer.Exit(2)
     return _Collected(valid, invalid)
 
 
 def _finish(done: int, verb: str, unknown: list[str] = (), invalid: int = 0) -> None:
     """The closing line of an admin action, and its exit code."""
-    _say(f"{verb} {done} address{'es' if done != 1 else ''}")
+    say(f"{verb} {done} address{'es' if done != 1 else ''}")
     if unknown:
         for address in unknown:
-            _say(f"not in the store: {address}")
+            say(f"not in the store: {address}")
     if unknown or invalid:
         raise typer.Exit(1)
 
 
 # --- filters shared by list, export and selection commands ------------------------------------
-
-
-def _when(text: str) -> datetime:
-    """A point in time: ISO date or datetime (UTC unless it says otherwise), or a
-    duration back from now (`7d`, `12h`)."""
-    from bounced.config import parse_duration
-
-    try:
-        return datetime.now(UTC) - parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r}: write a date (2024-05-01) or a duration (7d)"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 _FILTER_OPTIONS: dict[str, Any] = {
@@ -258,8 +199,8 @@ def _filters(values: dict[str, Any]) -> "Filters":
     since, until = values.pop("since"), values.pop("until")
     return Filters(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()},
-        since=_when(since) if since else None,
-        until=_when(until) if until else None,
+        since=point_in_time(since),
+        until=point_in_time(until),
     )
 
 
@@ -286,30 +227,6 @@ def with_filters(func: Callable[..., Any]) -> Callable[..., Any]:
         k: v for k, v in func.__annotations__.items() if k != "filters"
     } | _FILTER_OPTIONS
     return wrapper
-
-
-# --- rows out ----------------------------------------------------------------------------------
-
-
-def _write(
-    fmt: Format | None, columns: tuple[str, ...], rows: Iterable[dict], *, raw: bool = False
-) -> int:
-    """Rows to stdout; times as ISO text unless the rows are `raw` (hold none)."""
-    from bounced.api import plain
-
-    fmt = fmt or default_format(sys.stdout)
-    with _stdout() as out:
-        return write_rows(fmt, columns, rows if raw else map(plain, rows), out)
-
-
-@contextmanager
-def _stdout() -> Iterator[Any]:
-    """Standard output with a real buffer: under PYTHONUNBUFFERED (or -u) every row
-    would otherwise be a system call, which costs more than the lookup behind it."""
-    sys.stdout.flush()
-    encoding = sys.stdout.encoding or "utf-8"
-    with open(sys.stdout.fileno(), "w", encoding=encoding, errors="replace", closefd=False) as out:
-        yield out
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -343,7 +260,7 @@ def ingest_command(
     from bounced.sources import iter_sources
 
     totals = dict.fromkeys(("rows", "new blocks", "duplicates", "not bounces", "kept aside"), 0)
-    with _suppressions(ctx) as sup, Feedback(progress=True) as feedback:
+    with suppressions(ctx) as sup, Feedback(progress=True) as feedback:
 
         def reports() -> Iterator[tuple[str, bytes, Any]]:
             for result in parse_sources(iter_sources(paths), jobs or os.cpu_count() or 1):
@@ -357,7 +274,7 @@ def ingest_command(
             feedback.advance()
             _tally(totals, ingested, aside, raws.pop(ingested.source, b""))
     parts = [f"{feedback.messages} messages"] + [f"{n} {what}" for what, n in totals.items()]
-    _say(", ".join(parts) + (f", {feedback.failures} unreadable" if feedback.failures else ""))
+    say(", ".join(parts) + (f", {feedback.failures} unreadable" if feedback.failures else ""))
     raise typer.Exit(1 if feedback.failures else 0)
 
 
@@ -381,7 +298,7 @@ def _tally(totals: dict[str, int], ingested: Any, aside: Path | None, raw: bytes
     if ingested.outcome in (Outcome.NOT_BOUNCE, Outcome.UNREADABLE) or problems:
         reason = "; ".join(problems) or ingested.outcome.value.replace("_", " ")
         if ingested.outcome is not Outcome.NOT_BOUNCE:
-            _say(f"{ingested.source}: {reason}")
+            say(f"{ingested.source}: {reason}")
         if aside is not None:
             totals["kept aside"] += 1
             _keep_aside(aside, ingested.source, raw, reason)
@@ -409,7 +326,7 @@ def check_command(
         nonlocal refused
         for index, (address, normalized, sendable, state, reason) in enumerate(checks):
             if normalized is None:
-                _say(f"{inputs.origin(index)}: {reason}")
+                say(f"{inputs.origin(index)}: {reason}")
                 verdict = "invalid"
             else:
                 verdict = "send" if sendable else "blocked"
@@ -420,13 +337,13 @@ def check_command(
     # A million short-lived, acyclic tuples and dicts: the cyclic collector would only
     # scan them again and again (about a tenth of the run).
     gc.disable()
-    with _suppressions(ctx) as sup:
+    with suppressions(ctx) as sup:
         checks = sup.check_many(inputs)
         first = next(checks, None)
         if first is None:
-            _say("no addresses given (arguments or --file)")
+            say("no addresses given (arguments or --file)")
             raise typer.Exit(2)
-        _write(output_format, CHECK_COLUMNS, rows(itertools.chain([first], checks)), raw=True)
+        print_rows(output_format, CHECK_COLUMNS, rows(itertools.chain([first], checks)), raw=True)
     raise typer.Exit(1 if refused else 0)
 
 
@@ -438,8 +355,8 @@ def list_command(
     """Addresses in the store, filtered."""
     from bounced.store import LIST_COLUMNS
 
-    with _suppressions(ctx) as sup:
-        _write(output_format, LIST_COLUMNS, sup.list(filters))
+    with suppressions(ctx) as sup:
+        print_rows(output_format, LIST_COLUMNS, sup.list(filters))
 
 
 ExportFormat = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
@@ -461,14 +378,14 @@ def export_command(
 
 
 def _export(ctx: typer.Context, filters: Any, fmt: Format, output: Path | None) -> None:
-    with _suppressions(ctx) as sup:
+    with suppressions(ctx) as sup:
         if output is None:
-            with _stdout() as out:
+            with buffered_stdout() as out:
                 count = sup.export(out, filters, fmt)
         else:
             with output.open("w", encoding="utf-8", newline="") as out:
                 count = sup.export(out, filters, fmt)
-    _say(f"exported {count} addresses")
+    say(f"exported {count} addresses")
 
 
 @app.command("show")
@@ -480,19 +397,16 @@ def show_command(
     """State of one address and its timeline of bounces and admin actions."""
     from bounced.api import plain
 
-    with _suppressions(ctx) as sup:
+    with suppressions(ctx) as sup:
         shown = sup.show(address)
     state = plain(shown["address"])
     timeline = sorted(_timeline(shown), key=lambda row: row["at"])
     fmt = output_format or default_format(sys.stdout)
     if fmt is Format.JSON:
-        import json
-
         keep = ("state", "blocked_reason", "returns", "first_return_at", "last_return_at")
         summary = {k: state[k] for k in ("address", *keep, "blocked_at")}
         summary |= {"allowed": shown["allowed"], "selections": shown["selections"]}
-        json.dump({**summary, "timeline": [plain(r) for r in timeline]}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        write_document({**summary, "timeline": [plain(r) for r in timeline]}, sys.stdout)
         return
     if fmt is Format.TABLE:
         lines = [
@@ -504,7 +418,7 @@ def show_command(
             f"selections: {', '.join(shown['selections']) or '-'}",
         ]
         sys.stdout.write("\n".join(lines) + "\n")
-    _write(fmt, TIMELINE_COLUMNS, timeline)
+    print_rows(fmt, TIMELINE_COLUMNS, timeline)
 
 
 def _timeline(shown: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -526,7 +440,7 @@ def _timeline(shown: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def _admin(ctx: typer.Context, addresses, file, verb: str, act: Callable) -> None:
     """The shape of every admin action: collect, act, report, exit code."""
-    with _suppressions(ctx) as sup:
+    with suppressions(ctx) as sup:
         collected = _collect(sup.normalize, addresses, file)
         result = act(sup, collected.addresses)
     _finish(len(result.done), verb, result.unknown, collected.invalid)
@@ -571,7 +485,7 @@ def delete_command(
     """Erase addresses and their whole history (asks first unless --yes)."""
     if not yes:
         if file == "-" or not sys.stdin.isatty():
-            _say("delete erases history: confirm with --yes")
+            say("delete erases history: confirm with --yes")
             raise typer.Exit(2)
         count = len(addresses or ()) if file is None else "the listed"
         typer.confirm(f"Erase {count} address(es) and all their history?", abort=True)
@@ -591,14 +505,14 @@ def allow_command(
     output_format: FormatOption = None,
 ) -> None:
     """Addresses and domains that are never blocked automatically."""
-    with _suppressions(ctx) as sup:
+    with suppressions(ctx) as sup:
         if show_list:
-            _write(output_format, ("entry", "actor", "created_at"), sup.allow_list())
+            print_rows(output_format, ("entry", "actor", "created_at"), sup.allow_list())
             return
         collected = _collect(sup.allow_entry, entries, file)
         changed = sup.allow(collected.addresses, remove=remove)
     done = f"{len(changed)} of {len(collected.addresses)} entries"
-    _say(f"{'removed' if remove else 'allowed'} {done}")
+    say(f"{'removed' if remove else 'allowed'} {done}")
     if collected.invalid:
         raise typer.Exit(1)
 
@@ -623,10 +537,10 @@ def selection_add(
     filters: Any = None,
 ) -> None:
     """Add addresses (arguments, --file, or --where with list filters) to a selection."""
-    with _suppressions(ctx) as sup:
+    with suppressions(ctx) as sup:
         if where:
             added = sup.selection_add_where(name, filters)
-            _say(f"added {added} addresses to {name}")
+            say(f"added {added} addresses to {name}")
             return
         collected = _collect(sup.normalize, addresses, file)
         added = sup.selection_add(name, collected.addresses)
@@ -638,7 +552,7 @@ def selection_remove(
     ctx: typer.Context, name: NameArg, addresses: AddressArgs = None, file: FileOption = None
 ) -> None:
     """Remove addresses from a selection."""
-    with _suppressions(ctx) as sup:
+    with suppressions(ctx) as sup:
         collected = _collect(sup.normalize, addresses, file)
         removed = sup.selection_remove(name, collected.addresses)
     _finish(removed, f"removed from {name}:", invalid=collected.invalid)
@@ -647,8 +561,8 @@ def selection_remove(
 @selection_app.command("list")
 def selection_list(ctx: typer.Context, output_format: FormatOption = None) -> None:
     """Selections and how many members each has."""
-    with _suppressions(ctx) as sup:
-        _write(output_format, ("name", "members", "created_at"), sup.selections())
+    with suppressions(ctx) as sup:
+        print_rows(output_format, ("name", "members", "created_at"), sup.selections())
 
 
 @selection_app.command("show")
@@ -661,8 +575,8 @@ def selection_show(
 
     from bounced.store import LIST_COLUMNS
 
-    with _suppressions(ctx) as sup:
-        _write(output_format, LIST_COLUMNS, sup.list(replace(filters, selection=name)))
+    with suppressions(ctx) as sup:
+        print_rows(output_format, LIST_COLUMNS, sup.list(replace(filters, selection=name)))
 
 
 @selection_app.command("export")
@@ -690,7 +604,7 @@ def stats_command(
     output_format: FormatOption = None,
 ) -> None:
     """Counts by state, reason and domain; returns per day; the sender's own problems."""
-    with _suppressions(ctx) as sup:
+    with suppressions(ctx) as sup:
         stats = sup.stats(days)
         sender = sup.deliverability(datetime.now(UTC) - timedelta(days=days))
     rows = [
@@ -702,7 +616,7 @@ def stats_command(
         {"group": "sender_side", "key": f"{r['domain']} {r['reason']}", "count": r["messages"]}
         for r in sender
     ]
-    _write(output_format, ("group", "key", "count"), rows)
+    print_rows(output_format, ("group", "key", "count"), rows)
 
 
 @app.command("deliverability")
@@ -714,10 +628,10 @@ def deliverability_command(
     output_format: FormatOption = None,
 ) -> None:
     """Sender-side failures per receiving domain: reputation, content, volume, auth."""
-    with _suppressions(ctx) as sup:
-        rows = sup.deliverability(_when(since))
+    with suppressions(ctx) as sup:
+        rows = sup.deliverability(point_in_time(since))
     columns = ("domain", "reason", "messages", "first_at", "last_at")
-    _write(output_format, columns, rows)
+    print_rows(output_format, columns, rows)
 
 
 @policy_app.command("apply")
@@ -729,7 +643,7 @@ def policy_apply(
     output_format: FormatOption = None,
 ) -> None:
     """Recompute every address from its history under the current [policy] settings."""
-    with _suppressions(ctx) as sup:
+    with suppressions(ctx) as sup:
         changes = sup.apply_policy(dry_run=dry_run)
     rows = [
         {
@@ -743,8 +657,8 @@ def policy_apply(
         }
         for c in changes
     ]
-    _write(output_format, tuple(rows[0]) if rows else ("address",), rows)
-    _say(f"{len(changes)} addresses {'would change' if dry_run else 'changed'}")
+    print_rows(output_format, tuple(rows[0]) if rows else ("address",), rows)
+    say(f"{len(changes)} addresses {'would change' if dry_run else 'changed'}")
 
 
 @db_app.command("upgrade")
@@ -754,14 +668,14 @@ def db_upgrade(ctx: typer.Context) -> None:
     from bounced.errors import BouncedError
     from bounced.store import Store
 
+    settings = command_settings(ctx)
     try:
-        settings = _settings(ctx.find_root().obj or {})
         store = Store.open(settings, migrate=False)
         try:
             revision = Suppressions(store, settings).upgrade()
         finally:
             store.close()
     except BouncedError as exc:
-        _say(str(exc))
+        say(str(exc))
         raise typer.Exit(2) from None
-    _say(f"database schema at revision {revision}")
+    say(f"database schema at revision {revision}")

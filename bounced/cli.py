@@ -25,7 +25,7 @@ from bounced.formats import Format, Row, default_format, write_rows
 from bounced.sources import Unreadable, iter_sources
 from bounced.terminal import Feedback
 
-__all__ = ["PARSE_COLUMNS", "app", "main"]
+__all__ = ["PARSE_COLUMNS", "app", "command_group", "main"]
 
 app = typer.Typer(
     name="bounced",
@@ -65,6 +65,13 @@ FormatOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def command_group(name: str, summary: str) -> typer.Typer:
+    """A group of subcommands (`bounced NAME ...`), registered on `app`."""
+    group = typer.Typer(help=summary)
+    app.add_typer(group, name=name)
+    return group
 
 
 @app.callback()

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, TextIO
 
-__all__ = ["Format", "Row", "default_format", "write_rows"]
+__all__ = ["Format", "Row", "default_format", "write_document", "write_rows"]
 
 Row = Mapping[str, Any] | tuple[Any, ...]
 
@@ -52,6 +52,13 @@ def write_rows(
     if fmt is Format.TABLE:
         return _write_table(table_columns or columns, rows, out)
     return _WRITERS[fmt](columns, rows, out)
+
+
+def write_document(document: Any, out: TextIO, *, indent: int | None = 2) -> None:
+    """One JSON document rather than rows (a `show`: one thing and its history);
+    `indent` None puts it on one line, as NDJSON would."""
+    json.dump(document, out, indent=indent)
+    out.write("\n")
 
 
 def _write_ndjson(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> int:

@@ -2,34 +2,23 @@
 
 Registered on the same typer app as the other commands (see the end of
 bounced.cli); settings and the store come the way the store commands get them
-(`bounced.admin_cli`), so `--config` and `--database-url` mean the same here.
+(bounced.cli_support), so `--config` and `--database-url` mean the same here.
 """
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from bounced.admin_cli import _say, _settings, _suppressions, _write
-from bounced.cli import FormatOption, app
+from bounced.cli import FormatOption, app, command_group
+from bounced.cli_support import command_settings, print_rows, suppressions
+from bounced.terminal import say
 
 __all__ = ["verp_app"]
 
-verp_app = typer.Typer(help="Signed VERP return paths.")
-app.add_typer(verp_app, name="verp")
+verp_app = command_group("verp", "Signed VERP return paths.")
 
 VERP_COLUMNS = ("recipient", "message_key", "valid", "reason")
-
-
-def _load(ctx: typer.Context) -> Any:
-    """Settings with the global options, or one line and exit 2."""
-    from bounced.errors import BouncedError
-
-    try:
-        return _settings(ctx.find_root().obj or {})
-    except BouncedError as exc:
-        _say(str(exc))
-        raise typer.Exit(2) from None
 
 
 @verp_app.command("encode")
@@ -47,13 +36,13 @@ def verp_encode(
     from bounced import verp
     from bounced.errors import ConfigError
 
-    cfg = _load(ctx).verp
+    cfg = command_settings(ctx).verp
     try:
         address = verp.encode(
             recipient, message_id, secret=cfg.secret, prefix=cfg.prefix, domain=domain or cfg.domain
         )
     except (ConfigError, ValueError) as exc:
-        _say(str(exc))
+        say(str(exc))
         raise typer.Exit(2) from None
     sys.stdout.write(address + "\n")
 
@@ -67,9 +56,9 @@ def verp_decode(
     """Who and which message a return path names; exit 1 unless it is valid."""
     from bounced import verp
 
-    token = verp.decode(address, secret=_load(ctx).verp.secret)
+    token = verp.decode(address, secret=command_settings(ctx).verp.secret)
     if token is None:
-        _say(f"not a VERP address: {address}")
+        say(f"not a VERP address: {address}")
         raise typer.Exit(1)
     row = {
         "recipient": token.recipient,
@@ -77,7 +66,7 @@ def verp_decode(
         "valid": token.valid,
         "reason": token.reason,
     }
-    _write(output_format, VERP_COLUMNS, [row], raw=True)
+    print_rows(output_format, VERP_COLUMNS, [row], raw=True)
     raise typer.Exit(0 if token.valid else 1)
 
 
@@ -95,29 +84,25 @@ def serve_command(
     ] = None,
 ) -> None:
     """Receive bounces by SMTP: spool, then ingest. Stops cleanly on SIGTERM."""
-    from bounced.config import load_settings
     from bounced.errors import BouncedError
     from bounced.listener import serve
 
-    options = ctx.find_root().obj or {}
     overrides = {
-        "database_url": options.get("database_url"),
         "listener.host": host,
         "listener.port": port,
         "listener.domains": domain or None,
         "listener.spool_dir": spool_dir,
     }
+    settings = command_settings(ctx, overrides)
     try:
-        settings = load_settings(options.get("config"), overrides=overrides)
         code = serve(settings)
     except (BouncedError, OSError) as exc:
-        _say(str(exc))
+        say(str(exc))
         raise typer.Exit(2) from None
     raise typer.Exit(code)
 
 
-inbox_app = typer.Typer(help="Mail to the return path that is no bounce (kept, not counted).")
-app.add_typer(inbox_app, name="inbox")
+inbox_app = command_group("inbox", "Mail to the return path that is no bounce (kept, not counted).")
 
 
 @inbox_app.command("list")
@@ -129,8 +114,8 @@ def inbox_list(
     """Messages waiting in the inbox, oldest first."""
     from bounced.inbox import INBOX_COLUMNS, Inbox
 
-    with _suppressions(ctx) as sup:
-        _write(output_format, INBOX_COLUMNS, Inbox(sup).list(assigned=show_all))
+    with suppressions(ctx) as sup:
+        print_rows(output_format, INBOX_COLUMNS, Inbox(sup).list(assigned=show_all))
 
 
 @inbox_app.command("show")
@@ -141,7 +126,7 @@ def inbox_show(
     from bounced.api import plain
     from bounced.inbox import Inbox
 
-    with _suppressions(ctx) as sup:
+    with suppressions(ctx) as sup:
         row = plain(Inbox(sup).get(message_id))
     raw = row.pop("raw")
     head = "".join(f"{k}: {v}\n" for k, v in row.items())
@@ -157,7 +142,7 @@ def inbox_assign(
     """Record the message as a failed delivery to ADDR (the policy decides the rest)."""
     from bounced.inbox import Inbox
 
-    with _suppressions(ctx) as sup:
+    with suppressions(ctx) as sup:
         result = Inbox(sup).assign(message_id, to)
     blocked = " (now blocked)" if result.new_blocks else ""
     sys.stdout.write(f"{message_id}: {result.outcome} for {to}{blocked}\n")
@@ -171,10 +156,10 @@ def inbox_delete(
     """Erase messages from the inbox; exit 1 when some id was not there."""
     from bounced.inbox import Inbox
 
-    with _suppressions(ctx) as sup:
+    with suppressions(ctx) as sup:
         done = Inbox(sup).delete(message_ids)
     missing = sorted(set(message_ids) - set(done))
     for mid in missing:
-        _say(f"no inbox message {mid}")
+        say(f"no inbox message {mid}")
     sys.stdout.write(f"deleted {len(done)}\n")
     raise typer.Exit(1 if missing else 0)

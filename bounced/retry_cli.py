@@ -2,7 +2,7 @@
 
 Registered on the same typer app as the other commands (see the end of bounced.cli),
 each a thin layer over `bounced.sent.SendingLog`, `bounced.worker.Worker` and
-`bounced.dispatch`, with the exit codes of bounced.admin_cli (0 done, 1 something
+`bounced.dispatch`, with the exit codes of bounced.cli_support (0 done, 1 something
 in the input was wrong or a step failed, 2 configuration or database errors).
 """
 
@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bounced.admin_cli import _say, _suppressions, _when, _write
-from bounced.cli import FormatOption, app
-from bounced.formats import Format
+from bounced.cli import FormatOption, app, command_group
+from bounced.cli_support import command_settings, point_in_time, print_rows, suppressions
+from bounced.formats import Format, write_document
+from bounced.terminal import say
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,12 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["retries_app", "sent_app", "smtp_app"]
 
-sent_app = typer.Typer(help="The sending log: what was sent, and what became of it.")
-retries_app = typer.Typer(help="Retry plans of soft-bounced messages.")
-smtp_app = typer.Typer(help="The relay that resends retries (dispatch = smtp).")
-app.add_typer(sent_app, name="sent")
-app.add_typer(retries_app, name="retries")
-app.add_typer(smtp_app, name="smtp")
+sent_app = command_group("sent", "The sending log: what was sent, and what became of it.")
+retries_app = command_group("retries", "Retry plans of soft-bounced messages.")
+smtp_app = command_group("smtp", "The relay that resends retries (dispatch = smtp).")
 
 DISPATCH_COLUMNS = ("at", "attempt", "outcome", "channel", "worker", "detail")
 DUE_COLUMNS = ("plan_id", "recipient", "message_id", "subject", "attempt", "due_at", "reason")
@@ -40,7 +38,7 @@ DUE_COLUMNS = ("plan_id", "recipient", "message_id", "subject", "attempt", "due_
 def _log(ctx: typer.Context) -> "Iterator[SendingLog]":
     from bounced.sent import SendingLog
 
-    with _suppressions(ctx) as sup:
+    with suppressions(ctx) as sup:
         yield SendingLog(sup)
 
 
@@ -71,7 +69,7 @@ def sent_record(
     from bounced.sent import SENT_COLUMNS, SentStatus
 
     if failed and not error.strip():
-        _say("--failed needs the server's reply in --error")
+        say("--failed needs the server's reply in --error")
         raise typer.Exit(2)
     status = SentStatus.PROCESSING if processing else SentStatus.SENT
     with _log(ctx) as log:
@@ -83,7 +81,7 @@ def sent_record(
             status=status,
             error=error if failed or error else "",
         )
-    _write(output_format, SENT_COLUMNS, [row])
+    print_rows(output_format, SENT_COLUMNS, [row])
 
 
 @sent_app.command("list")
@@ -109,10 +107,10 @@ def sent_list(
             status=status or (),
             domain=domain or (),
             reason=reason or (),
-            since=_when(since) if since else None,
-            until=_when(until) if until else None,
+            since=point_in_time(since),
+            until=point_in_time(until),
         )
-        _write(output_format, SENT_COLUMNS, rows)
+        print_rows(output_format, SENT_COLUMNS, rows)
 
 
 @retries_app.command("list")
@@ -131,7 +129,7 @@ def retries_list(
     from bounced.sent import PLAN_COLUMNS
 
     with _log(ctx) as log:
-        _write(output_format, PLAN_COLUMNS, log.plans(status=status or (), address=address))
+        print_rows(output_format, PLAN_COLUMNS, log.plans(status=status or (), address=address))
 
 
 @retries_app.command("show")
@@ -146,12 +144,9 @@ def retries_show(
     with _log(ctx) as log:
         shown = log.plan(plan_id)
     if output_format in (Format.JSON, Format.NDJSON):
-        import json
-
         data = {k: plain(v) for k, v in shown.items() if k != "dispatches"}
         data["dispatches"] = [plain(d) for d in shown["dispatches"]]
-        json.dump(data, sys.stdout, indent=2 if output_format is Format.JSON else None)
-        sys.stdout.write("\n")
+        write_document(data, sys.stdout, indent=2 if output_format is Format.JSON else None)
         return
     plan, sent = plain(shown["plan"]), plain(shown["sent"])
     sys.stdout.write(
@@ -160,7 +155,7 @@ def retries_show(
         f"message {sent['message_id']} to {sent['address']}: {sent['status']}"
         f"{', ' + plan['note'] if plan['note'] else ''}\n"
     )
-    _write(output_format or Format.TABLE, DISPATCH_COLUMNS, shown["dispatches"])
+    print_rows(output_format or Format.TABLE, DISPATCH_COLUMNS, shown["dispatches"])
 
 
 @retries_app.command("cancel")
@@ -171,9 +166,9 @@ def retries_cancel(
     """Stop open plans (audited)."""
     with _log(ctx) as log:
         done, missing = log.cancel(plan_ids, log.sup.actor)
-    _say(f"cancelled {len(done)} plan{'s' if len(done) != 1 else ''}")
+    say(f"cancelled {len(done)} plan{'s' if len(done) != 1 else ''}")
     for plan_id in missing:
-        _say(f"not an open plan: {plan_id}")
+        say(f"not an open plan: {plan_id}")
     raise typer.Exit(1 if missing else 0)
 
 
@@ -194,10 +189,10 @@ def retries_due(
         log.sync()
         if claim:
             rows: Any = [due.request() for due in log.pull(f"pull:{worker_name()}", limit)]
-            _write(output_format, DUE_COLUMNS, rows, raw=True)
+            print_rows(output_format, DUE_COLUMNS, rows, raw=True)
             return
         rows = list(log.plans(due=True))[:limit]
-        _write(output_format, PLAN_COLUMNS, rows)
+        print_rows(output_format, PLAN_COLUMNS, rows)
 
 
 @app.command("worker")
@@ -213,7 +208,7 @@ def worker_command(
     from bounced.sent import SendingLog
     from bounced.worker import Worker
 
-    with _suppressions(ctx) as sup:
+    with suppressions(ctx) as sup:
         settings = sup.settings.retry
         if dispatch:
             from dataclasses import replace
@@ -222,7 +217,7 @@ def worker_command(
         try:
             dispatcher = dispatcher_for(settings)
         except DispatchError as exc:
-            _say(str(exc))
+            say(str(exc))
             raise typer.Exit(2) from None
         worker = Worker(SendingLog(sup, settings), dispatcher)
         if once:
@@ -232,18 +227,18 @@ def worker_command(
             _report(done)
             raise typer.Exit(1 if done.failed else 0)
         signal.signal(signal.SIGTERM, lambda *_: worker.stop())
-        _say(f"worker {worker.name} started (dispatch = {settings.dispatch})")
+        say(f"worker {worker.name} started (dispatch = {settings.dispatch})")
         try:
             worker.run(lambda done: _report(done) if done.busy or done.errors else None)
         except KeyboardInterrupt:
             worker.stop()
-        _say("worker stopped")
+        say("worker stopped")
 
 
 def _report(done: Any) -> None:
-    _say(done.line())
+    say(done.line())
     for error in done.errors:
-        _say(error)
+        say(error)
 
 
 @smtp_app.command("test")
@@ -260,11 +255,8 @@ def smtp_test(
     timeout: Annotated[str | None, typer.Option("--timeout", help="e.g. 10s.")] = None,
 ) -> None:
     """Open the relay step by step (connect, EHLO, STARTTLS, AUTH) and say what fails."""
-    from bounced.config import load_settings
     from bounced.dispatch import Step, relay_steps
-    from bounced.errors import ConfigError
 
-    options = ctx.find_root().obj or {}
     given = {
         "host": host,
         "port": port,
@@ -275,11 +267,7 @@ def smtp_test(
         "timeout": timeout,
     }
     overrides = {f"retry.smtp.{k}": v for k, v in given.items()}
-    try:
-        relay = load_settings(options.get("config"), overrides=overrides).retry.smtp
-    except ConfigError as exc:
-        _say(str(exc))
-        raise typer.Exit(2) from None
+    relay = command_settings(ctx, overrides).retry.smtp
     ok = True
     for item in relay_steps(relay):
         if isinstance(item, Step):

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-__all__ = ["Feedback"]
+__all__ = ["Feedback", "say"]
+
+
+def say(line: str) -> None:
+    """One line for the person on standard error, `bounced: ` first (which command's
+    output it is, in a pipeline or a cron mail): errors, refusals, closing counts."""
+    sys.stderr.write(f"bounced: {line}\n")
 
 
 class Feedback:

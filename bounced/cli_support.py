@@ -1,0 +1,130 @@
+"""What the store commands share: settings and the store from the global options, rows
+to standard output, points in time from the command line.
+
+The commands (bounced.admin_cli, bounced.listener_cli, bounced.retry_cli) are thin:
+each turns options into calls and rows. Everything around that is here, so every
+command reads `--config` and `--database-url` the same way, prints rows the same
+way, and turns errors into the same exit codes:
+
+- 0: done,
+- 1: done, but something in the input was wrong (the command says what),
+- 2: usage, configuration or database errors (nothing was done).
+
+Nothing here imports the store (SQLAlchemy) before a command runs, so `bounced parse`
+and `bounced --help` never pay for it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from bounced.formats import Format, default_format, write_rows
+from bounced.terminal import say
+
+if TYPE_CHECKING:
+    from bounced.api import Suppressions
+    from bounced.config import Settings
+
+__all__ = [
+    "buffered_stdout",
+    "command_settings",
+    "point_in_time",
+    "print_rows",
+    "suppressions",
+]
+
+
+def command_settings(ctx: typer.Context, overrides: dict[str, Any] | None = None) -> Settings:
+    """Settings with the global options (`bounced --config ... --database-url ...`) and
+    the command's own `overrides` (dotted keys, None for an option not given); a
+    configuration error is one line on stderr and exit 2."""
+    from bounced.config import load_settings
+    from bounced.errors import BouncedError
+
+    options = ctx.find_root().obj or {}
+    given = {"database_url": options.get("database_url")} | (overrides or {})
+    try:
+        return load_settings(options.get("config"), overrides=given)
+    except BouncedError as exc:
+        say(str(exc))
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def suppressions(ctx: typer.Context) -> Iterator[Suppressions]:
+    """The store for one command, with every expected error as one line and an exit code:
+    2 when nothing could be done (configuration, database down), 1 for an error about
+    the input (an unknown address, plan or selection), 130 when interrupted."""
+    from bounced.api import Suppressions
+    from bounced.errors import BouncedError, DatabaseUnavailable
+    from bounced.store import Store
+
+    settings = command_settings(ctx)
+    actor = (ctx.find_root().obj or {}).get("actor")
+    try:
+        sup = Suppressions(Store.open(settings), settings, actor)
+    except BouncedError as exc:  # database URL, schema: nothing done
+        say(str(exc))
+        raise typer.Exit(2) from None
+    try:
+        yield sup
+    except DatabaseUnavailable as exc:
+        say(str(exc))
+        raise typer.Exit(2) from None
+    except BouncedError as exc:
+        say(str(exc))
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        say("interrupted: what was recorded so far is kept; run again to finish")
+        raise typer.Exit(130) from None
+    finally:
+        sup.close()
+
+
+def print_rows(
+    fmt: Format | None, columns: tuple[str, ...], rows: Iterable[Any], *, raw: bool = False
+) -> int:
+    """Rows to stdout in `fmt` (default: a table on a terminal, NDJSON otherwise); store
+    rows' times and enums as plain text unless the rows are `raw` (hold none)."""
+    from bounced.api import plain
+
+    fmt = fmt or default_format(sys.stdout)
+    with buffered_stdout() as out:
+        return write_rows(fmt, columns, rows if raw else map(plain, rows), out)
+
+
+@contextmanager
+def buffered_stdout() -> Iterator[Any]:
+    """Standard output with a real buffer: under PYTHONUNBUFFERED (or -u) every row
+    would otherwise be a system call, which costs more than the lookup behind it."""
+    sys.stdout.flush()
+    encoding = sys.stdout.encoding or "utf-8"
+    with open(sys.stdout.fileno(), "w", encoding=encoding, errors="replace", closefd=False) as out:
+        yield out
+
+
+def point_in_time(text: str | None) -> datetime | None:
+    """A point in time given on the command line (`--since`): an ISO date or datetime
+    (UTC unless it says otherwise), or a duration back from now (`7d`, `12h`); None
+    for an option not given."""
+    from bounced.config import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return datetime.now(UTC) - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r}: write a date (2024-05-01) or a duration (7d)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
