@@ -6,30 +6,41 @@ file to `tmp/`, fsynced, renamed into `new/` and the directory fsynced, all befo
 the listener answers 250 to any of its messages: once acknowledged, a message
 survives a crash or a power cut. One file per batch, not per message, because the
 fsyncs are the cost that matters (each one a journal commit): on a busy listener
-one fsync covers many messages. A file in `tmp/` was never acknowledged (the
+one fsync covers many messages. A file left in `tmp/` was never acknowledged (the
 clients saw no 250 and will retry), so it is simply dropped on start; only whole
 files ever appear in `new/`, because a rename is atomic.
 
 The worker claims a batch by renaming it into `cur/`, ingests its messages, and
 then moves it to `done/` (or deletes it, per `retention`); a message that carried
-a forged VERP token is also copied, alone, into `suspect/`. Anything still in
-`cur/` on start belonged to a process that died mid-ingest: it goes back to
-`new/` and all of it is ingested again, which the store's unique keys make
-harmless (a message never counts twice).
+a forged VERP token is also copied, alone, into `suspect/`. Anything in `cur/`
+that no live process holds belonged to a process that died mid-ingest: on start
+it goes back to `new/` and all of it is ingested again, which the store's unique
+keys make harmless (a message never counts twice).
+
+Several processes may work on one spool (the listener's own worker and a
+`bounced worker --spool`, maybe on another host sharing the disk). The rename
+into `cur/` is the claim: atomic, so exactly one of them gets a file. While a
+process writes a file in `tmp/` or ingests one in `cur/` it holds an exclusive
+flock on it, and `recover` leaves alone what is locked: one process starting
+never drops a file another is writing, nor takes back one it is ingesting. A
+lock dies with its process, so a killed process's files are recovered by the next
+start.
 
 A file is a sequence of records: a line of JSON (the envelope and the message's
 size), then the message bytes exactly as received. A message's id is the file
 name, a dash and its position (`<file>-0`). File names sort by arrival time.
-One spool per listener process.
+One spool per listener process (any number of workers).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,6 +108,39 @@ def _records(name: str, data: bytes) -> list[Spooled]:
     return items
 
 
+def _lock(fd: int) -> bool:
+    """Take the file's exclusive lock, without waiting: False when another holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextmanager
+def _unheld(path: Path) -> Iterator[int | None]:
+    """The file, open and locked for the block; None when it is gone or another
+    process holds it (writing or ingesting it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        yield fd if _lock(fd) else None
+    finally:
+        os.close(fd)
+
+
+def _move(source: Path, target: Path) -> bool:
+    """Rename; False when the source is gone (another process moved it first)."""
+    try:
+        os.rename(source, target)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -112,6 +156,8 @@ class Spool:
         self.root = Path(root)
         for name in _DIRS:
             (self.root / name).mkdir(parents=True, exist_ok=True)
+        #: Files this object claimed, open and locked until finished or released.
+        self._claimed: dict[str, int] = {}
 
     def dir(self, name: str) -> Path:
         return self.root / name
@@ -136,20 +182,27 @@ class Spool:
     def _place(self, folder: str, name: str, data: bytes) -> None:
         """Write to tmp/, fsync, rename into `folder` (whose fsync is the caller's)."""
         with open(self.dir("tmp") / name, "xb") as out:
+            fcntl.flock(out, fcntl.LOCK_EX)  # not a leftover while locked: see recover
+            if os.fstat(out.fileno()).st_nlink == 0:  # dropped by a recover before the lock
+                return self._place(folder, name, data)
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.rename(self.dir("tmp") / name, self.dir(folder) / name)
+            os.rename(self.dir("tmp") / name, self.dir(folder) / name)
 
     def recover(self) -> int:
         """On start: drop never-acknowledged partial files, put back what a dead worker
-        had claimed. Returns how many files went back to `new/`."""
+        had claimed; files a live process holds locked are left to it. Returns how many
+        files went back to `new/`."""
         for leftover in self.dir("tmp").iterdir():
-            leftover.unlink(missing_ok=True)
+            with _unheld(leftover) as fd:
+                if fd is not None:
+                    leftover.unlink(missing_ok=True)
         back = 0
         for claimed in self.dir("cur").iterdir():
-            os.rename(claimed, self.dir("new") / claimed.name)
-            back += 1
+            with _unheld(claimed) as fd:
+                if fd is not None and _move(claimed, self.dir("new") / claimed.name):
+                    back += 1
         if back:
             _fsync_dir(self.dir("new"))
         return back
@@ -159,13 +212,19 @@ class Spool:
         return sorted(p.name for p in self.dir("new").iterdir())
 
     def claim(self, name: str) -> list[Spooled] | None:
-        """Take one file's messages for ingesting; None when another claimer was faster."""
-        cur = self.dir("cur") / name
+        """Take one file's messages for ingesting; None when another process has it
+        (claimed it first, or is still writing it). The file stays locked until
+        `finish` or `release`."""
         try:
-            os.rename(self.dir("new") / name, cur)
+            fd = os.open(self.dir("new") / name, os.O_RDONLY)
         except FileNotFoundError:
             return None
-        return _records(name, cur.read_bytes())
+        if not (_lock(fd) and _move(self.dir("new") / name, self.dir("cur") / name)):
+            os.close(fd)
+            return None
+        self._claimed[name] = fd
+        with open(fd, "rb", closefd=False) as data:
+            return _records(name, data.read())
 
     def claim_all(self) -> Iterator[Spooled]:
         """Claim every pending file; its messages, oldest first."""
@@ -175,6 +234,12 @@ class Spool:
     def release(self, name: str) -> None:
         """Give a claimed file back (it could not be ingested now)."""
         os.rename(self.dir("cur") / name, self.dir("new") / name)
+        self._unlock(name)
+
+    def _unlock(self, name: str) -> None:
+        fd = self._claimed.pop(name, None)
+        if fd is not None:
+            os.close(fd)
 
     def finish(self, name: str, *, keep: bool, suspects: Iterable[Spooled] = ()) -> None:
         """Done with a claimed file: each of `suspects` is copied alone into `suspect/`
@@ -192,6 +257,7 @@ class Spool:
             os.rename(cur, self.dir("done") / name)
         else:
             cur.unlink()
+        self._unlock(name)
 
     def read(self, folder: str, message_id: str) -> Spooled:
         """A message in any folder (`done`, `suspect`, ...), for looking at it."""

@@ -71,16 +71,82 @@ def test_claim_twice_gives_none(tmp_path):
     assert spool.claim(name) is None
 
 
+CLAIMER = """
+import sys
+from bounced.spool import Spool
+spool = Spool(sys.argv[1])
+print(*[item.id for item in spool.claim_all()], flush=True)
+sys.stdin.read()  # holds its claims until told to end (or killed)
+"""
+
+
+def _claimer(root) -> tuple[subprocess.Popen, list[str]]:
+    """A process that claims every pending file and holds them; and the ids it got."""
+    argv = [sys.executable, "-c", CLAIMER, str(root)]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return proc, proc.stdout.readline().split()
+
+
 def test_recover_puts_back_claimed_and_drops_partial(tmp_path):
     spool = Spool(tmp_path)
     sid = spool.put(b"claimed by a process that died", ENV)
     (name,) = spool.pending()
-    spool.claim(name)
+    proc, ids = _claimer(tmp_path)
+    assert ids == [sid]
+    proc.kill()
+    proc.communicate()
     (spool.dir("tmp") / "partial").write_bytes(b'{"mail_from": "x", "rcpt')
+    assert os.listdir(spool.dir("cur")) == [name]
     assert Spool(tmp_path).recover() == 1
     assert spool.pending() == [name]
     assert [i.id for i in spool.claim_all()] == [sid]
     assert os.listdir(spool.dir("tmp")) == []
+
+
+def test_recover_leaves_alone_what_a_live_process_holds(tmp_path):
+    """A worker starting beside another (a listener's, or a second `bounced worker
+    --spool`) takes back only what nobody holds: never a file being ingested."""
+    spool = Spool(tmp_path)
+    held = spool.put(b"held by a live worker", ENV)
+    proc, ids = _claimer(tmp_path)
+    try:
+        assert ids == [held]
+        free = spool.put(b"claimed here, by this process", ENV)
+        (name,) = spool.pending()
+        assert [i.id for i in spool.claim(name)] == [free]
+        assert Spool(tmp_path).recover() == 0  # both held: one elsewhere, one here
+        assert spool.pending() == [] and len(os.listdir(spool.dir("cur"))) == 2
+        assert Spool(tmp_path).claim(held.rpartition("-")[0]) is None
+    finally:
+        proc.communicate("")
+    assert Spool(tmp_path).recover() == 1  # the claimer ended without finishing
+    assert [i.id for i in Spool(tmp_path).claim_all()] == [held]
+
+
+def test_processes_claiming_one_spool_take_each_file_once(tmp_path):
+    spool = Spool(tmp_path)
+    written = {spool.put(str(i).encode(), ENV) for i in range(300)}
+    argv = [sys.executable, "-c", CLAIMER, str(tmp_path)]
+    procs = [
+        subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    claimed = [proc.communicate("")[0].split() for proc in procs]
+    together = [sid for ids in claimed for sid in ids]
+    assert sorted(together) == sorted(written)  # each once, none lost
+
+
+def test_recover_never_drops_a_file_being_written(tmp_path):
+    """Another process starting (and cleaning tmp/) while the listener writes: no write
+    loses its file (the writer would fail on its rename)."""
+    argv = [sys.executable, "-c", WRITER, str(tmp_path)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
+        proc.stdout.readline()
+        for _ in range(300):
+            Spool(tmp_path).recover()
+        lines = [proc.stdout.readline() for _ in range(5)]
+        assert proc.poll() is None and all(line.strip() for line in lines)
+        proc.kill()
 
 
 def test_reads_a_file_of_the_one_message_format(tmp_path):
