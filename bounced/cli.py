@@ -74,6 +74,15 @@ def command_group(name: str, summary: str) -> typer.Typer:
     return group
 
 
+#: `bounced serve` and `bounced worker --spool`: the listener's spool.
+SpoolDirOption = Annotated[
+    str | None,
+    typer.Option(
+        "--spool-dir", help="Spool directory (one per listener; default: listener.spool_dir)."
+    ),
+]
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,

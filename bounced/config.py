@@ -141,7 +141,8 @@ class ListenerSettings:
     """`[listener]`: the SMTP server that receives bounces (`bounced serve`, bounced.listener).
     `domains` are bounce domains (`bounces.example.com`) or whole addresses; RCPT for
     anything else is refused, so the listener is never a relay. `retention`: `archive`
-    (keep processed messages in the spool's done/) or `delete`."""
+    (keep processed messages in the spool's done/) or `delete`. `worker`: ingest the
+    spool in the listener's process; false leaves it to `bounced worker --spool`."""
 
     host: str = "127.0.0.1"
     port: int = 2525
@@ -156,6 +157,7 @@ class ListenerSettings:
     tls_key: str = ""
     allowed_networks: tuple[str, ...] = ()
     retention: str = "archive"
+    worker: bool = True
     log_format: str = "text"
 
 

@@ -3,8 +3,9 @@
 The SMTP side is thin on purpose: RCPT is accepted only for the configured bounce
 domains and addresses (550 5.7.1 otherwise: never a relay); DATA is written to the
 spool (fsynced, renamed) and only then answered 250. Parsing and the database
-happen later, in a worker thread of the same process, so a slow store never
-slows the SMTP dialogue and a crash never loses an acknowledged message.
+happen later, in a worker thread of the same process (bounced.spool_worker; or,
+with `[listener] worker = false`, in `bounced worker --spool`), so a slow store
+never slows the SMTP dialogue and a crash never loses an acknowledged message.
 
 Stopping (SIGTERM or SIGINT): the listening socket closes at once, open sessions
 get `grace` seconds to finish, the worker ingests what is in the spool, exit 0.
@@ -34,20 +35,14 @@ from aiosmtpd.smtp import SMTP
 
 from bounced.config import ListenerSettings, Settings
 from bounced.errors import ConfigError
-from bounced.intake import Intake, intake
-from bounced.spool import Envelope, Spool, Spooled
+from bounced.spool import Envelope, Spool
+from bounced.spool_worker import SpoolWorker
 
 __all__ = ["EventLog", "Listener", "accepts", "serve"]
 
 RETENTIONS = ("archive", "delete")
 #: Seconds open sessions may take to finish after a stop signal.
 GRACE = 30.0
-#: The worker looks at the spool at least this often, even without a wake-up.
-POLL = 1.0
-#: While sessions are open the worker sleeps this long between messages...
-YIELD = 0.2
-#: ...unless this many spool files (each one or more messages) wait.
-BACKLOG = 1000
 
 
 class EventLog:
@@ -285,22 +280,33 @@ class Listener:
         self.log = log
         self.spool = Spool(cfg.spool_dir)
         self._wake = threading.Event()
-        self._stopping = threading.Event()
         domains = frozenset(d.strip().lower().rstrip(".") for d in cfg.domains)
         self.handler = _Handler(self.spool, domains, log, self._wake.set)
         self.controller = _Controller(self.handler, cfg)
-        self._worker: threading.Thread | None = None
+        self.worker: SpoolWorker | None = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Replay the spool, start the worker, then listen."""
+        """Replay the spool, start the worker (unless another process ingests), listen."""
         from bounced.api import Suppressions
         from bounced.inbox import Inbox
 
         back = self.spool.recover()
-        self.inbox = Inbox(Suppressions.open(self.settings))
         self.log("replay", pending=len(self.spool.pending()), reclaimed=back)
-        self._worker = threading.Thread(target=self._work, name="bounced-worker", daemon=True)
-        self._worker.start()
+        if self.settings.listener.worker:
+            inbox = Inbox(Suppressions.open(self.settings))
+            self.worker = SpoolWorker(
+                self.spool,
+                inbox,
+                self.settings,
+                self.log,
+                busy=lambda: self.handler.counters.sessions > 0,
+                wake=self._wake,
+            )
+            self._thread = threading.Thread(
+                target=self.worker.run, name="bounced-worker", daemon=True
+            )
+            self._thread.start()
         self.controller.start()
         cfg = self.settings.listener
         self.log("listening", host=cfg.host, port=self.controller.port, spool=cfg.spool_dir)
@@ -313,71 +319,11 @@ class Listener:
         while self.handler.counters.sessions and time.monotonic() < end:
             time.sleep(0.05)
         self.controller.stop()
-        self._stopping.set()
-        self._wake.set()
-        if self._worker is not None:
-            self._worker.join()
-        self.inbox.sup.close()
+        if self.worker is not None and self._thread is not None:
+            self.worker.stop()
+            self._thread.join()
+            self.worker.inbox.sup.close()
         self.log("stopped", pending=len(self.spool.pending()))
-
-    def _work(self) -> None:
-        """Ingest spooled messages until stopped; after the stop, drain what is left.
-        While SMTP sessions are open the worker pauses between messages (parsing holds
-        the GIL the SMTP side needs): accepting comes first, ingesting catches up, unless
-        the backlog grows past BACKLOG files."""
-        while True:
-            self._wake.wait(POLL)
-            self._wake.clear()
-            # Read before the pass: a pass begun after the SMTP side stopped sees every
-            # message there will be, so it is the last one needed.
-            last = self._stopping.is_set()
-            pending = self.spool.pending()
-            for name in pending:
-                items = self.spool.claim(name)
-                if items is not None and not self._file(name, items, len(pending) < BACKLOG):
-                    break  # the store failed: what is left stays in new/ for next time
-            if last:
-                return
-
-    def _file(self, name: str, items: list[Spooled], pause: bool) -> bool:
-        """Ingest one claimed file; False when the store failed (the file goes back to
-        new/, and its messages ingested so far are ingested again later: harmless)."""
-        suspects = []
-        for item in items:
-            if pause and self.handler.counters.sessions and not self._stopping.is_set():
-                time.sleep(YIELD)
-            done = self._one(item)
-            if done is None:
-                self.spool.release(name)
-                time.sleep(POLL)
-                return False
-            if done.suspect:
-                suspects.append(item)
-        keep = self.settings.listener.retention == "archive"
-        self.spool.finish(name, keep=keep, suspects=suspects)
-        return True
-
-    def _one(self, item: Spooled) -> Intake | None:
-        """Ingest one message and log it; None when the store failed."""
-        try:
-            done = intake(item, self.inbox, self.settings.verp)
-        except Exception as exc:  # a store outage: leave it for the next pass, never lose it
-            self.log("ingest_failed", id=item.id, error=f"{type(exc).__name__}: {exc}")
-            return None
-        token = done.token
-        if token is not None and not token.valid:
-            self.log("verp_invalid", id=item.id, reason=token.reason, rcpt=item.envelope.rcpt_tos)
-        self.log(
-            "ingested",
-            id=item.id,
-            route=str(done.route),
-            outcome=done.outcome,
-            rows=done.rows,
-            verp=None if token is None else token.valid,
-            new_blocks=list(done.new_blocks),
-            detail=done.detail,
-        )
-        return done
 
 
 def serve(settings: Settings, *, stream: TextIO = sys.stderr) -> int:

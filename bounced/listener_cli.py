@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from bounced.cli import FormatOption, app, command_group
+from bounced.cli import FormatOption, SpoolDirOption, app, command_group
 from bounced.cli_support import command_settings, print_rows, suppressions
 from bounced.terminal import say
 
@@ -79,9 +79,7 @@ def serve_command(
         list[str] | None,
         typer.Option("--domain", help="Bounce domain or address (repeatable; replaces config)."),
     ] = None,
-    spool_dir: Annotated[
-        str | None, typer.Option("--spool-dir", help="Spool directory (one per listener).")
-    ] = None,
+    spool_dir: SpoolDirOption = None,
 ) -> None:
     """Receive bounces by SMTP: spool, then ingest. Stops cleanly on SIGTERM."""
     from bounced.errors import BouncedError

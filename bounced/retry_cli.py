@@ -8,13 +8,14 @@ in the input was wrong or a step failed, 2 configuration or database errors).
 
 import signal
 import sys
-from contextlib import contextmanager
+import threading
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bounced.cli import FormatOption, app, command_group
+from bounced.cli import FormatOption, SpoolDirOption, app, command_group
 from bounced.cli_support import command_settings, point_in_time, print_rows, suppressions
 from bounced.formats import Format, write_document
 from bounced.terminal import say
@@ -22,7 +23,9 @@ from bounced.terminal import say
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from bounced.config import Settings
     from bounced.sent import SendingLog
+    from bounced.spool_worker import SpoolWorker
 
 __all__ = ["retries_app", "sent_app", "smtp_app"]
 
@@ -202,13 +205,19 @@ def worker_command(
     dispatch: Annotated[
         str | None, typer.Option("--dispatch", help="pull, webhook or smtp (default: config).")
     ] = None,
+    spool: Annotated[
+        bool, typer.Option("--spool", help="Also ingest what `bounced serve` spooled.")
+    ] = False,
+    spool_dir: SpoolDirOption = None,
 ) -> None:
-    """Run the retry scheduler: read bounces, close and escalate plans, dispatch retries."""
+    """Run the retry scheduler: read bounces, close and escalate plans, dispatch retries;
+    with --spool (or --spool-dir) also the spool worker, ingesting what a listener
+    received."""
     from bounced.dispatch import DispatchError, dispatcher_for
     from bounced.sent import SendingLog
     from bounced.worker import Worker
 
-    with suppressions(ctx) as sup:
+    with suppressions(ctx) as sup, ExitStack() as stack:
         settings = sup.settings.retry
         if dispatch:
             from dataclasses import replace
@@ -220,19 +229,73 @@ def worker_command(
             say(str(exc))
             raise typer.Exit(2) from None
         worker = Worker(SendingLog(sup, settings), dispatcher)
+        ingest = None
+        if spool or spool_dir:
+            ingest = stack.enter_context(_ingesting(sup.settings, spool_dir))
         if once:
-            done = worker.run_once()
-            if dispatcher is not None:
-                dispatcher.close()
-            _report(done)
-            raise typer.Exit(1 if done.failed else 0)
-        signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+            raise typer.Exit(_once(worker, ingest))
+        signal.signal(signal.SIGTERM, lambda *_: _stop(worker, ingest))
         say(f"worker {worker.name} started (dispatch = {settings.dispatch})")
-        try:
-            worker.run(lambda done: _report(done) if done.busy or done.errors else None)
-        except KeyboardInterrupt:
-            worker.stop()
+        _loop(worker, ingest)
         say("worker stopped")
+
+
+@contextmanager
+def _ingesting(settings: "Settings", spool_dir: str | None) -> "Iterator[SpoolWorker]":
+    """A spool worker on its own store connection (it runs in a thread of its own), the
+    spool replayed first: what a dead process had claimed goes back to new/."""
+    from bounced.api import Suppressions
+    from bounced.inbox import Inbox
+    from bounced.listener import EventLog
+    from bounced.spool import Spool
+    from bounced.spool_worker import SpoolWorker
+
+    log = EventLog(sys.stderr, as_json=settings.listener.log_format == "json")
+    try:
+        spool = Spool(spool_dir or settings.listener.spool_dir)
+        back = spool.recover()
+    except OSError as exc:
+        say(f"spool: {exc}")
+        raise typer.Exit(2) from None
+    log("replay", spool=str(spool.root), pending=len(spool.pending()), reclaimed=back)
+    with Suppressions.open(settings) as own:
+        yield SpoolWorker(spool, Inbox(own), settings, log)
+
+
+def _once(worker: Any, ingest: "SpoolWorker | None") -> int:
+    """One pass; its exit status. The spool first, so the scheduler reads its bounces
+    in the same pass."""
+    drained = ingest.run_once() if ingest else None
+    if drained is not None:
+        say(drained.line())
+    done = worker.run_once()
+    if worker.dispatcher is not None:
+        worker.dispatcher.close()
+    _report(done)
+    return 1 if done.failed or (drained and drained.failed) else 0
+
+
+def _loop(worker: Any, ingest: "SpoolWorker | None") -> None:
+    """Until stopped (SIGTERM, ^C): the scheduler here, the spool worker in a thread."""
+    thread = threading.Thread(target=ingest.run, name="bounced-spool") if ingest else None
+    if thread:
+        thread.start()
+    try:
+        worker.run(lambda done: _report(done) if done.busy or done.errors else None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(worker, ingest)
+        if thread:
+            thread.join()
+
+
+def _stop(worker: Any, ingest: "SpoolWorker | None") -> None:
+    """SIGTERM: the scheduler ends its batch, the spool worker the file in hand; what
+    is left stays spooled (new/) or due for the next start."""
+    worker.stop()
+    if ingest:
+        ingest.stop(drain=False)
 
 
 def _report(done: Any) -> None:
