@@ -28,6 +28,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email._header_value_parser import get_addr_spec, get_angle_addr
+from email.errors import HeaderParseError
 from typing import Any, TextIO
 
 from aiosmtpd.controller import Controller
@@ -235,6 +237,23 @@ class _SMTP(SMTP):
         self._networks = networks
         self._counted = False
         self._deadline: asyncio.TimerHandle | None = None
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's parsing of the MAIL FROM and RCPT TO address, the same parsers and
+        results, without the `typing.Protocol` class aiosmtpd 1.4 builds on every call
+        for a type hint (about 45 us each time, twice a message: a fifth of the CPU the
+        whole SMTP dialogue costs)."""
+        if not arg:
+            return "", ""
+        parse = get_angle_addr if arg.lstrip().startswith("<") else get_addr_spec
+        try:
+            address, rest = parse(arg)
+        except HeaderParseError:
+            return None, None
+        addr = address.addr_spec
+        if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return addr, rest
 
     def connection_made(self, transport):
         if self._counted:  # the same session again, after STARTTLS

@@ -14,12 +14,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from aiosmtpd.smtp import SMTP
 from dsn_builder import make_dsn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bounced import verp
 from bounced.api import Suppressions
 from bounced.errors import UnknownAddress
 from bounced.inbox import Inbox
+from bounced.listener import _SMTP
 
 DOMAIN = "b.example.com"
 SECRET = "test-secret"
@@ -370,3 +374,29 @@ def test_a_silent_connection_is_closed_after_the_idle_timeout(tmp_path):
             assert client.noop()[0] == 250
     finally:
         assert srv.stop() == 0
+
+
+_ADDRESS_ARGS = st.one_of(
+    st.text(alphabet='<>@."\\ ()[]:,;ab-+=\x00\u00e9', max_size=40),
+    st.emails().map(lambda a: f"<{a}>"),
+    st.tuples(st.emails(), st.sampled_from(["", " SIZE=100", " BODY=8BITMIME"])).map("".join),
+)
+
+
+@given(_ADDRESS_ARGS, st.sampled_from([0, 5, 64]))
+@settings(max_examples=300, deadline=None)
+def test_address_parsing_is_aiosmtpds(arg, limit):
+    """The listener's MAIL FROM / RCPT TO parsing (aiosmtpd's, without its per-call class)
+    gives what aiosmtpd's own gives, for any argument."""
+    ours, theirs = object.__new__(_SMTP), object.__new__(SMTP)
+    ours.local_part_limit = theirs.local_part_limit = limit
+    assert _outcome(ours._getaddr, arg) == _outcome(theirs._getaddr, arg)
+
+
+def _outcome(parse, arg: str):
+    """What `parse(arg)` gives, or the type of what it raises (the stdlib parser raises
+    IndexError for a lone `<`, in aiosmtpd too: aiosmtpd answers it with a 500)."""
+    try:
+        return parse(arg)
+    except Exception as exc:
+        return type(exc)
