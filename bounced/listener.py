@@ -49,8 +49,9 @@ GRACE = 30.0
 POLL = 1.0
 #: While sessions are open the worker sleeps this long between messages...
 YIELD = 0.2
-#: ...unless this many spool files (each one or more messages) wait.
-BACKLOG = 1000
+#: ...unless this many sealed spool segments wait (under a steady load each holds up to
+#: a second of arrivals, see spool.SEGMENT_SECONDS): the spool stays bounded.
+BACKLOG = 10
 #: The spool's open segment is sealed (ready for the worker) after this long without a message.
 IDLE_SEAL = 0.1
 
