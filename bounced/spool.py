@@ -1,35 +1,40 @@
 """A directory spool: what the SMTP listener acknowledged, kept safe until it is ingested.
 
 Messages arrive in batches (the listener's group commit: whatever several sessions
-handed over while the previous write was on the disk). A batch is written as ONE
-file to `tmp/`, fsynced, renamed into `new/` and the directory fsynced, all before
-the listener answers 250 to any of its messages: once acknowledged, a message
-survives a crash or a power cut. One file per batch, not per message, because the
-fsyncs are the cost that matters (each one a journal commit): on a busy listener
-one fsync covers many messages. A file left in `tmp/` was never acknowledged (the
-clients saw no 250 and will retry), so it is simply dropped on start; only whole
-files ever appear in `new/`, because a rename is atomic.
+handed over while the previous write was on the disk). The listener's one writer
+appends each batch to an open segment file in `open/` and fdatasyncs it before
+answering 250 to any of its messages: once acknowledged, a message survives a crash
+or a power cut. An append to a file already there costs one flush; a new file per
+batch cost two (the file's and its directory's), and the flushes are what matters
+on a busy listener. A segment is sealed (renamed into `new/`, where the worker
+finds it) when it is big or old enough, or when no message came for a moment; its
+bytes are durable before the rename, so the rename needs no flush of its own.
 
-The worker claims a batch by renaming it into `cur/`, ingests its messages, and
+A crash can leave a torn last record in an open segment: the batch being written,
+whose clients saw no 250 and will retry. On start, each segment in `open/` is cut
+back to its whole records and moved to `new/`; a file in `tmp/` (a suspect copy
+being written) is dropped.
+
+The worker claims a segment by renaming it into `cur/`, ingests its messages, and
 then moves it to `done/` (or deletes it, per `retention`); a message that carried
-a forged VERP token is also copied, alone, into `suspect/`. Anything in `cur/`
-that no live process holds belonged to a process that died mid-ingest: on start
-it goes back to `new/` and all of it is ingested again, which the store's unique
-keys make harmless (a message never counts twice).
+a forged VERP token is also copied, alone, into `suspect/`. Anything still in
+`cur/` that no live process holds belonged to a process that died mid-ingest: on
+start it goes back to `new/` and all of it is ingested again, which the store's
+unique keys make harmless (a message never counts twice).
 
 Several processes may work on one spool (the listener's own worker and a
 `bounced worker --spool`, maybe on another host sharing the disk). The rename
 into `cur/` is the claim: atomic, so exactly one of them gets a file. While a
-process writes a file in `tmp/` or ingests one in `cur/` it holds an exclusive
-flock on it, and `recover` leaves alone what is locked: one process starting
-never drops a file another is writing, nor takes back one it is ingesting. A
-lock dies with its process, so a killed process's files are recovered by the next
-start.
+process appends to a segment in `open/`, writes a file in `tmp/` or ingests one in
+`cur/`, it holds an exclusive flock on it, and `recover` leaves alone what is
+locked: one process starting never cuts or seals the segment another is writing,
+drops a file in writing, nor takes back one being ingested. A lock dies with its
+process, so a killed process's files are recovered by the next start.
 
-A file is a sequence of records: a line of JSON (the envelope and the message's
-size), then the message bytes exactly as received. A message's id is the file
-name, a dash and its position (`<file>-0`). File names sort by arrival time.
-One spool per listener process (any number of workers).
+A file is a sequence of records: a line of JSON (the envelope, the message's size
+and CRC-32), then the message bytes exactly as received. A message's id is the
+file name, a dash and its position (`<file>-0`). File names sort by creation time.
+One listener process writes a spool (one thread of it); any number of workers read it.
 """
 
 from __future__ import annotations
@@ -39,15 +44,22 @@ import json
 import os
 import secrets
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 __all__ = ["Envelope", "Spool", "Spooled"]
 
-_DIRS = ("tmp", "new", "cur", "done", "suspect")
+_DIRS = ("tmp", "open", "new", "cur", "done", "suspect")
+#: An open segment is sealed once it holds this many bytes...
+SEGMENT_BYTES = 4 * 1024 * 1024
+#: ...or is this many seconds old, so the worker gets to it during a long burst.
+SEGMENT_SECONDS = 1.0
+# Appends change the file's size, which fdatasync flushes too; the inode's times it leaves.
+_datasync = getattr(os, "fdatasync", os.fsync)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,21 +103,40 @@ class Spooled:
 
 
 def _record(raw: bytes, envelope: Envelope) -> bytes:
-    head = envelope.to_dict() | {"size": len(raw)}
+    head = envelope.to_dict() | {"size": len(raw), "crc32": zlib.crc32(raw)}
     return json.dumps(head).encode() + b"\n" + raw
 
 
-def _records(name: str, data: bytes) -> list[Spooled]:
-    """The messages of one file. A head without `size` owns the rest of the file."""
-    items: list[Spooled] = []
+def _whole(data: bytes) -> tuple[list[tuple[dict, bytes]], int]:
+    """The whole records at the start of `data` and where the last one ends: a record
+    cut short, or whose bytes fail their CRC (a torn append), ends the scan. A head
+    without `size` (the first spool format, one message a file) owns the rest."""
+    found: list[tuple[dict, bytes]] = []
     at = 0
-    while at < len(data):
-        eol = data.index(b"\n", at)
-        head = json.loads(data[at:eol])
+    while (eol := data.find(b"\n", at)) >= 0:
+        try:
+            head = json.loads(data[at:eol])
+        except ValueError:
+            break
+        if not isinstance(head, dict):
+            break
         end = eol + 1 + head.get("size", len(data) - eol - 1)
-        items.append(Spooled(f"{name}-{len(items)}", Envelope.from_dict(head), data[eol + 1 : end]))
+        raw = data[eol + 1 : end]
+        if end > len(data) or ("crc32" in head and head["crc32"] != zlib.crc32(raw)):
+            break
+        found.append((head, raw))
         at = end
-    return items
+    return found, at
+
+
+def _records(name: str, data: bytes) -> list[Spooled]:
+    """The messages of one sealed file, which is whole (torn tails are cut on start)."""
+    found, end = _whole(data)
+    if end != len(data):
+        raise ValueError(f"spool file {name} is damaged at byte {end}")
+    return [
+        Spooled(f"{name}-{i}", Envelope.from_dict(head), raw) for i, (head, raw) in enumerate(found)
+    ]
 
 
 def _lock(fd: int) -> bool:
@@ -117,12 +148,23 @@ def _lock(fd: int) -> bool:
     return True
 
 
+def _created_locked(path: Path, flags: int) -> int:
+    """Create `path` and lock it. Safe against a `recover` elsewhere that saw the
+    new, unlocked file and removed it in between: then it is created again."""
+    while True:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:
+            return fd
+        os.close(fd)
+
+
 @contextmanager
-def _unheld(path: Path) -> Iterator[int | None]:
+def _unheld(path: Path, flags: int = os.O_RDONLY) -> Iterator[int | None]:
     """The file, open and locked for the block; None when it is gone or another
     process holds it (writing or ingesting it)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         yield None
         return
@@ -149,6 +191,23 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+@dataclass
+class _Segment:
+    """The open segment: where the next batch goes, and how much of it is durable."""
+
+    name: str
+    fd: int
+    size: int = 0
+    count: int = 0
+    opened: float = field(default_factory=time.monotonic)
+
+
 class Spool:
     """The directories under `root` (created when missing)."""
 
@@ -156,6 +215,7 @@ class Spool:
         self.root = Path(root)
         for name in _DIRS:
             (self.root / name).mkdir(parents=True, exist_ok=True)
+        self._segment: _Segment | None = None
         #: Files this object claimed, open and locked until finished or released.
         self._claimed: dict[str, int] = {}
 
@@ -163,42 +223,113 @@ class Spool:
         return self.root / name
 
     def put(self, raw: bytes, envelope: Envelope) -> str:
-        """Store one message durably; returns its id. Call before acknowledging it."""
+        """Store one message durably in a file of its own; returns its id. Call before
+        acknowledging it."""
         return self.put_many([(raw, envelope)])[0]
 
     def put_many(self, messages: list[tuple[bytes, Envelope]]) -> list[str]:
-        """Store several messages durably at once (group commit): one file, one fsync,
-        one rename, one directory fsync. Returns the messages' ids, in order."""
+        """Store several messages durably in one file, sealed at once. Returns their ids."""
+        self.seal()
+        ids = self.append(messages)
+        self.seal()
+        return ids
+
+    def append(self, messages: list[tuple[bytes, Envelope]]) -> list[str]:
+        """Store several messages durably at once (group commit): appended to the open
+        segment (created when there is none), one flush. Returns the messages' ids, in
+        order. After an error the next batch goes to a new segment."""
+        segment = self._segment or self._open()
         now = datetime.now(UTC)
-        name = f"{time.time_ns():020d}.{os.getpid()}.{secrets.token_hex(6)}"
         data = b"".join(
             _record(raw, env if env.received_at else replace(env, received_at=now))
             for raw, env in messages
         )
-        self._place("new", name, data)
-        _fsync_dir(self.dir("new"))
-        return [f"{name}-{i}" for i in range(len(messages))]
+        try:
+            _write_all(segment.fd, data)
+            _datasync(segment.fd)
+        except OSError:
+            self._abandon(segment)
+            raise
+        first = segment.count
+        segment.size += len(data)
+        segment.count += len(messages)
+        return [f"{segment.name}-{i}" for i in range(first, segment.count)]
+
+    def _abandon(self, segment: _Segment) -> None:
+        """After a failed append: cut the segment back to what was durable and seal it;
+        when even that fails, leave it in `open/` for the next start to cut (what it
+        holds waits until then, never lost)."""
+        try:
+            os.ftruncate(segment.fd, segment.size)
+        except OSError:
+            self._segment = None
+            os.close(segment.fd)
+            return
+        self.seal()
+
+    def _open(self) -> _Segment:
+        name = f"{time.time_ns():020d}.{os.getpid()}.{secrets.token_hex(6)}"
+        fd = _created_locked(self.dir("open") / name, os.O_WRONLY | os.O_APPEND)
+        try:
+            _fsync_dir(self.dir("open"))  # the name itself durable before any 250
+        except OSError:
+            os.close(fd)
+            raise
+        self._segment = _Segment(name, fd)
+        return self._segment
+
+    @property
+    def ripe(self) -> bool:
+        """Is the open segment big or old enough to be sealed now."""
+        segment = self._segment
+        return segment is not None and (
+            segment.size >= SEGMENT_BYTES or time.monotonic() - segment.opened >= SEGMENT_SECONDS
+        )
+
+    @property
+    def unsealed(self) -> bool:
+        """Is there an open segment."""
+        return self._segment is not None
+
+    def seal(self) -> bool:
+        """Close the open segment and hand it to the worker (into `new/`); False when
+        there was none. Its bytes are durable already: were the rename lost in a crash,
+        the start would move it again."""
+        segment, self._segment = self._segment, None
+        if segment is None:
+            return False
+        try:  # moved while still locked, so no recover elsewhere takes it meanwhile
+            if segment.count:
+                os.rename(self.dir("open") / segment.name, self.dir("new") / segment.name)
+            else:
+                (self.dir("open") / segment.name).unlink()
+        finally:
+            os.close(segment.fd)
+        return True
 
     def _place(self, folder: str, name: str, data: bytes) -> None:
         """Write to tmp/, fsync, rename into `folder` (whose fsync is the caller's)."""
-        with open(self.dir("tmp") / name, "xb") as out:
-            fcntl.flock(out, fcntl.LOCK_EX)  # not a leftover while locked: see recover
-            if os.fstat(out.fileno()).st_nlink == 0:  # dropped by a recover before the lock
-                return self._place(folder, name, data)
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+        fd = _created_locked(self.dir("tmp") / name, os.O_WRONLY)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
             os.rename(self.dir("tmp") / name, self.dir(folder) / name)
+        finally:
+            os.close(fd)
 
     def recover(self) -> int:
-        """On start: drop never-acknowledged partial files, put back what a dead worker
-        had claimed; files a live process holds locked are left to it. Returns how many
-        files went back to `new/`."""
+        """On start: drop partial suspect copies, cut open segments back to their whole
+        records and seal them, put back what a dead worker had claimed; what a live
+        process holds locked is left to it. Returns how many files went to `new/`."""
         for leftover in self.dir("tmp").iterdir():
             with _unheld(leftover) as fd:
                 if fd is not None:
                     leftover.unlink(missing_ok=True)
         back = 0
+        for segment in self.dir("open").iterdir():
+            with _unheld(segment, os.O_RDWR) as fd:
+                if fd is not None and self._reclaim(segment, fd):
+                    back += 1
         for claimed in self.dir("cur").iterdir():
             with _unheld(claimed) as fd:
                 if fd is not None and _move(claimed, self.dir("new") / claimed.name):
@@ -207,14 +338,26 @@ class Spool:
             _fsync_dir(self.dir("new"))
         return back
 
+    def _reclaim(self, segment: Path, fd: int) -> bool:
+        """A dead writer's segment, locked: cut back to its whole records and sealed
+        (True), or removed when it holds none."""
+        with open(fd, "rb", closefd=False) as data:
+            _, end = _whole(data.read())
+        if not end:
+            segment.unlink(missing_ok=True)
+            return False
+        if end < os.fstat(fd).st_size:
+            os.ftruncate(fd, end)
+            os.fsync(fd)
+        return _move(segment, self.dir("new") / segment.name)
+
     def pending(self) -> list[str]:
         """Files waiting in `new/`, oldest first."""
         return sorted(p.name for p in self.dir("new").iterdir())
 
     def claim(self, name: str) -> list[Spooled] | None:
-        """Take one file's messages for ingesting; None when another process has it
-        (claimed it first, or is still writing it). The file stays locked until
-        `finish` or `release`."""
+        """Take one file's messages for ingesting; None when another process has it.
+        The file stays locked until `finish` or `release`."""
         try:
             fd = os.open(self.dir("new") / name, os.O_RDONLY)
         except FileNotFoundError:

@@ -32,8 +32,9 @@ __all__ = ["SpoolPass", "SpoolWorker"]
 POLL = 1.0
 #: While sessions are open the worker sleeps this long between messages...
 YIELD = 0.2
-#: ...unless this many spool files (each one or more messages) wait.
-BACKLOG = 1000
+#: ...unless this many sealed spool segments wait (under a steady load each holds up to
+#: a second of arrivals, see spool.SEGMENT_SECONDS): the spool stays bounded.
+BACKLOG = 10
 
 
 @dataclass

@@ -71,18 +71,19 @@ def test_a_worker_process_ingests_what_a_listener_spooled(database_url, tmp_path
         srv.send(make_dsn(f"gone{i}@example.org", original_id=f"<o{i}@s>"))
     srv.send(b"From: a@example.com\r\nSubject: Re: hello\r\n\r\nThanks, but stop.\r\n")
     assert srv.stop() == 0
-    assert len(srv.folder("new")) == 6 and srv.folder("done") == []
+    files = len(srv.folder("new"))  # segments: messages close in time share one
+    assert files >= 1 and srv.folder("done") == []
     with pytest.raises(UnknownAddress):
         store.show("gone0@example.org")  # the listener did not ingest
 
     done = _once(srv.spool, _env(srv))
     assert done.returncode == 0, done.stderr
-    assert "spool: 6 messages ingested from 6 files" in done.stderr
+    assert f"spool: 6 messages ingested from {files} files" in done.stderr
     for i in range(5):
         assert [e["source"][:5] for e in events(store, f"gone{i}@example.org")] == ["smtp:"]
     assert [m["subject"] for m in Inbox(store).list()] == ["Re: hello"]
     assert srv.folder("new") == srv.folder("cur") == srv.folder("tmp") == []
-    assert len(srv.folder("done")) == 6
+    assert len(srv.folder("done")) == files
 
     again = _once(srv.spool, _env(srv))
     assert again.returncode == 0 and "spool: 0 messages ingested" in again.stderr
