@@ -21,6 +21,7 @@ from typing import Annotated
 import typer
 
 from bounced.batch import Parsed, parse_sources
+from bounced.dsn import TEXT_FACTS
 from bounced.formats import Format, Row, default_format, write_rows
 from bounced.sources import Unreadable, iter_sources
 from bounced.terminal import Feedback
@@ -36,21 +37,7 @@ app = typer.Typer(
 )
 
 #: The fields of `bounced parse` output, in order (`class` is the bounce class).
-PARSE_COLUMNS = (
-    "file",
-    "recipient",
-    "kind",
-    "class",
-    "reason",
-    "status",
-    "reply_code",
-    "diagnostic",
-    "remote_mta",
-    "reporting_mta",
-    "original_message_id",
-    "feedback_type",
-    "detector",
-)
+PARSE_COLUMNS = ("file", "recipient", "kind", "class", "reason", *TEXT_FACTS)
 
 #: What the table shows: the facts a person reads first; the data formats carry all.
 PARSE_TABLE_COLUMNS = ("file", "recipient", "kind", "class", "reason", "status", "diagnostic")

@@ -52,7 +52,7 @@ from sqlalchemy.sql.functions import aggregate_strings
 
 from bounced.addresses import domain_of, normalize_allow_entry
 from bounced.config import Settings
-from bounced.dsn import Bounce, BounceClass, Kind, Reason
+from bounced.dsn import TEXT_FACTS, Bounce, BounceClass, Kind, Reason
 from bounced.errors import BouncedError, DatabaseUnavailable, UnknownSelection
 from bounced.policy import (
     EXHAUSTED,
@@ -125,16 +125,6 @@ _STATE_COLUMNS = (
     "last_reason",
     "last_status",
     "last_class",
-)
-_EVENT_FIELDS = (
-    "status",
-    "reply_code",
-    "diagnostic",
-    "remote_mta",
-    "reporting_mta",
-    "original_message_id",
-    "feedback_type",
-    "detector",
 )
 
 
@@ -799,7 +789,7 @@ def _replay_event(row: Any) -> Event:
 
 def _event_values(item: Incoming, address_id: int, counts: bool) -> dict[str, Any]:
     b = item.bounce
-    values = {name: getattr(b, name) or "" for name in _EVENT_FIELDS}
+    values = {name: getattr(b, name) or "" for name in TEXT_FACTS}
     return values | {
         "address_id": address_id,
         "message_key": item.message_key,

@@ -5,6 +5,23 @@ same function serves the CLI, the listener and applications.
 """
 
 from bounced.dsn.parse import parse
-from bounced.dsn.report import DEFAULT_HARD_REASONS, Bounce, BounceClass, Kind, Reason, Report
+from bounced.dsn.report import (
+    DEFAULT_HARD_REASONS,
+    TEXT_FACTS,
+    Bounce,
+    BounceClass,
+    Kind,
+    Reason,
+    Report,
+)
 
-__all__ = ["DEFAULT_HARD_REASONS", "Bounce", "BounceClass", "Kind", "Reason", "Report", "parse"]
+__all__ = [
+    "DEFAULT_HARD_REASONS",
+    "TEXT_FACTS",
+    "Bounce",
+    "BounceClass",
+    "Kind",
+    "Reason",
+    "Report",
+    "parse",
+]

@@ -102,6 +102,19 @@ class Bounce:
 
 _BOUNCE_FIELDS = tuple(f.name for f in fields(Bounce))
 
+#: The plain-text facts of a row that parse output and the store's events both carry,
+#: in the order they are shown.
+TEXT_FACTS = (
+    "status",
+    "reply_code",
+    "diagnostic",
+    "remote_mta",
+    "reporting_mta",
+    "original_message_id",
+    "feedback_type",
+    "detector",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Report:
