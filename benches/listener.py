@@ -27,6 +27,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import re
 import smtplib
 import socket
 import statistics
@@ -89,7 +90,9 @@ def wait_for_port(port: int, proc: subprocess.Popen, limit: float = 30.0) -> Non
 
 
 def load(corpus: Path) -> list[bytes]:
-    return [p.read_bytes() for p in sorted(corpus.glob("*.eml"))]
+    """The corpus messages with CRLF line ends, as an MTA sends them (smtplib sends bytes
+    as they are, and a file with LF ends then reaches the server as one long line)."""
+    return [re.sub(rb"\r?\n", b"\r\n", p.read_bytes()) for p in sorted(corpus.glob("*.eml"))]
 
 
 def client(port: int, messages: list[bytes], count: int, start, deadline: float, out) -> None:
