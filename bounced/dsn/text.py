@@ -34,9 +34,12 @@ _MARKER_SPAN = 4096
 
 _TAG = re.compile(r"<[^<>]{0,2000}>")
 _MESSAGE_ID = re.compile(r"^message-id:[ \t]*(<[^>\n]{1,500}>)", re.IGNORECASE | re.MULTILINE)
-_STRONG_BEFORE = re.compile(
-    r"(?:rcpt to:|to:|recipient:|address:|(?<!contact )(?<!mail to )<)\s*<?$"
-)
+_STRONG_BEFORE = re.compile(r"(?:rcpt to:|to:|recipient:|address:)\s*<?$")
+#: An address in angle brackets within a line is a recipient when the line goes on
+#: about it ("said: 550 <a@b>: user unknown"), not when prose ends with it ("if this
+#: does not help, write to <help@provider>", in whatever language).
+_ANGLED_BEFORE = re.compile(r"(?<!contact )(?<!mail to )<$")
+_SAID_AFTER = re.compile(r">\s*\S")
 _HEADER_START = re.compile(
     r"^(?:received|return-path|dkim-signature):[ \t]?(?:from |by |<|v=)", re.IGNORECASE
 )
@@ -212,8 +215,12 @@ def _anchors(lines: list[str], rules: Rules) -> list[tuple[int, str, bool]]:
             continue
         for match in ADDRESS.finditer(line):
             address = match.group(1).strip(".").lower()
-            before = line[: match.start()]
-            strong = not before.strip(" \t<\"'*-") or bool(_STRONG_BEFORE.search(before.lower()))
+            before = line[: match.start()].lower()
+            strong = (
+                not before.strip(" \t<\"'*-")
+                or bool(_STRONG_BEFORE.search(before))
+                or bool(_ANGLED_BEFORE.search(before) and _SAID_AFTER.match(line, match.end()))
+            )
             if _never_recipient(address, strong, rules):
                 continue
             found.append((index, address, strong))
