@@ -369,11 +369,6 @@ class Spool:
         with open(fd, "rb", closefd=False) as data:
             return _records(name, data.read())
 
-    def claim_all(self) -> Iterator[Spooled]:
-        """Claim every pending file; its messages, oldest first."""
-        for name in self.pending():
-            yield from self.claim(name) or ()
-
     def release(self, name: str) -> None:
         """Give a claimed file back (it could not be ingested now)."""
         os.rename(self.dir("cur") / name, self.dir("new") / name)

@@ -2,8 +2,8 @@
 
 The database itself enforces what must hold however many processes write:
 one address row per normalised address, one event per (address, message key,
-kind, status) so a bounce ingested twice is refused, and at most one *counted*
-return per (address, message key) so an original message counts once.
+kind, status, notice) so the same notice ingested twice is refused, and at most one
+*counted* return per (address, message key) so an original message counts once.
 """
 
 from __future__ import annotations

@@ -12,9 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bounced.spool import Envelope, Spool
+from bounced.spool import Envelope, Spool, Spooled
 
 ENV = Envelope("mailer-daemon@example.net", ("bounces+abc@b.example.com",), "127.0.0.1", "mx")
+
+
+def claim_all(spool: Spool) -> list[Spooled]:
+    """Claim every pending file, as a worker does; their messages, oldest first."""
+    return [item for name in spool.pending() for item in spool.claim(name) or ()]
 
 
 def test_put_claim_finish(tmp_path):
@@ -23,7 +28,7 @@ def test_put_claim_finish(tmp_path):
     second = spool.put(b"two", ENV)
     files = spool.pending()
     assert [f"{name}-0" for name in files] == [first, second]
-    items = list(spool.claim_all())
+    items = list(claim_all(spool))
     assert [(i.id, i.raw) for i in items] == [(first, b"one\r\nline\n"), (second, b"two")]
     assert items[0].envelope.rcpt_tos == ENV.rcpt_tos
     assert items[0].envelope.received_at is not None
@@ -100,7 +105,7 @@ def test_recover_cuts_a_torn_segment_back_to_its_whole_records(tmp_path, tail):
     whole = (spool.dir("open") / name).stat().st_size - len(tail)
     assert spool.recover() == 1
     assert (spool.dir("new") / name).stat().st_size == whole
-    kept = [(i.id, i.raw) for i in spool.claim_all()]
+    kept = [(i.id, i.raw) for i in claim_all(spool)]
     assert kept == [(ids[0], b"kept one"), (ids[1], b"kept two")]
 
 
@@ -135,7 +140,7 @@ CLAIMER = """
 import sys
 from bounced.spool import Spool
 spool = Spool(sys.argv[1])
-print(*[item.id for item in spool.claim_all()], flush=True)
+print(*[i.id for name in spool.pending() for i in spool.claim(name) or ()], flush=True)
 sys.stdin.read()  # holds its claims until told to end (or killed)
 """
 
@@ -159,7 +164,7 @@ def test_recover_puts_back_claimed_and_drops_partial(tmp_path):
     assert os.listdir(spool.dir("cur")) == [name]
     assert Spool(tmp_path).recover() == 1
     assert spool.pending() == [name]
-    assert [i.id for i in spool.claim_all()] == [sid]
+    assert [i.id for i in claim_all(spool)] == [sid]
     assert os.listdir(spool.dir("tmp")) == []
 
 
@@ -180,7 +185,7 @@ def test_recover_leaves_alone_what_a_live_process_holds(tmp_path):
     finally:
         proc.communicate("")
     assert Spool(tmp_path).recover() == 1  # the claimer ended without finishing
-    assert [i.id for i in Spool(tmp_path).claim_all()] == [held]
+    assert [i.id for i in claim_all(Spool(tmp_path))] == [held]
 
 
 APPENDER = """
@@ -206,7 +211,7 @@ def test_recover_leaves_a_live_listeners_open_segment_alone(tmp_path):
     finally:
         proc.communicate("")  # ends without sealing, as a killed listener would
     assert Spool(tmp_path).recover() == 1
-    assert [i.id for i in Spool(tmp_path).claim_all()] == ids
+    assert [i.id for i in claim_all(Spool(tmp_path))] == ids
 
 
 def test_processes_claiming_one_spool_take_each_file_once(tmp_path):
@@ -241,7 +246,7 @@ def test_reads_a_file_of_the_one_message_format(tmp_path):
     spool = Spool(tmp_path)
     head = b'{"mail_from": "<>", "rcpt_tos": ["bounces@b.example.com"], "client": "::1"}'
     (spool.dir("new") / "00000000000000000001.1.abc").write_bytes(head + b"\nbody\n{x}\n")
-    (item,) = spool.claim_all()
+    (item,) = claim_all(spool)
     assert (item.id, item.raw, item.envelope.client) == (
         "00000000000000000001.1.abc-0",
         b"body\n{x}\n",
@@ -255,7 +260,7 @@ def test_bytes_and_envelope_round_trip(tmp_path_factory, raw, sender, rcpts):
     spool = Spool(tmp_path_factory.mktemp("spool"))
     envelope = Envelope(sender, tuple(rcpts), "::1")
     spool.put(raw, envelope)
-    (item,) = spool.claim_all()
+    (item,) = claim_all(spool)
     assert item.raw == raw
     assert (item.envelope.mail_from, item.envelope.rcpt_tos) == (sender, tuple(rcpts))
 
@@ -288,7 +293,7 @@ def test_killed_writer_leaves_only_whole_messages(tmp_path):
     spool = Spool(tmp_path)
     spool.recover()
     found = set()
-    for item in spool.claim_all():
+    for item in claim_all(spool):
         assert item.raw.startswith(b"x" * 200_000)
         found.add(int(item.raw[200_000:]))
         assert item.envelope.rcpt_tos == ("c@d",)
@@ -316,4 +321,4 @@ def test_a_segment_cut_anywhere_gives_back_the_whole_records(tmp_path_factory, m
     Spool(root).recover()
     whole = sum(end <= cut for end in ends)
     expected = list(zip(ids, messages, strict=True))[:whole]
-    assert [(item.id, item.raw) for item in Spool(root).claim_all()] == expected
+    assert [(item.id, item.raw) for item in claim_all(Spool(root))] == expected

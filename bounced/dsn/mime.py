@@ -133,15 +133,10 @@ class Mail:
         return (p for p in self.parts if p.content_type.startswith(prefixes))
 
 
-def normalise(raw: bytes | str) -> tuple[str, list[str]]:
-    """Bytes or text in, LF-only text out, bounded in size; plus what was odd."""
-    text, _, problems = _decoded(raw)
-    return text, problems
-
-
 def _decoded(raw: bytes | str) -> tuple[str, str, list[str]]:
-    """`normalise`, plus the codec that turns the text back into the message's bytes
-    (parts with their own charset or transfer encoding are decoded from those)."""
+    """Bytes or text in, LF-only text out, bounded in size; the codec that turns the
+    text back into the message's bytes (parts with their own charset or transfer
+    encoding are decoded from those); and what was odd."""
     problems: list[str] = []
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogateescape")
