@@ -126,6 +126,8 @@ _STATE_COLUMNS = (
     "last_status",
     "last_class",
 )
+#: The columns of uq_event_notice: an event with the key of a stored one is a duplicate.
+_EVENT_KEY = ("address_id", "message_key", "kind", "status", "notice")
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,11 +351,16 @@ class Store:
     def _save(
         self, conn: Connection, row: Any, state: AddressState, now: datetime, **extra: Any
     ) -> None:
+        conn.execute(self._sql.save, self._saved(row, state, now, **extra))
+
+    @staticmethod
+    def _saved(row: Any, state: AddressState, now: datetime, **extra: Any) -> dict[str, Any]:
+        """The parameters of `save` that store `state` on `row`."""
         values = {name: getattr(state, name) for name in _STATE_COLUMNS}
         values["auto_reason"] = state.auto_reason and state.auto_reason.value
         values |= {"state": state.state.value, "updated_at": now, **extra}
         values["blocked_reason"] = state.blocked_reason and state.blocked_reason.value
-        conn.execute(self._sql.save, {"row_id": row.id, **values})
+        return {"row_id": row.id, **values}
 
     def audit(
         self, conn: Connection, action: str, addresses: Iterable[str], actor: str, detail=""
@@ -370,10 +377,16 @@ class Store:
     # --- recording bounces --------------------------------------------------------------
 
     def record(self, rows: Sequence[Incoming]) -> list[Recorded]:
-        """Record bounce rows (one message or a batch of messages) in one transaction."""
+        """Record bounce rows (one message or a batch of messages) in one transaction.
+
+        The address rows are locked first, so no other writer adds events for them
+        before this transaction ends: what the events table holds for the batch is read
+        once, each row is decided in order against that and the rows before it, and the
+        new events and the changed states are written in one statement each (a round
+        trip per row was most of the cost on PostgreSQL). The events are inserted
+        without ON CONFLICT: under the locks a conflict is a bug, refused loudly."""
         if not rows:
             return []
-        window = self.policy.returns_window_days > 0
 
         def work(conn: Connection) -> list[Recorded]:
             now = self.clock()
@@ -381,28 +394,73 @@ class Store:
             locked = self._lock(conn, (r.address for r in rows))
             allowed = self._allowed(conn, locked)
             states = {a: self._state(conn, row, a in allowed) for a, row in locked.items()}
-            out = []
-            for item in rows:
-                row, state = locked[item.address], states[item.address]
-                if window:
-                    state = replace(state, recent_returns=self._recent(conn, row))
-                repeat = conn.execute(
-                    self._sql.repeat, {"address_id": row.id, "key": item.message_key}
-                ).first()
-                event = Event.of(item.bounce, item.received_at, repeat=repeat is not None)
-                decision = decide(state, event, self.policy)
-                values = _event_values(item, row.id, decision.counts)
-                inserted = conn.execute(self._sql.new_event, values).first()
-                if inserted is None:
+            recent = self._recent_by_address(conn, locked)
+            values = [_event_values(r, locked[r.address].id) for r in rows]
+            known, counted = self._known(conn, values)
+            out, new, changed = [], [], {}
+            for item, event_values in zip(rows, values, strict=True):
+                key = tuple(event_values[name] for name in _EVENT_KEY)
+                if key in known:
                     out.append(Recorded(item.address, None))
                     continue
+                known.add(key)
+                state = states[item.address]
+                if recent is not None:
+                    state = replace(state, recent_returns=recent[item.address])
+                event = Event.of(item.bounce, item.received_at, repeat=key[:2] in counted)
+                decision = decide(state, event, self.policy)
+                if decision.counts:
+                    counted.add(key[:2])
+                    if recent is not None:
+                        recent[item.address] = self._with_return(
+                            recent[item.address], locked[item.address], item.received_at
+                        )
+                new.append(event_values | {"counts": decision.counts})
                 if decision.state != state:
-                    self._save(conn, row, decision.state, now)
-                    states[item.address] = decision.state
+                    states[item.address] = changed[item.address] = decision.state
                 out.append(Recorded(item.address, decision))
+            if new:
+                conn.execute(self._sql.new_events, new)
+            if changed:
+                saves = [self._saved(locked[a], s, now) for a, s in changed.items()]
+                conn.execute(self._sql.save, saves)
             return out
 
         return self.write(work)
+
+    def _known(
+        self, conn: Connection, events: Sequence[dict[str, Any]]
+    ) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+        """The keys (`_EVENT_KEY`) of the stored events that `events` may repeat, and the
+        (address, message) pairs among them that counted, in a query per CHUNK events."""
+        keys: set[tuple[Any, ...]] = set()
+        counted: set[tuple[Any, ...]] = set()
+        for chunk in batched(events, CHUNK):
+            ids = sorted({e["address_id"] for e in chunk})
+            messages = sorted({e["message_key"] for e in chunk})
+            for row in conn.execute(self._sql.known, {"ids": ids, "keys": messages}):
+                keys.add(tuple(row[: len(_EVENT_KEY)]))
+                if row.counts:
+                    counted.add(tuple(row[:2]))
+        return keys, counted
+
+    def _recent_by_address(
+        self, conn: Connection, locked: dict[str, Any]
+    ) -> dict[str, tuple[datetime, ...]] | None:
+        """`_recent` per address when the policy has a window (None without one): read
+        once, then kept up to date by `_with_return` as the batch counts returns."""
+        if not self.policy.returns_window_days:
+            return None
+        return {a: self._recent(conn, row) for a, row in locked.items()}
+
+    def _with_return(
+        self, recent: tuple[datetime, ...], row: Any, at: datetime
+    ) -> tuple[datetime, ...]:
+        """`recent` once a return at `at` counted: what `_recent` would read back then."""
+        since = _utc(row.counted_since)
+        if since is not None and at <= since:
+            return recent
+        return tuple(sorted((*recent, at)))[-max(self.policy.max_returns, 1) :]
 
     # --- checking -----------------------------------------------------------------------
 
@@ -758,11 +816,11 @@ def _statements(insert: Any) -> SimpleNamespace:
         .order_by(A.c.address)
         .with_for_update(),
         allowed=select(W.c.entry).where(W.c.entry.in_(bindparam("entries", expanding=True))),
-        repeat=select(E.c.id)
-        .where(E.c.address_id == bindparam("address_id"), E.c.message_key == bindparam("key"))
-        .where(E.c.counts)
-        .limit(1),
-        new_event=insert(E).on_conflict_do_nothing().returning(E.c.id),
+        known=select(*(E.c[name] for name in _EVENT_KEY), E.c.counts).where(
+            E.c.address_id.in_(bindparam("ids", expanding=True)),
+            E.c.message_key.in_(bindparam("keys", expanding=True)),
+        ),
+        new_events=E.insert(),
         save=update(A).where(A.c.id == bindparam("row_id")),
     )
 
@@ -787,7 +845,8 @@ def _replay_event(row: Any) -> Event:
     )
 
 
-def _event_values(item: Incoming, address_id: int, counts: bool) -> dict[str, Any]:
+def _event_values(item: Incoming, address_id: int) -> dict[str, Any]:
+    """The columns of the event recording `item`, but `counts` (the policy's to say)."""
     b = item.bounce
     values = {name: getattr(b, name) or "" for name in TEXT_FACTS}
     return values | {
@@ -800,7 +859,6 @@ def _event_values(item: Incoming, address_id: int, counts: bool) -> dict[str, An
         "domain": domain_of(item.address),
         "source": item.source,
         "received_at": item.received_at,
-        "counts": counts,
     }
 
 

@@ -8,6 +8,7 @@ import json
 import pkgutil
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,16 +16,18 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from dsn_builder import Rcpt, delayed, make_dsn, sender_side, soft
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import bounced
 from bounced.api import Filters, Outcome, Suppressions
 from bounced.config import PolicySettings, Settings
+from bounced.dsn import Bounce, BounceClass, Kind, Reason
 from bounced.errors import BouncedError, DatabaseUnavailable, UnknownAddress, UnknownSelection
 from bounced.formats import Format
-from bounced.store import SCHEMA_REVISION, alembic_config
+from bounced.policy import Decision
+from bounced.store import SCHEMA_REVISION, Incoming, alembic_config
 from bounced.tables import metadata
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -387,6 +390,76 @@ def test_store_agrees_with_the_model(database_url):
     )
     machine.TestCase.settings = run
     machine.TestCase().runTest()
+
+
+# --- a batch is recorded as its rows one by one ------------------------------------------
+
+BATCH_BOUNCES = [
+    Bounce("", Kind.FAILED, BounceClass.HARD, Reason.USER_UNKNOWN, "5.1.1"),
+    Bounce("", Kind.FAILED, BounceClass.SOFT, Reason.MAILBOX_FULL, "4.2.2"),
+    Bounce("", Kind.FAILED, BounceClass.SOFT, Reason.MAILBOX_FULL, "5.2.2"),
+    Bounce("", Kind.DELAYED, BounceClass.SOFT, Reason.EXPIRED, "4.4.7"),
+    Bounce("", Kind.COMPLAINT),
+]
+BATCH_ROW = st.tuples(
+    st.integers(0, 1),  # address
+    st.integers(0, 2),  # original message
+    st.integers(0, len(BATCH_BOUNCES) - 1),
+    st.integers(0, 1),  # notice
+    st.integers(-3, 3),  # days from the unmark (returns before it leave the window)
+)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(before=st.lists(BATCH_ROW, max_size=4), batch=st.lists(BATCH_ROW, max_size=12))
+def test_a_batch_records_what_its_rows_record_one_by_one(database_url, before, batch):
+    """Same notice twice, several notices of one original message, returns before and
+    after an unmark, in one batch: each row's result and the final state are those of
+    recording the rows one at a time, with and without a returns window."""
+    run = datetime.now(UTC).timestamp()
+    for window in (0, 7):
+        with open_store(database_url, max_returns=2, returns_window_days=window) as sup:
+            now = sup.store.clock()
+
+            def incoming(rows, who, now=now, window=window):
+                return [
+                    Incoming(
+                        f"{who}{a}-{window}-{run}@example.com",
+                        f"<o{m}@x>",
+                        BATCH_BOUNCES[b],
+                        "test",
+                        now + timedelta(days=d, seconds=m),
+                        f"<n{n}@x>",
+                    )
+                    for a, m, b, n, d in rows
+                ]
+
+            results = {}
+            for who in ("batch", "single"):
+                sup.store.record(incoming(before, who))
+                sup.unmark({i.address for i in incoming(before, who)})
+                rows = incoming(batch, who)
+                if who == "batch":
+                    recorded = sup.store.record(rows)
+                else:
+                    recorded = [r for row in rows for r in sup.store.record([row])]
+                shown = [sup.show(i.address) for i in rows]
+                results[who] = (
+                    [r.decision and _stored(r.decision) for r in recorded],
+                    [(s["address"]["returns"], s["address"]["state"]) for s in shown],
+                    [[(e["notice"], e["counts"]) for e in s["events"]] for s in shown],
+                )
+            assert results["batch"] == results["single"]
+
+
+def _stored(decision: Decision) -> Decision:
+    """`decision` without `recent_returns`, which the store reads from its events rather
+    than keeping (without a window, only the rows of one batch carry them on)."""
+    return replace(decision, state=replace(decision.state, recent_returns=()))
 
 
 def test_the_package_exports_suppressions_without_loading_the_store_for_parsing():
