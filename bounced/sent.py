@@ -280,9 +280,10 @@ class SendingLog:
         if error:
             bounce = bounce_of_reply(address, error, message_id=message_id)
             # Each refusal reported is a notice of its own (a resend refused again is news).
-            notice = f"smtp-error:{self.now().isoformat()}"
+            now = self.now()
+            notice = f"smtp-error:{now.isoformat()}"
             report = Report(Kind.FAILED, (bounce,), DETECTOR, notice, subject)
-            list(self.sup.ingest_reports([("smtp-error", error, report)], received_at=self.now()))
+            list(self.sup.ingest_reports([("smtp-error", error, report)], received_at=now))
             self.sync()
         return self.sent(address, message_id)
 

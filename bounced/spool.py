@@ -222,18 +222,6 @@ class Spool:
     def dir(self, name: str) -> Path:
         return self.root / name
 
-    def put(self, raw: bytes, envelope: Envelope) -> str:
-        """Store one message durably in a file of its own; returns its id. Call before
-        acknowledging it."""
-        return self.put_many([(raw, envelope)])[0]
-
-    def put_many(self, messages: list[tuple[bytes, Envelope]]) -> list[str]:
-        """Store several messages durably in one file, sealed at once. Returns their ids."""
-        self.seal()
-        ids = self.append(messages)
-        self.seal()
-        return ids
-
     def append(self, messages: list[tuple[bytes, Envelope]]) -> list[str]:
         """Store several messages durably at once (group commit): appended to the open
         segment (created when there is none), one flush. Returns the messages' ids, in

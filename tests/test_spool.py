@@ -17,6 +17,13 @@ from bounced.spool import Envelope, Spool, Spooled
 ENV = Envelope("mailer-daemon@example.net", ("bounces+abc@b.example.com",), "127.0.0.1", "mx")
 
 
+def sealed(spool: Spool, messages: list[tuple[bytes, Envelope]]) -> list[str]:
+    """Messages spooled in a file of their own, ready for a worker: their ids."""
+    ids = spool.append(messages)
+    spool.seal()
+    return ids
+
+
 def claim_all(spool: Spool) -> list[Spooled]:
     """Claim every pending file, as a worker does; their messages, oldest first."""
     return [item for name in spool.pending() for item in spool.claim(name) or ()]
@@ -24,8 +31,8 @@ def claim_all(spool: Spool) -> list[Spooled]:
 
 def test_put_claim_finish(tmp_path):
     spool = Spool(tmp_path)
-    first = spool.put(b"one\r\nline\n", ENV)
-    second = spool.put(b"two", ENV)
+    first = sealed(spool, [(b"one\r\nline\n", ENV)])[0]
+    second = sealed(spool, [(b"two", ENV)])[0]
     files = spool.pending()
     assert [f"{name}-0" for name in files] == [first, second]
     items = list(claim_all(spool))
@@ -44,7 +51,7 @@ def test_a_batch_is_one_file(tmp_path):
     """Group commit: several messages, one file (one fsync), each with its own id."""
     spool = Spool(tmp_path)
     other = Envelope("<>", ("bounces@b.example.com",), "192.0.2.1")
-    ids = spool.put_many([(b"first\n", ENV), (b"", other), (b"third", ENV)])
+    ids = sealed(spool, [(b"first\n", ENV), (b"", other), (b"third", ENV)])
     (name,) = spool.pending()
     assert ids == [f"{name}-0", f"{name}-1", f"{name}-2"]
     items = spool.claim(name)
@@ -118,7 +125,7 @@ def test_recover_drops_a_segment_with_nothing_whole(tmp_path):
 
 def test_suspect_is_kept(tmp_path):
     spool = Spool(tmp_path)
-    _fine, forged = spool.put_many([(b"fine", ENV), (b"forged", ENV)])
+    _fine, forged = sealed(spool, [(b"fine", ENV), (b"forged", ENV)])
     (name,) = spool.pending()
     items = spool.claim(name)
     spool.finish(name, keep=False, suspects=[items[1]])
@@ -130,7 +137,7 @@ def test_suspect_is_kept(tmp_path):
 
 def test_claim_twice_gives_none(tmp_path):
     spool = Spool(tmp_path)
-    spool.put(b"x", ENV)
+    sealed(spool, [(b"x", ENV)])[0]
     (name,) = spool.pending()
     assert spool.claim(name) is not None
     assert spool.claim(name) is None
@@ -154,7 +161,7 @@ def _claimer(root) -> tuple[subprocess.Popen, list[str]]:
 
 def test_recover_puts_back_claimed_and_drops_partial(tmp_path):
     spool = Spool(tmp_path)
-    sid = spool.put(b"claimed by a process that died", ENV)
+    sid = sealed(spool, [(b"claimed by a process that died", ENV)])[0]
     (name,) = spool.pending()
     proc, ids = _claimer(tmp_path)
     assert ids == [sid]
@@ -172,11 +179,11 @@ def test_recover_leaves_alone_what_a_live_process_holds(tmp_path):
     """A worker starting beside another (a listener's, or a second `bounced worker
     --spool`) takes back only what nobody holds: never a file being ingested."""
     spool = Spool(tmp_path)
-    held = spool.put(b"held by a live worker", ENV)
+    held = sealed(spool, [(b"held by a live worker", ENV)])[0]
     proc, ids = _claimer(tmp_path)
     try:
         assert ids == [held]
-        free = spool.put(b"claimed here, by this process", ENV)
+        free = sealed(spool, [(b"claimed here, by this process", ENV)])[0]
         (name,) = spool.pending()
         assert [i.id for i in spool.claim(name)] == [free]
         assert Spool(tmp_path).recover() == 0  # both held: one elsewhere, one here
@@ -216,7 +223,7 @@ def test_recover_leaves_a_live_listeners_open_segment_alone(tmp_path):
 
 def test_processes_claiming_one_spool_take_each_file_once(tmp_path):
     spool = Spool(tmp_path)
-    written = {spool.put(str(i).encode(), ENV) for i in range(300)}
+    written = {sealed(spool, [(str(i).encode(), ENV)])[0] for i in range(300)}
     argv = [sys.executable, "-c", CLAIMER, str(tmp_path)]
     procs = [
         subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -259,7 +266,7 @@ def test_reads_a_file_of_the_one_message_format(tmp_path):
 def test_bytes_and_envelope_round_trip(tmp_path_factory, raw, sender, rcpts):
     spool = Spool(tmp_path_factory.mktemp("spool"))
     envelope = Envelope(sender, tuple(rcpts), "::1")
-    spool.put(raw, envelope)
+    sealed(spool, [(raw, envelope)])
     (item,) = claim_all(spool)
     assert item.raw == raw
     assert (item.envelope.mail_from, item.envelope.rcpt_tos) == (sender, tuple(rcpts))

@@ -101,7 +101,9 @@ def _fill(spool: Spool, files: range, per_file: int) -> dict[str, str]:
             raw = make_dsn(rcpt, original_id=f"<o{f}x{m}@s>", message_id=f"<d{f}x{m}@x>")
             batch.append((raw, Envelope("<>", RCPT, "127.0.0.1")))
         rcpts = [f"u{f}x{m}@example.org" for m in range(per_file)]
-        written |= dict(zip(spool.put_many(batch), rcpts, strict=True))
+        ids = spool.append(batch)
+        spool.seal()
+        written |= dict(zip(ids, rcpts, strict=True))
     return written
 
 
