@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bounced import Bounce, Kind, Report, parse
-from bounced.sources import split_mbox
+from bounced.inputs.sources import split_mbox
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "sisimai"

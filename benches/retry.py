@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from dsn_builder import make_dsn, soft
 
-from bounced.api import Suppressions
 from bounced.config import Settings, WebhookSettings
-from bounced.dispatch import WebhookDispatcher
-from bounced.sent import SendingLog
-from bounced.worker import Worker
+from bounced.sending.dispatch import WebhookDispatcher
+from bounced.sending.log import SendingLog
+from bounced.sending.worker import Worker
+from bounced.suppressions import Suppressions
 
 
 class Counting(BaseHTTPRequestHandler):
@@ -130,7 +130,7 @@ def due_ids(url: str) -> list[int]:
     """Plan ids of every successful hand-over in the dispatch log."""
     from sqlalchemy import select
 
-    from bounced.sending_tables import RetryDispatch
+    from bounced.db.tables import RetryDispatch
 
     table = RetryDispatch.__table__  # type: ignore[attr-defined]
     with Suppressions.open(settings_for(url, 100)) as sup, sup.store.engine.connect() as conn:

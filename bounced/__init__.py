@@ -5,16 +5,36 @@ from typing import TYPE_CHECKING
 from bounced.dsn import Bounce, BounceClass, Kind, Reason, Report, parse
 
 if TYPE_CHECKING:
-    from bounced.api import Suppressions
+    from bounced.db.store import Filters
+    from bounced.suppressions import Check, Ingested, Suppressions
 
-__all__ = ["Bounce", "BounceClass", "Kind", "Reason", "Report", "Suppressions", "parse"]
+__all__ = [
+    "Bounce",
+    "BounceClass",
+    "Check",
+    "Filters",
+    "Ingested",
+    "Kind",
+    "Reason",
+    "Report",
+    "Suppressions",
+    "parse",
+]
+
+#: Names served lazily: the store pulls in SQLAlchemy and Alembic, and `import bounced`
+#: for parsing alone (and every parse worker process) should not pay for them.
+_LAZY = {
+    "Suppressions": "bounced.suppressions",
+    "Check": "bounced.suppressions",
+    "Ingested": "bounced.suppressions",
+    "Filters": "bounced.db.store",
+}
 
 
 def __getattr__(name: str) -> object:
-    # The store pulls in SQLAlchemy and Alembic; `import bounced` for parsing alone
-    # (and every parse worker process) should not pay for them.
-    if name == "Suppressions":
-        from bounced.api import Suppressions
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bounced' has no attribute {name!r}")
+    import importlib
 
-        return Suppressions
-    raise AttributeError(f"module 'bounced' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -112,7 +112,7 @@ class RelaySettings:
 
 @dataclass(frozen=True, slots=True)
 class RetrySettings:
-    """`[retry]`: when soft-bounced messages are resent, and how (see bounced.retry)."""
+    """`[retry]`: when soft-bounced messages are resent, and how (see bounced.sending.plans)."""
 
     schedule: tuple[timedelta, ...] = (
         timedelta(minutes=15),
@@ -138,7 +138,8 @@ class RetrySettings:
 
 @dataclass(frozen=True, slots=True)
 class ListenerSettings:
-    """`[listener]`: the SMTP server that receives bounces (`bounced serve`, bounced.listener).
+    """`[listener]`: the SMTP server that receives bounces (`bounced serve`,
+    bounced.listener.server).
     `domains` are bounce domains (`bounces.example.com`) or whole addresses; RCPT for
     anything else is refused, so the listener is never a relay. `retention`: `archive`
     (keep processed messages in the spool's done/) or `delete`. `worker`: ingest the

@@ -2,8 +2,19 @@
 
 Callers catch `BouncedError` to handle every expected failure in one place (the
 CLI turns each into one plain line and an exit code); anything else escaping
-is a bug. `parse()` never raises at all: these concern configuration, addresses
-and the store.
+is a bug. `parse()` never raises at all: these concern configuration, the rules
+files, addresses, the store, the sending log and the retry dispatch.
+
+    BouncedError
+    ├── ConfigError          a setting that cannot be read
+    ├── RulesError           a rules file that is malformed (also a ValueError)
+    ├── InvalidAddress       text that is no address (also a ValueError)
+    ├── UnknownAddress       an address the store never saw (also a LookupError)
+    ├── UnknownSelection     a selection name that does not exist (also a LookupError)
+    ├── UnknownPlan          a retry plan id that does not exist (also a LookupError)
+    ├── UnknownMessage       an inbox message id that does not exist (also a LookupError)
+    ├── DatabaseUnavailable  the database cannot be reached or opened
+    └── DispatchError        a retry that did not go out
 """
 
 from __future__ import annotations
@@ -12,8 +23,12 @@ __all__ = [
     "BouncedError",
     "ConfigError",
     "DatabaseUnavailable",
+    "DispatchError",
     "InvalidAddress",
+    "RulesError",
     "UnknownAddress",
+    "UnknownMessage",
+    "UnknownPlan",
     "UnknownSelection",
 ]
 
@@ -54,3 +69,23 @@ class UnknownSelection(BouncedError, LookupError):
 
 class DatabaseUnavailable(BouncedError):
     """The database URL is wrong or the server cannot be reached."""
+
+
+class UnknownPlan(BouncedError, LookupError):
+    """A retry plan id that does not exist."""
+
+
+class UnknownMessage(BouncedError, LookupError):
+    """No inbox message has this id."""
+
+
+class RulesError(BouncedError, ValueError):
+    """A rules file is malformed (unknown reason or key, duplicate phrase, bad pattern)."""
+
+
+class DispatchError(BouncedError):
+    """A retry that did not go out; `permanent` when trying again cannot help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent

@@ -72,7 +72,7 @@ _STRENGTH = (
 )
 
 
-#: The detector of the event recorded when a message's resends are used up (bounced.retry):
+#: The detector of the event recorded when a message's resends are used up (bounced.sending.plans):
 #: the one way a `retries_exhausted` block comes about, kept as an event so replays see it.
 EXHAUSTED = "retries_exhausted"
 

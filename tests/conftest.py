@@ -1,13 +1,15 @@
 """Shared fixtures: a fresh store database on SQLite and on PostgreSQL; a TLS certificate.
 
 Any test that takes `database_url` runs once per database. PostgreSQL comes
-from BOUNCED_TEST_DATABASE_URL (CI sets postgresql://postgres@127.0.0.1:5432/test);
+from BOUNCED_TEST_DATABASE_URL, else the default postgresql://postgres@127.0.0.1:5432/test
+when a server answers there (so the README's test command and CI test the same);
 each test gets its own schema, dropped afterwards, so tests never see each
-other's rows. Without the variable the PostgreSQL runs are skipped, saying why.
+other's rows. When no server answers, the PostgreSQL runs are skipped, saying why.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 
@@ -15,6 +17,22 @@ import pytest
 from sqlalchemy.engine import make_url
 
 PG_ENV = "BOUNCED_TEST_DATABASE_URL"
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@functools.cache
+def postgres_base() -> tuple[str | None, str]:
+    """The PostgreSQL URL to test against, or None and why there is none."""
+    base = os.environ.get(PG_ENV)
+    if base:
+        return base, ""
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_DEFAULT, connect_timeout=2):
+            return PG_DEFAULT, ""
+    except Exception as exc:  # any failure means: no server to test against
+        return None, f"{PG_ENV} is not set and no PostgreSQL answers at {PG_DEFAULT} ({exc})"
 
 
 def _pg_schema_url(base: str, schema: str) -> str:
@@ -28,9 +46,9 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'bounced.db'}"
         return
-    base = os.environ.get(PG_ENV)
+    base, why = postgres_base()
     if not base:
-        pytest.skip(f"{PG_ENV} is not set: no PostgreSQL to test against")
+        pytest.skip(why)
     psycopg = pytest.importorskip("psycopg")
     schema = "t_" + uuid.uuid4().hex[:16]
     with psycopg.connect(base, autocommit=True) as conn:

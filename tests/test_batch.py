@@ -1,13 +1,13 @@
-"""bounced.batch: order, pass-through of unreadable inputs, and a parser that fails."""
+"""bounced.inputs.batch: order, pass-through of unreadable inputs, and a parser that fails."""
 
 from __future__ import annotations
 
 import pytest
 
-from bounced import batch
-from bounced.batch import Parsed, parse_sources
 from bounced.dsn import Report
-from bounced.sources import Message, Unreadable
+from bounced.inputs import batch
+from bounced.inputs.batch import Parsed, parse_sources
+from bounced.inputs.sources import Message, Unreadable
 
 
 def inputs(count: int) -> list[Message | Unreadable]:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bounced.batch import Parsed
-from bounced.cli import _parse_rows
+from bounced.cli.parse import parse_rows
+from bounced.cli.terminal import Feedback
 from bounced.dsn import Kind, Report
-from bounced.sources import Message
-from bounced.terminal import Feedback
+from bounced.inputs.batch import Parsed
+from bounced.inputs.sources import Message
 
 COLUMNS = [
     "file",
@@ -247,6 +247,6 @@ def test_a_bounce_without_any_recipient_still_gets_a_row() -> None:
     report = Report(kind=Kind.FAILED, detector="text")
     parsed = Parsed(Message("x.eml", b""), report)
     feedback = Feedback(progress=False, stderr=io.StringIO())
-    [row] = _parse_rows([parsed], feedback, show_all=False)
+    [row] = parse_rows([parsed], feedback, show_all=False)
     expected = {"file": "x.eml", "kind": "failed", "detector": "text"}
     assert row == dict.fromkeys(COLUMNS, "") | expected

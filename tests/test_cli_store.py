@@ -15,7 +15,7 @@ import pytest
 from dsn_builder import make_dsn, sender_side, soft
 
 from bounced.config import Settings
-from bounced.store import SCHEMA_REVISION, Store
+from bounced.db.store import SCHEMA_REVISION, Store
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import time
 
 from dsn_builder import Rcpt, delayed, make_dsn, sender_side, soft
 
-from bounced.api import Suppressions
 from bounced.config import PolicySettings, Settings
+from bounced.suppressions import Suppressions
 
 PROCESSES = 4
 POLICY = {"max_returns": 3}
@@ -20,7 +20,7 @@ POLICY = {"max_returns": 3}
 WORKER = textwrap.dedent(
     """
     import pathlib, sys, time
-    from bounced.api import Suppressions
+    from bounced.suppressions import Suppressions
     from bounced.config import PolicySettings, Settings
     url, listing, go = sys.argv[1:4]
     paths = pathlib.Path(listing).read_text().split()

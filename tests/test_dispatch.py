@@ -24,12 +24,18 @@ from aiosmtpd.smtp import AuthResult
 from dsn_builder import make_dsn, soft
 from test_sending import Clock
 
-from bounced.api import Suppressions
 from bounced.config import RelaySettings, Settings, WebhookSettings
-from bounced.dispatch import SIGNATURE_HEADER, SmtpDispatcher, Step, WebhookDispatcher, relay_steps
-from bounced.retry import PlanStatus
-from bounced.sent import SendingLog
-from bounced.worker import Worker
+from bounced.sending.dispatch import (
+    SIGNATURE_HEADER,
+    SmtpDispatcher,
+    Step,
+    WebhookDispatcher,
+    relay_steps,
+)
+from bounced.sending.log import SendingLog
+from bounced.sending.plans import PlanStatus
+from bounced.sending.worker import Worker
+from bounced.suppressions import Suppressions
 
 RAW = (
     b"Return-Path: <bounces+x@sender.example.com>\r\nFrom: Shop <shop@sender.example.com>\r\n"

@@ -20,10 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bounced import verp
-from bounced.api import Suppressions
 from bounced.errors import UnknownAddress
-from bounced.inbox import Inbox
-from bounced.listener import _SMTP
+from bounced.listener.inbox import Inbox
+from bounced.listener.server import _SMTP
+from bounced.suppressions import Suppressions
 
 DOMAIN = "b.example.com"
 SECRET = "test-secret"

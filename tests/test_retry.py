@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from bounced.config import RetrySettings
 from bounced.dsn import Kind, Reason
 from bounced.policy import AddressState, BlockReason, Event, State, decide
-from bounced.retry import (
+from bounced.sending.plans import (
     PlanStatus,
     Signal,
     backoff,

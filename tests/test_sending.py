@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dsn_builder import Rcpt, delayed, make_dsn, soft
 
-from bounced.api import Suppressions
 from bounced.config import Settings
 from bounced.errors import BouncedError
-from bounced.retry import PlanStatus
-from bounced.sent import SYNC_BATCH, SendingLog, SentStatus
-from bounced.worker import Worker
+from bounced.sending.log import SYNC_BATCH, SendingLog, SentStatus
+from bounced.sending.plans import PlanStatus
+from bounced.sending.worker import Worker
+from bounced.suppressions import Suppressions
 
 MID = "<orig-1@sender.example.com>"
 RCPT = "full@example.org"
@@ -167,7 +167,7 @@ def test_cancel_by_hand(log):
 
 def test_a_verp_token_links_a_bounce_that_names_no_message(log):
     from bounced import parse
-    from bounced.intake import VERP_DETECTOR, with_recipient
+    from bounced.listener.intake import VERP_DETECTOR, with_recipient
 
     log.record(RCPT, MID)
     bare = make_dsn(soft(RCPT), original_id=None)  # the original's headers are not returned
@@ -182,7 +182,7 @@ def test_a_verp_token_links_a_bounce_that_names_no_message(log):
 
 
 def test_a_timed_out_claim_is_taken_over_and_its_late_result_ignored(log, clock):
-    from bounced.sent import Outcome
+    from bounced.sending.log import Outcome
 
     log.record(RCPT, MID)
     bounce(log)

@@ -1,4 +1,4 @@
-"""bounced.sources against real files, directories, mboxes, Maildirs and streams."""
+"""bounced.inputs.sources against real files, directories, mboxes, Maildirs and streams."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bounced.sources import Message, Unreadable, iter_sources, split_mbox
+from bounced.inputs.sources import Message, Unreadable, iter_sources, split_mbox
 
 FROM_LINE = b"From MAILER-DAEMON Thu Apr 29 23:34:45 2015\n"
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bounced.spool import Envelope, Spool, Spooled
+from bounced.listener.spool import Envelope, Spool, Spooled
 
 ENV = Envelope("mailer-daemon@example.net", ("bounces+abc@b.example.com",), "127.0.0.1", "mx")
 
@@ -84,7 +84,7 @@ def _torn(tmp_path, tail: bytes) -> tuple[Spool, list[str], str]:
     died mid-append leaves it (its lock gone with it); then a start."""
     script = (
         "import os, sys\n"
-        "from bounced.spool import Envelope, Spool\n"
+        "from bounced.listener.spool import Envelope, Spool\n"
         "spool = Spool(sys.argv[1])\n"
         f"ids = spool.append([(b'kept one', {ENV!r}), (b'kept two', {ENV!r})])\n"
         "print(' '.join(ids), flush=True)\n"
@@ -145,7 +145,7 @@ def test_claim_twice_gives_none(tmp_path):
 
 CLAIMER = """
 import sys
-from bounced.spool import Spool
+from bounced.listener.spool import Spool
 spool = Spool(sys.argv[1])
 print(*[i.id for name in spool.pending() for i in spool.claim(name) or ()], flush=True)
 sys.stdin.read()  # holds its claims until told to end (or killed)
@@ -197,7 +197,7 @@ def test_recover_leaves_alone_what_a_live_process_holds(tmp_path):
 
 APPENDER = """
 import sys
-from bounced.spool import Envelope, Spool
+from bounced.listener.spool import Envelope, Spool
 spool = Spool(sys.argv[1])
 env = Envelope("mailer-daemon@example.net", ("b@b.example.com",))
 print(*spool.append([(b"one", env), (b"two", env)]), flush=True)
@@ -274,7 +274,7 @@ def test_bytes_and_envelope_round_trip(tmp_path_factory, raw, sender, rcpts):
 
 WRITER = """
 import sys
-from bounced.spool import Envelope, Spool
+from bounced.listener.spool import Envelope, Spool
 spool = Spool(sys.argv[1])
 body = b"x" * 200_000
 i = 0

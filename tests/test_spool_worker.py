@@ -15,10 +15,10 @@ import pytest
 from dsn_builder import make_dsn
 from test_listener import WAIT, Server, _burst, events, eventually
 
-from bounced.api import Suppressions
 from bounced.errors import UnknownAddress
-from bounced.inbox import Inbox
-from bounced.spool import Envelope, Spool
+from bounced.listener.inbox import Inbox
+from bounced.listener.spool import Envelope, Spool
+from bounced.suppressions import Suppressions
 
 RCPT = ("bounces@b.example.com",)
 

@@ -4,18 +4,17 @@ loopback that the test cuts and restores."""
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 import uuid
 
 import pytest
-from conftest import PG_ENV, _pg_schema_url
+from conftest import _pg_schema_url, postgres_base
 from sqlalchemy.engine import make_url
 from test_dispatch import open_log, plans
 from test_sending import Clock
 
-from bounced.worker import Pass, Worker
+from bounced.sending.worker import Pass, Worker
 
 
 class Proxy:
@@ -76,9 +75,9 @@ class Proxy:
 
 @pytest.fixture
 def proxied_url():
-    base = os.environ.get(PG_ENV)
+    base, why = postgres_base()
     if not base:
-        pytest.skip(f"{PG_ENV} is not set: no PostgreSQL to test against")
+        pytest.skip(why)
     psycopg = pytest.importorskip("psycopg")
     url = make_url(base)
     proxy = Proxy((url.host or "127.0.0.1", url.port or 5432))

@@ -3,7 +3,7 @@
 The SMTP side is thin on purpose: RCPT is accepted only for the configured bounce
 domains and addresses (550 5.7.1 otherwise: never a relay); DATA is written to the
 spool (fsynced, renamed) and only then answered 250. Parsing and the database
-happen later, in a worker thread of the same process (bounced.spool_worker; or,
+happen later, in a worker thread of the same process (bounced.listener.spool_worker; or,
 with `[listener] worker = false`, in `bounced worker --spool`), so a slow store
 never slows the SMTP dialogue and a crash never loses an acknowledged message.
 
@@ -38,8 +38,8 @@ from aiosmtpd.smtp import SMTP
 
 from bounced.config import ListenerSettings, Settings
 from bounced.errors import ConfigError
-from bounced.spool import Envelope, Spool
-from bounced.spool_worker import SpoolWorker
+from bounced.listener.spool import Envelope, Spool
+from bounced.listener.spool_worker import SpoolWorker
 
 __all__ = ["EventLog", "Listener", "accepts", "serve"]
 
@@ -351,8 +351,8 @@ class Listener:
 
     def start(self) -> None:
         """Replay the spool, start the worker (unless another process ingests), listen."""
-        from bounced.api import Suppressions
-        from bounced.inbox import Inbox
+        from bounced.listener.inbox import Inbox
+        from bounced.suppressions import Suppressions
 
         back = self.spool.recover()
         self.log("replay", pending=len(self.spool.pending()), reclaimed=back)

@@ -13,47 +13,22 @@ One row per spooled message (unique `spool_id`), so a message handed over twice
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, LargeBinary, Text, delete, select, update
-from sqlmodel import Field, SQLModel
+from sqlalchemy import delete, select, update
 
+from bounced.db.tables import InboxMessage
 from bounced.dsn import parse
-from bounced.errors import BouncedError
-from bounced.spool import Envelope
-from bounced.tables import _big_id, _text, _time
+from bounced.errors import UnknownMessage
+from bounced.listener.spool import Envelope
 
 if TYPE_CHECKING:
-    from bounced.api import Ingested, Suppressions
+    from bounced.suppressions import Ingested, Suppressions
 
-__all__ = ["INBOX_COLUMNS", "Inbox", "InboxMessage", "UnknownMessage"]
+__all__ = ["INBOX_COLUMNS", "Inbox"]
 
 #: Columns of `bounced inbox list`.
 INBOX_COLUMNS = ("id", "received_at", "mail_from", "rcpt_tos", "subject", "reason", "assigned_to")
-
-
-class UnknownMessage(BouncedError):
-    """No inbox message has this id."""
-
-
-class InboxMessage(SQLModel, table=True):
-    """One message kept aside (migration 0003)."""
-
-    __tablename__ = "inbox"
-
-    id: int | None = _big_id()
-    spool_id: str = Field(sa_type=Text, unique=True)
-    mail_from: str = _text()
-    #: Envelope recipients, comma-separated.
-    rcpt_tos: str = _text()
-    client: str = _text()
-    subject: str = _text()
-    reason: str = _text()
-    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    received_at: datetime | None = _time(nullable=False, index=True)
-    assigned_to: str = _text()
-    assigned_at: datetime | None = _time()
 
 
 T = InboxMessage.__table__  # type: ignore[attr-defined]
@@ -103,7 +78,7 @@ class Inbox:
 
     def assign(self, message_id: int, address: str) -> Ingested:
         """Record the message as a failed delivery to `address` and mark it assigned."""
-        from bounced.intake import with_recipient
+        from bounced.listener.intake import with_recipient
 
         normal = self.sup.normalize(address)
         row = self.get(message_id)

@@ -17,7 +17,6 @@ policy. Errors are the documented ones in `bounced.errors` (re-exported here):
 from __future__ import annotations
 
 import getpass
-import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -26,7 +25,8 @@ from typing import Any, NamedTuple, TextIO
 
 from bounced.addresses import normalize, normalize_allow_entry, normalize_many
 from bounced.config import Settings, load_settings
-from bounced.dsn import Bounce, Report, parse
+from bounced.db.store import LIST_COLUMNS, NO_FILTERS, Change, Filters, Incoming, Store, batched
+from bounced.dsn import Report, parse
 from bounced.errors import (
     BouncedError,
     ConfigError,
@@ -36,8 +36,8 @@ from bounced.errors import (
     UnknownSelection,
 )
 from bounced.formats import Format, write_rows
+from bounced.keys import message_key, notice_id
 from bounced.policy import Action, Effect
-from bounced.store import LIST_COLUMNS, NO_FILTERS, Change, Filters, Incoming, Store, batched
 
 __all__ = [
     "AdminResult",
@@ -54,7 +54,6 @@ __all__ = [
     "Suppressions",
     "UnknownAddress",
     "UnknownSelection",
-    "message_key",
     "plain",
 ]
 
@@ -62,7 +61,6 @@ __all__ = [
 #: small enough that concurrent writers never wait long for the lock (measured: 50
 #: made four SQLite writers twice as slow, 10 costs one writer nothing).
 INGEST_BATCH = 10
-_MAX_KEY = 200
 
 
 class Outcome(StrEnum):
@@ -134,29 +132,6 @@ class AdminResult:
 
     done: list[str]
     unknown: list[str]
-
-
-def notice_id(report: Report, raw: bytes | str) -> str:
-    """The identity of the returned notice itself: its Message-ID, else a digest of its
-    bytes. The same notice delivered twice is one event; a resend that bounces again
-    (a new notice, often word for word the same) is another."""
-    if report.message_id.strip():
-        return report.message_id.strip()
-    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def message_key(bounce: Bounce, notice: str, address: str) -> str:
-    """One original message for one address: the original Message-ID when the bounce
-    carries it; otherwise the notice's identity (`notice_id`) with the recipient, so
-    that at least the same notice ingested twice is one return."""
-    original = bounce.original_message_id.strip().strip("<>").strip()
-    if original:
-        if len(original) <= _MAX_KEY:
-            return "mid:" + original
-        return "mid-sha256:" + hashlib.sha256(original.encode()).hexdigest()
-    digest = hashlib.sha256(f"{notice}\0{address}".encode()).hexdigest()
-    return "bounce:" + digest[:40]
 
 
 def plain(row: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
 from bounced.dsn import Report, parse
-from bounced.sources import Message, Source, Unreadable
+from bounced.inputs.sources import Message, Source, Unreadable
 
 if TYPE_CHECKING:
     from concurrent.futures import Future

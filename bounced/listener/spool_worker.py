@@ -3,8 +3,8 @@
 It runs as a thread of `bounced serve` (the default), or in another process:
 `bounced worker --spool`, with the listener's own worker off (`[listener] worker
 = false`) or beside it; the spool may be on a disk several hosts share. Each file
-is claimed by exactly one worker (see bounced.spool), and ingesting a message
-again after a crash is harmless (see bounced.intake), so any number of workers
+is claimed by exactly one worker (see bounced.listener.spool), and ingesting a message
+again after a crash is harmless (see bounced.listener.intake), so any number of workers
 may drain one spool.
 
 `busy` says whether SMTP sessions are open in this process: parsing holds the GIL
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bounced.config import Settings
-from bounced.inbox import Inbox
-from bounced.intake import Intake, intake
-from bounced.spool import Spool, Spooled
+from bounced.listener.inbox import Inbox
+from bounced.listener.intake import Intake, intake
+from bounced.listener.spool import Spool, Spooled
 
 __all__ = ["SpoolPass", "SpoolWorker"]
 

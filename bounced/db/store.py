@@ -5,7 +5,7 @@ Exact counting with several processes comes from the database, never from
 in-process locks: every unit of work is one transaction that first takes the
 rows it changes (SQLite: `BEGIN IMMEDIATE`, one writer at a time; PostgreSQL:
 `SELECT … FOR UPDATE` on the address rows, in sorted order so two writers
-never deadlock), and the unique keys in `bounced.tables` refuse a bounce
+never deadlock), and the unique keys in `bounced.db.tables` refuse a bounce
 recorded twice even if everything else went wrong. A transaction that loses a
 deadlock or a lock race is retried whole.
 
@@ -52,6 +52,8 @@ from sqlalchemy.sql.functions import aggregate_strings
 
 from bounced.addresses import domain_of, normalize_allow_entry
 from bounced.config import Settings
+from bounced.db.tables import Address, Allow, Audit, Member, Selection
+from bounced.db.tables import Event as EventRow
 from bounced.dsn import TEXT_FACTS, Bounce, BounceClass, Kind, Reason
 from bounced.errors import BouncedError, DatabaseUnavailable, UnknownSelection
 from bounced.policy import (
@@ -68,8 +70,6 @@ from bounced.policy import (
     replay,
     set_allowed,
 )
-from bounced.tables import Address, Allow, Audit, Member, Selection
-from bounced.tables import Event as EventRow
 
 __all__ = [
     "LIST_COLUMNS",
@@ -134,7 +134,7 @@ _EVENT_KEY = ("address_id", "message_key", "kind", "status", "notice")
 class Incoming:
     """One bounce row to record, with its normalised address, the key of the original
     message (what returns are counted by) and the identity of the notice that said it
-    (what duplicates are recognised by; bounced.api.notice_id)."""
+    (what duplicates are recognised by; bounced.suppressions.notice_id)."""
 
     address: str
     message_key: str

@@ -4,8 +4,8 @@ what is resent when.
 Senders record what they send (`SendingLog.record`). Bounces reach the store the
 usual way (ingest, the listener); `sync` reads the new bounce events in id order
 and links each one to its sent message by the key both share (the original
-Message-ID, see `bounced.api.message_key`), then moves the message's retry plan
-with the pure functions of `bounced.retry`. Plans are claimed for dispatch with
+Message-ID, see `bounced.keys.message_key`), then moves the message's retry plan
+with the pure functions of `bounced.sending.plans`. Plans are claimed for dispatch with
 `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL (one writer at a time on
 SQLite), and handed over at most once per attempt: a unique index on the
 dispatch log refuses a second hand-over of the same attempt.
@@ -26,14 +26,17 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, or_, select, update
 
 from bounced.addresses import domain_of
-from bounced.api import Suppressions, message_key
 from bounced.config import RetrySettings
+from bounced.db.store import CHUNK, Incoming
+from bounced.db.tables import Address, EventCursor, RetryDispatch, RetryPlan, SentMessage
+from bounced.db.tables import Event as EventRow
 from bounced.dsn import Bounce, BounceClass, Kind, Reason, Report
-from bounced.errors import BouncedError
+from bounced.dsn.reply import DETECTOR, bounce_of_reply
+from bounced.errors import BouncedError, UnknownPlan
+from bounced.keys import message_key
 from bounced.policy import EXHAUSTED, Verdict, classify
 from bounced.policy import Event as PolicyEvent
-from bounced.reply import DETECTOR, bounce_of_reply
-from bounced.retry import (
+from bounced.sending.plans import (
     Plan,
     PlanStatus,
     Signal,
@@ -44,10 +47,7 @@ from bounced.retry import (
     quiet,
     start,
 )
-from bounced.sending_tables import EventCursor, RetryDispatch, RetryPlan, SentMessage
-from bounced.store import CHUNK, Incoming
-from bounced.tables import Address
-from bounced.tables import Event as EventRow
+from bounced.suppressions import Suppressions
 
 __all__ = [
     "PLAN_COLUMNS",
@@ -56,7 +56,6 @@ __all__ = [
     "Outcome",
     "SendingLog",
     "SentStatus",
-    "UnknownPlan",
 ]
 
 SM = SentMessage.__table__  # type: ignore[attr-defined]
@@ -109,10 +108,6 @@ class SentStatus(StrEnum):
     BOUNCED_HARD = "bounced_hard"
     RETRYING = "retrying"
     DELIVERED = "delivered"
-
-
-class UnknownPlan(BouncedError, LookupError):
-    """A retry plan id that does not exist."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +222,7 @@ class SendingLog:
     # --- the sending log ----------------------------------------------------------------
 
     def key(self, address: str, message_id: str) -> str:
-        """The key bounces of this message will carry (bounced.api.message_key)."""
+        """The key bounces of this message will carry (bounced.keys.message_key)."""
         bounce = Bounce(address, Kind.FAILED, original_message_id=message_id)
         return message_key(bounce, "", address)
 

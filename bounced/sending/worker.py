@@ -15,9 +15,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bounced.dispatch import Dispatcher, DispatchError
-from bounced.errors import DatabaseUnavailable
-from bounced.sent import Outcome, SendingLog
+from bounced.errors import DatabaseUnavailable, DispatchError
+from bounced.sending.dispatch import Dispatcher
+from bounced.sending.log import Outcome, SendingLog
 
 __all__ = ["Pass", "Worker", "worker_name"]
 

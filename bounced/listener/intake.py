@@ -19,8 +19,8 @@ from enum import StrEnum
 from bounced import verp
 from bounced.config import VerpSettings
 from bounced.dsn import Bounce, Kind, Report, parse
-from bounced.inbox import Inbox
-from bounced.spool import Spooled
+from bounced.listener.inbox import Inbox
+from bounced.listener.spool import Spooled
 
 __all__ = ["Intake", "Route", "find_token", "intake", "with_recipient"]
 
@@ -81,7 +81,7 @@ def with_recipient(report: Report, recipient: str, message_key: str, *, detector
 
 def intake(item: Spooled, inbox: Inbox, settings: VerpSettings) -> Intake:
     """Ingest one spooled message (or keep it aside). Safe to repeat."""
-    from bounced.api import Outcome
+    from bounced.suppressions import Outcome
 
     report = parse(item.raw)
     token = find_token(item.envelope.rcpt_tos, settings)

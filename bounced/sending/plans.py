@@ -4,7 +4,7 @@ Pure functions over a frozen `Plan`; the time (`now`) and the randomness of the
 jitter (`spread`, a number in [0, 1)) are passed in, so the same inputs always
 give the same plan and tests move days by passing later times. The store
 (bounced.sending) keeps the plans and applies what these functions return; the
-worker (bounced.worker) hands due plans to a dispatcher.
+worker (bounced.sending.worker) hands due plans to a dispatcher.
 
 The life of a plan:
 

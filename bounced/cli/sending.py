@@ -1,8 +1,8 @@
 """The sending-log and retry commands of `bounced`: sent, retries, worker, smtp test.
 
 Registered on the same typer app as the other commands (see the end of bounced.cli),
-each a thin layer over `bounced.sent.SendingLog`, `bounced.worker.Worker` and
-`bounced.dispatch`, with the exit codes of bounced.cli_support (0 done, 1 something
+each a thin layer over `bounced.sending.log.SendingLog`, `bounced.sending.worker.Worker` and
+`bounced.sending.dispatch`, with the exit codes of bounced.cli.support (0 done, 1 something
 in the input was wrong or a step failed, 2 configuration or database errors).
 """
 
@@ -15,23 +15,29 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bounced.cli import FormatOption, SpoolDirOption, app, command_group
-from bounced.cli_support import command_settings, point_in_time, print_rows, suppressions
+from bounced.cli.support import (
+    FormatOption,
+    SpoolDirOption,
+    command_settings,
+    point_in_time,
+    print_rows,
+    suppressions,
+)
+from bounced.cli.terminal import say
 from bounced.formats import Format, write_document
-from bounced.terminal import say
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from bounced.config import Settings
-    from bounced.sent import SendingLog
-    from bounced.spool_worker import SpoolWorker
+    from bounced.listener.spool_worker import SpoolWorker
+    from bounced.sending.log import SendingLog
 
 __all__ = ["retries_app", "sent_app", "smtp_app"]
 
-sent_app = command_group("sent", "The sending log: what was sent, and what became of it.")
-retries_app = command_group("retries", "Retry plans of soft-bounced messages.")
-smtp_app = command_group("smtp", "The relay that resends retries (dispatch = smtp).")
+sent_app = typer.Typer(help="The sending log: what was sent, and what became of it.")
+retries_app = typer.Typer(help="Retry plans of soft-bounced messages.")
+smtp_app = typer.Typer(help="The relay that resends retries (dispatch = smtp).")
 
 DISPATCH_COLUMNS = ("at", "attempt", "outcome", "channel", "worker", "detail")
 DUE_COLUMNS = ("plan_id", "recipient", "message_id", "subject", "attempt", "due_at", "reason")
@@ -39,7 +45,7 @@ DUE_COLUMNS = ("plan_id", "recipient", "message_id", "subject", "attempt", "due_
 
 @contextmanager
 def _log(ctx: typer.Context) -> "Iterator[SendingLog]":
-    from bounced.sent import SendingLog
+    from bounced.sending.log import SendingLog
 
     with suppressions(ctx) as sup:
         yield SendingLog(sup)
@@ -69,7 +75,7 @@ def sent_record(
     output_format: FormatOption = None,
 ) -> None:
     """Log one sent message; with --failed the error is read as a bounce."""
-    from bounced.sent import SENT_COLUMNS, SentStatus
+    from bounced.sending.log import SENT_COLUMNS, SentStatus
 
     if failed and not error.strip():
         say("--failed needs the server's reply in --error")
@@ -103,7 +109,7 @@ def sent_list(
     output_format: FormatOption = None,
 ) -> None:
     """The sending log, filtered."""
-    from bounced.sent import SENT_COLUMNS
+    from bounced.sending.log import SENT_COLUMNS
 
     with _log(ctx) as log:
         rows = log.sent_rows(
@@ -129,7 +135,7 @@ def retries_list(
     output_format: FormatOption = None,
 ) -> None:
     """Retry plans, filtered."""
-    from bounced.sent import PLAN_COLUMNS
+    from bounced.sending.log import PLAN_COLUMNS
 
     with _log(ctx) as log:
         print_rows(output_format, PLAN_COLUMNS, log.plans(status=status or (), address=address))
@@ -142,7 +148,7 @@ def retries_show(
     output_format: FormatOption = None,
 ) -> None:
     """One plan, its message and every hand-over."""
-    from bounced.api import plain
+    from bounced.suppressions import plain
 
     with _log(ctx) as log:
         shown = log.plan(plan_id)
@@ -185,8 +191,8 @@ def retries_due(
     output_format: FormatOption = None,
 ) -> None:
     """Retries due now (dispatch = pull: the sender resends them itself)."""
-    from bounced.sent import PLAN_COLUMNS
-    from bounced.worker import worker_name
+    from bounced.sending.log import PLAN_COLUMNS
+    from bounced.sending.worker import worker_name
 
     with _log(ctx) as log:
         log.sync()
@@ -198,7 +204,6 @@ def retries_due(
         print_rows(output_format, PLAN_COLUMNS, rows)
 
 
-@app.command("worker")
 def worker_command(
     ctx: typer.Context,
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit (cron).")] = False,
@@ -213,9 +218,10 @@ def worker_command(
     """Run the retry scheduler: read bounces, close and escalate plans, dispatch retries;
     with --spool (or --spool-dir) also the spool worker, ingesting what a listener
     received."""
-    from bounced.dispatch import DispatchError, dispatcher_for
-    from bounced.sent import SendingLog
-    from bounced.worker import Worker
+    from bounced.errors import DispatchError
+    from bounced.sending.dispatch import dispatcher_for
+    from bounced.sending.log import SendingLog
+    from bounced.sending.worker import Worker
 
     with suppressions(ctx) as sup, ExitStack() as stack:
         settings = sup.settings.retry
@@ -244,11 +250,11 @@ def worker_command(
 def _ingesting(settings: "Settings", spool_dir: str | None) -> "Iterator[SpoolWorker]":
     """A spool worker on its own store connection (it runs in a thread of its own), the
     spool replayed first: what a dead process had claimed goes back to new/."""
-    from bounced.api import Suppressions
-    from bounced.inbox import Inbox
-    from bounced.listener import EventLog
-    from bounced.spool import Spool
-    from bounced.spool_worker import SpoolWorker
+    from bounced.listener.inbox import Inbox
+    from bounced.listener.server import EventLog
+    from bounced.listener.spool import Spool
+    from bounced.listener.spool_worker import SpoolWorker
+    from bounced.suppressions import Suppressions
 
     log = EventLog(sys.stderr, as_json=settings.listener.log_format == "json")
     try:
@@ -318,7 +324,7 @@ def smtp_test(
     timeout: Annotated[str | None, typer.Option("--timeout", help="e.g. 10s.")] = None,
 ) -> None:
     """Open the relay step by step (connect, EHLO, STARTTLS, AUTH) and say what fails."""
-    from bounced.dispatch import Step, relay_steps
+    from bounced.sending.dispatch import Step, relay_steps
 
     given = {
         "host": host,
@@ -340,3 +346,11 @@ def smtp_test(
             item.quit()
             sys.stdout.write("ok   the relay is ready to take resends\n")
     raise typer.Exit(0 if ok else 1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the sending commands to `app`."""
+    app.command("worker")(worker_command)
+    app.add_typer(sent_app, name="sent")
+    app.add_typer(retries_app, name="retries")
+    app.add_typer(smtp_app, name="smtp")

@@ -2,7 +2,7 @@
 
 Registered on the same typer app as the other commands (see the end of
 bounced.cli); settings and the store come the way the store commands get them
-(bounced.cli_support), so `--config` and `--database-url` mean the same here.
+(bounced.cli.support), so `--config` and `--database-url` mean the same here.
 """
 
 import sys
@@ -10,13 +10,18 @@ from typing import Annotated
 
 import typer
 
-from bounced.cli import FormatOption, SpoolDirOption, app, command_group
-from bounced.cli_support import command_settings, print_rows, suppressions
-from bounced.terminal import say
+from bounced.cli.support import (
+    FormatOption,
+    SpoolDirOption,
+    command_settings,
+    print_rows,
+    suppressions,
+)
+from bounced.cli.terminal import say
 
 __all__ = ["verp_app"]
 
-verp_app = command_group("verp", "Signed VERP return paths.")
+verp_app = typer.Typer(help="Signed VERP return paths.")
 
 VERP_COLUMNS = ("recipient", "message_key", "valid", "reason")
 
@@ -70,7 +75,6 @@ def verp_decode(
     raise typer.Exit(0 if token.valid else 1)
 
 
-@app.command("serve")
 def serve_command(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on.")] = None,
@@ -83,7 +87,7 @@ def serve_command(
 ) -> None:
     """Receive bounces by SMTP: spool, then ingest. Stops cleanly on SIGTERM."""
     from bounced.errors import BouncedError
-    from bounced.listener import serve
+    from bounced.listener.server import serve
 
     overrides = {
         "listener.host": host,
@@ -100,7 +104,7 @@ def serve_command(
     raise typer.Exit(code)
 
 
-inbox_app = command_group("inbox", "Mail to the return path that is no bounce (kept, not counted).")
+inbox_app = typer.Typer(help="Mail to the return path that is no bounce (kept, not counted).")
 
 
 @inbox_app.command("list")
@@ -110,7 +114,7 @@ def inbox_list(
     output_format: FormatOption = None,
 ) -> None:
     """Messages waiting in the inbox, oldest first."""
-    from bounced.inbox import INBOX_COLUMNS, Inbox
+    from bounced.listener.inbox import INBOX_COLUMNS, Inbox
 
     with suppressions(ctx) as sup:
         print_rows(output_format, INBOX_COLUMNS, Inbox(sup).list(assigned=show_all))
@@ -121,8 +125,8 @@ def inbox_show(
     ctx: typer.Context, message_id: Annotated[int, typer.Argument(metavar="ID")]
 ) -> None:
     """The envelope, why it is here, and the message itself."""
-    from bounced.api import plain
-    from bounced.inbox import Inbox
+    from bounced.listener.inbox import Inbox
+    from bounced.suppressions import plain
 
     with suppressions(ctx) as sup:
         row = plain(Inbox(sup).get(message_id))
@@ -138,7 +142,7 @@ def inbox_assign(
     to: Annotated[str, typer.Option("--to", help="The address this message is about.")],
 ) -> None:
     """Record the message as a failed delivery to ADDR (the policy decides the rest)."""
-    from bounced.inbox import Inbox
+    from bounced.listener.inbox import Inbox
 
     with suppressions(ctx) as sup:
         result = Inbox(sup).assign(message_id, to)
@@ -152,7 +156,7 @@ def inbox_delete(
     message_ids: Annotated[list[int], typer.Argument(metavar="ID...")],
 ) -> None:
     """Erase messages from the inbox; exit 1 when some id was not there."""
-    from bounced.inbox import Inbox
+    from bounced.listener.inbox import Inbox
 
     with suppressions(ctx) as sup:
         done = Inbox(sup).delete(message_ids)
@@ -161,3 +165,10 @@ def inbox_delete(
         say(f"no inbox message {mid}")
     sys.stdout.write(f"deleted {len(done)}\n")
     raise typer.Exit(1 if missing else 0)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the listener commands to `app`."""
+    app.command("serve")(serve_command)
+    app.add_typer(verp_app, name="verp")
+    app.add_typer(inbox_app, name="inbox")

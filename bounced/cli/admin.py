@@ -1,9 +1,9 @@
 """The suppression-list commands of `bounced`: ingest, check, list, admin actions, selections.
 
 Registered on the same typer app as `bounced parse` (see the end of bounced.cli).
-Each command is a thin layer over `bounced.api.Suppressions`: it turns options
+Each command is a thin layer over `bounced.suppressions.Suppressions`: it turns options
 into calls and rows, and errors into one plain line on stderr and an exit code
-(the store, the rows out and the errors through bounced.cli_support):
+(the store, the rows out and the errors through bounced.cli.support):
 
 - 0: done (check: every address may be mailed),
 - 1: done, but something is wrong with the input (an address blocked for `check`,
@@ -29,19 +29,19 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
-from bounced.cli import FormatOption, app, command_group
-from bounced.cli_support import (
+from bounced.cli.support import (
+    FormatOption,
     buffered_stdout,
     command_settings,
     point_in_time,
     print_rows,
     suppressions,
 )
+from bounced.cli.terminal import Feedback, say
 from bounced.formats import Format, default_format, write_document
-from bounced.terminal import Feedback, say
 
 if TYPE_CHECKING:
-    from bounced.store import Filters
+    from bounced.db.store import Filters
 
 __all__ = ["CHECK_COLUMNS", "selection_app"]
 
@@ -50,9 +50,9 @@ CHECK_COLUMNS = ("address", "verdict", "state", "reason")
 #: Columns of the timeline in `bounced show`.
 TIMELINE_COLUMNS = ("at", "what", "kind", "reason", "status", "detail", "source")
 
-selection_app = command_group("selection", "Named sets of addresses (projects, campaign lists).")
-policy_app = command_group("policy", "The blocking policy.")
-db_app = command_group("db", "The database schema.")
+selection_app = typer.Typer(help="Named sets of addresses (projects, campaign lists).")
+policy_app = typer.Typer(help="The blocking policy.")
+db_app = typer.Typer(help="The database schema.")
 
 
 # --- addresses from arguments and files -----------------------------------------------------
@@ -194,7 +194,7 @@ _FILTER_OPTIONS: dict[str, Any] = {
 
 
 def _filters(values: dict[str, Any]) -> "Filters":
-    from bounced.store import Filters
+    from bounced.db.store import Filters
 
     since, until = values.pop("since"), values.pop("until")
     return Filters(
@@ -232,7 +232,6 @@ def with_filters(func: Callable[..., Any]) -> Callable[..., Any]:
 # --- commands ----------------------------------------------------------------------------------
 
 
-@app.command("ingest")
 def ingest_command(
     ctx: typer.Context,
     paths: Annotated[
@@ -256,8 +255,8 @@ def ingest_command(
     ] = None,
 ) -> None:
     """Parse returned messages and record them in the store."""
-    from bounced.batch import Parsed, parse_sources
-    from bounced.sources import iter_sources
+    from bounced.inputs.batch import Parsed, parse_sources
+    from bounced.inputs.sources import iter_sources
 
     totals = dict.fromkeys(("rows", "new blocks", "duplicates", "not bounces", "kept aside"), 0)
     with suppressions(ctx) as sup, Feedback(progress=True) as feedback:
@@ -287,7 +286,7 @@ def _remember(items: Iterator[tuple], raws: dict[str, bytes], keep: bool) -> Ite
 
 
 def _tally(totals: dict[str, int], ingested: Any, aside: Path | None, raw: bytes) -> None:
-    from bounced.api import Outcome
+    from bounced.suppressions import Outcome
 
     totals["rows"] += len(ingested.rows)
     totals["new blocks"] += len(ingested.new_blocks)
@@ -311,7 +310,6 @@ def _keep_aside(folder: Path, name: str, raw: bytes, reason: str) -> None:
     (folder / f"{safe}.eml.reason").write_text(reason + "\n", encoding="utf-8")
 
 
-@app.command("check")
 def check_command(
     ctx: typer.Context,
     addresses: AddressArgs = None,
@@ -347,13 +345,12 @@ def check_command(
     raise typer.Exit(1 if refused else 0)
 
 
-@app.command("list")
 @with_filters
 def list_command(
     ctx: typer.Context, output_format: FormatOption = None, filters: Any = None
 ) -> None:
     """Addresses in the store, filtered."""
-    from bounced.store import LIST_COLUMNS
+    from bounced.db.store import LIST_COLUMNS
 
     with suppressions(ctx) as sup:
         print_rows(output_format, LIST_COLUMNS, sup.list(filters))
@@ -365,7 +362,6 @@ OutputOption = Annotated[
 ]
 
 
-@app.command("export")
 @with_filters
 def export_command(
     ctx: typer.Context,
@@ -388,14 +384,13 @@ def _export(ctx: typer.Context, filters: Any, fmt: Format, output: Path | None) 
     say(f"exported {count} addresses")
 
 
-@app.command("show")
 def show_command(
     ctx: typer.Context,
     address: Annotated[str, typer.Argument(help="The address.", show_default=False)],
     output_format: FormatOption = None,
 ) -> None:
     """State of one address and its timeline of bounces and admin actions."""
-    from bounced.api import plain
+    from bounced.suppressions import plain
 
     with suppressions(ctx) as sup:
         shown = sup.show(address)
@@ -446,13 +441,11 @@ def _admin(ctx: typer.Context, addresses, file, verb: str, act: Callable) -> Non
     _finish(len(result.done), verb, result.unknown, collected.invalid)
 
 
-@app.command("unmark")
 def unmark_command(ctx: typer.Context, addresses: AddressArgs = None, file: FileOption = None):
     """Remove the bounce mark: unblock and reset the count (the history stays)."""
     _admin(ctx, addresses, file, "unmarked", lambda sup, a: sup.unmark(a))
 
 
-@app.command("block")
 def block_command(
     ctx: typer.Context,
     addresses: AddressArgs = None,
@@ -463,7 +456,6 @@ def block_command(
     _admin(ctx, addresses, file, "blocked", lambda sup, a: sup.block(a, note=note))
 
 
-@app.command("former-employee")
 def former_employee_command(
     ctx: typer.Context,
     addresses: AddressArgs = None,
@@ -475,7 +467,6 @@ def former_employee_command(
     _admin(ctx, addresses, file, verb, lambda sup, a: sup.former_employee(a, undo=undo))
 
 
-@app.command("delete")
 def delete_command(
     ctx: typer.Context,
     addresses: AddressArgs = None,
@@ -492,7 +483,6 @@ def delete_command(
     _admin(ctx, addresses, file, "deleted", lambda sup, a: sup.delete(a))
 
 
-@app.command("allow")
 def allow_command(
     ctx: typer.Context,
     entries: Annotated[
@@ -573,7 +563,7 @@ def selection_show(
     """The members of a selection, as `bounced list` shows them."""
     from dataclasses import replace
 
-    from bounced.store import LIST_COLUMNS
+    from bounced.db.store import LIST_COLUMNS
 
     with suppressions(ctx) as sup:
         print_rows(output_format, LIST_COLUMNS, sup.list(replace(filters, selection=name)))
@@ -597,7 +587,6 @@ def selection_export(
 # --- reports -------------------------------------------------------------------------------
 
 
-@app.command("stats")
 def stats_command(
     ctx: typer.Context,
     days: Annotated[int, typer.Option("--days", min=1, help="Returns per day: how far back.")] = 30,
@@ -619,7 +608,6 @@ def stats_command(
     print_rows(output_format, ("group", "key", "count"), rows)
 
 
-@app.command("deliverability")
 def deliverability_command(
     ctx: typer.Context,
     since: Annotated[
@@ -664,9 +652,9 @@ def policy_apply(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Bring the database schema to this version of bounced."""
-    from bounced.api import Suppressions
+    from bounced.db.store import Store
     from bounced.errors import BouncedError
-    from bounced.store import Store
+    from bounced.suppressions import Suppressions
 
     settings = command_settings(ctx)
     try:
@@ -679,3 +667,22 @@ def db_upgrade(ctx: typer.Context) -> None:
         say(str(exc))
         raise typer.Exit(2) from None
     say(f"database schema at revision {revision}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the admin commands to `app`."""
+    app.command("ingest")(ingest_command)
+    app.command("check")(check_command)
+    app.command("list")(list_command)
+    app.command("export")(export_command)
+    app.command("show")(show_command)
+    app.command("unmark")(unmark_command)
+    app.command("block")(block_command)
+    app.command("former-employee")(former_employee_command)
+    app.command("delete")(delete_command)
+    app.command("allow")(allow_command)
+    app.command("stats")(stats_command)
+    app.command("deliverability")(deliverability_command)
+    app.add_typer(selection_app, name="selection")
+    app.add_typer(policy_app, name="policy")
+    app.add_typer(db_app, name="db")

@@ -1,8 +1,8 @@
 """What the store commands share: settings and the store from the global options, rows
 to standard output, points in time from the command line.
 
-The commands (bounced.admin_cli, bounced.listener_cli, bounced.retry_cli) are thin:
-each turns options into calls and rows. Everything around that is here, so every
+The commands (bounced.cli.parse, .admin, .listener, .sending) are thin: each
+turns options into calls and rows. Everything around that is here, so every
 command reads `--config` and `--database-url` the same way, prints rows the same
 way, and turns errors into the same exit codes:
 
@@ -20,23 +20,44 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from bounced.cli.terminal import say
 from bounced.formats import Format, default_format, write_rows
-from bounced.terminal import say
 
 if TYPE_CHECKING:
-    from bounced.api import Suppressions
     from bounced.config import Settings
+    from bounced.suppressions import Suppressions
 
 __all__ = [
+    "FormatOption",
+    "SpoolDirOption",
     "buffered_stdout",
     "command_settings",
     "point_in_time",
     "print_rows",
     "suppressions",
+]
+
+
+FormatOption = Annotated[
+    Format | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="Output format (default: table on a terminal, ndjson otherwise).",
+        show_default=False,
+    ),
+]
+
+#: `bounced serve` and `bounced worker --spool`: the listener's spool.
+SpoolDirOption = Annotated[
+    str | None,
+    typer.Option(
+        "--spool-dir", help="Spool directory (one per listener; default: listener.spool_dir)."
+    ),
 ]
 
 
@@ -61,9 +82,9 @@ def suppressions(ctx: typer.Context) -> Iterator[Suppressions]:
     """The store for one command, with every expected error as one line and an exit code:
     2 when nothing could be done (configuration, database down), 1 for an error about
     the input (an unknown address, plan or selection), 130 when interrupted."""
-    from bounced.api import Suppressions
+    from bounced.db.store import Store
     from bounced.errors import BouncedError, DatabaseUnavailable
-    from bounced.store import Store
+    from bounced.suppressions import Suppressions
 
     settings = command_settings(ctx)
     actor = (ctx.find_root().obj or {}).get("actor")
@@ -92,7 +113,7 @@ def print_rows(
 ) -> int:
     """Rows to stdout in `fmt` (default: a table on a terminal, NDJSON otherwise); store
     rows' times and enums as plain text unless the rows are `raw` (hold none)."""
-    from bounced.api import plain
+    from bounced.suppressions import plain
 
     fmt = fmt or default_format(sys.stdout)
     with buffered_stdout() as out:

@@ -26,12 +26,12 @@ from email.utils import getaddresses
 from typing import Protocol
 
 from bounced.config import RelaySettings, RetrySettings, WebhookSettings
-from bounced.sent import Due
+from bounced.errors import DispatchError
+from bounced.sending.log import Due
 
 __all__ = [
     "SECURITY_MODES",
     "SIGNATURE_HEADER",
-    "DispatchError",
     "Dispatcher",
     "Step",
     "dispatcher_for",
@@ -41,14 +41,6 @@ __all__ = [
 
 SIGNATURE_HEADER = "X-Bounced-Signature"
 SECURITY_MODES = ("none", "starttls", "starttls+verify", "smtps")
-
-
-class DispatchError(Exception):
-    """A retry that did not go out; `permanent` when trying again cannot help."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 class Dispatcher(Protocol):
