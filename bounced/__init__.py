@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 from bounced.dsn import Bounce, BounceClass, Kind, Reason, Report, parse
 
 if TYPE_CHECKING:
-    from bounced.db.store import Filters
+    from bounced.db.filters import Filters
     from bounced.suppressions import Check, Ingested, Suppressions
 
 __all__ = [
@@ -27,7 +27,7 @@ _LAZY = {
     "Suppressions": "bounced.suppressions",
     "Check": "bounced.suppressions",
     "Ingested": "bounced.suppressions",
-    "Filters": "bounced.db.store",
+    "Filters": "bounced.db.filters",
 }
 
 

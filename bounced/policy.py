@@ -37,10 +37,10 @@ __all__ = [
     "State",
     "Verdict",
     "administer",
-    "classify",
     "decide",
     "replay",
     "set_allowed",
+    "verdict_of",
 ]
 
 
@@ -193,7 +193,7 @@ class Decision:
         return Effect.RETURN in self.effects
 
 
-def classify(event: Event, settings: PolicySettings) -> Verdict:
+def verdict_of(event: Event, settings: PolicySettings) -> Verdict:
     """Hard means a reason in `hard_reasons` on a permanent failure (5.x.x, a 5xx reply
     without a status, or classed hard by the parser); sender-side reasons never count."""
     if event.exhausted:
@@ -257,7 +257,7 @@ def _counted(state: AddressState, event: Event, settings: PolicySettings) -> Add
 
 def decide(state: AddressState, event: Event, settings: PolicySettings) -> Decision:
     """The new state of an address after one (new, not duplicate) bounce row."""
-    verdict = classify(event, settings)
+    verdict = verdict_of(event, settings)
     if verdict is Verdict.IGNORED:
         return Decision(state, verdict, frozenset({Effect.RECORDED}))
     if verdict is Verdict.SENDER_SIDE:

@@ -25,7 +25,12 @@ from typing import Any, NamedTuple, TextIO
 
 from bounced.addresses import normalize, normalize_allow_entry, normalize_many
 from bounced.config import Settings, load_settings
-from bounced.db.store import LIST_COLUMNS, NO_FILTERS, Change, Filters, Incoming, Store, batched
+from bounced.db.database import batched
+from bounced.db.filters import NO_FILTERS, Filters
+from bounced.db.replay import Change
+from bounced.db.reports import LIST_COLUMNS
+from bounced.db.store import Store
+from bounced.db.suppression import Incoming
 from bounced.dsn import Report, parse
 from bounced.errors import (
     BouncedError,
@@ -337,7 +342,7 @@ class Suppressions:
         return self.store.select_remove(name, self._normalize_all(addresses), self.actor)
 
     def selections(self) -> list[dict[str, Any]]:
-        return self.store.selections()
+        return self.store.selections.counts()
 
     # --- reading ------------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ import pytest
 from dsn_builder import make_dsn, sender_side, soft
 
 from bounced.config import Settings
-from bounced.db.store import SCHEMA_REVISION, Store
+from bounced.db.database import SCHEMA_REVISION
+from bounced.db.store import Store
 
 
 @pytest.fixture

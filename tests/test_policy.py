@@ -21,10 +21,10 @@ from bounced.policy import (
     State,
     Verdict,
     administer,
-    classify,
     decide,
     replay,
     set_allowed,
+    verdict_of,
 )
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -60,16 +60,16 @@ def feed(events, settings=POLICY, state=None):
     ],
 )
 def test_classify(event, verdict):
-    assert classify(event, POLICY) is verdict
+    assert verdict_of(event, POLICY) is verdict
 
 
 def test_configured_reasons_change_the_verdict():
     settings = PolicySettings(
         hard_reasons=frozenset({Reason.MAILBOX_FULL}), sender_reasons=frozenset()
     )
-    assert classify(failed(Reason.MAILBOX_FULL, "5.2.2"), settings) is Verdict.HARD
-    assert classify(failed(Reason.USER_UNKNOWN, "5.1.1"), settings) is Verdict.SOFT
-    assert classify(failed(Reason.BAD_REPUTATION, "5.7.1"), settings) is Verdict.SOFT
+    assert verdict_of(failed(Reason.MAILBOX_FULL, "5.2.2"), settings) is Verdict.HARD
+    assert verdict_of(failed(Reason.USER_UNKNOWN, "5.1.1"), settings) is Verdict.SOFT
+    assert verdict_of(failed(Reason.BAD_REPUTATION, "5.7.1"), settings) is Verdict.SOFT
 
 
 def test_hard_blocks_at_once_and_counts_as_a_return():

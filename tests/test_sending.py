@@ -182,7 +182,7 @@ def test_a_verp_token_links_a_bounce_that_names_no_message(log):
 
 
 def test_a_timed_out_claim_is_taken_over_and_its_late_result_ignored(log, clock):
-    from bounced.sending.log import Outcome
+    from bounced.sending.log import Handover
 
     log.record(RCPT, MID)
     bounce(log)
@@ -192,8 +192,8 @@ def test_a_timed_out_claim_is_taken_over_and_its_late_result_ignored(log, clock)
     assert log.claim("w2", 10) == []  # claimed: nobody else gets it
     clock.move(minutes=11)  # past claim_timeout: w1 is presumed dead
     (second,) = log.claim("w2", 10)
-    assert log.settle([Outcome(first, True, "late")], "w1", "smtp") == 0
-    assert log.settle([Outcome(second, True, "ok")], "w2", "smtp") == 1
+    assert log.settle([Handover(first, True, "late")], "w1", "smtp") == 0
+    assert log.settle([Handover(second, True, "ok")], "w2", "smtp") == 1
     shown = log.plan(second.plan_id)
     assert [(d["worker"], d["outcome"]) for d in shown["dispatches"]] == [("w2", "sent")]
     assert shown["plan"]["attempt"] == 1

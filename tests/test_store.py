@@ -22,7 +22,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import bounced
 from bounced.config import PolicySettings, Settings
-from bounced.db.store import SCHEMA_REVISION, Incoming, alembic_config
+from bounced.db.database import SCHEMA_REVISION, alembic_config
+from bounced.db.suppression import Incoming
 from bounced.db.tables import metadata
 from bounced.dsn import Bounce, BounceClass, Kind, Reason
 from bounced.errors import BouncedError, DatabaseUnavailable, UnknownAddress, UnknownSelection

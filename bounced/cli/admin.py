@@ -41,7 +41,7 @@ from bounced.cli.terminal import Feedback, say
 from bounced.formats import Format, default_format, write_document
 
 if TYPE_CHECKING:
-    from bounced.db.store import Filters
+    from bounced.db.filters import Filters
 
 __all__ = ["CHECK_COLUMNS", "selection_app"]
 
@@ -194,7 +194,7 @@ _FILTER_OPTIONS: dict[str, Any] = {
 
 
 def _filters(values: dict[str, Any]) -> "Filters":
-    from bounced.db.store import Filters
+    from bounced.db.filters import Filters
 
     since, until = values.pop("since"), values.pop("until")
     return Filters(
@@ -350,7 +350,7 @@ def list_command(
     ctx: typer.Context, output_format: FormatOption = None, filters: Any = None
 ) -> None:
     """Addresses in the store, filtered."""
-    from bounced.db.store import LIST_COLUMNS
+    from bounced.db.reports import LIST_COLUMNS
 
     with suppressions(ctx) as sup:
         print_rows(output_format, LIST_COLUMNS, sup.list(filters))
@@ -563,7 +563,7 @@ def selection_show(
     """The members of a selection, as `bounced list` shows them."""
     from dataclasses import replace
 
-    from bounced.db.store import LIST_COLUMNS
+    from bounced.db.reports import LIST_COLUMNS
 
     with suppressions(ctx) as sup:
         print_rows(output_format, LIST_COLUMNS, sup.list(replace(filters, selection=name)))

@@ -1,2 +1,4 @@
-"""The database: table models (`tables`), the store's queries and transactions
-(`store`) and the schema's migrations (`migrations/`). The only package that talks SQL."""
+"""The database, the only package that talks SQL: the engine and its transactions
+(`database`), the table models (`tables`), one module per repository (`suppression`,
+`selections`, `filters`, `reports`, `replay`, `sending`, `inbox`), the `Store` that
+holds them, and the schema's migrations (`migrations/`)."""

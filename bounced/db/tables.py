@@ -31,8 +31,8 @@ __all__ = [
     "Allow",
     "Audit",
     "BigId",
-    "Event",
     "EventCursor",
+    "EventRow",
     "InboxMessage",
     "Member",
     "RetryDispatch",
@@ -40,7 +40,18 @@ __all__ = [
     "Selection",
     "SentMessage",
     "UTCDateTime",
+    "address_table",
+    "allow_table",
+    "audit_table",
+    "cursor_table",
+    "dispatch_table",
+    "event_table",
+    "inbox_table",
+    "member_table",
     "metadata",
+    "plan_table",
+    "selection_table",
+    "sent_table",
 ]
 
 metadata = SQLModel.metadata
@@ -106,7 +117,7 @@ class Address(SQLModel, table=True):
     updated_at: datetime | None = time_column(nullable=False)
 
 
-class Event(SQLModel, table=True):
+class EventRow(SQLModel, table=True):
     """One parsed bounce row, as received. Never changed, except `counts` by `policy apply`."""
 
     __tablename__ = "event"
@@ -318,3 +329,17 @@ class InboxMessage(SQLModel, table=True):
     received_at: datetime | None = time_column(nullable=False, index=True)
     assigned_to: str = text_column()
     assigned_at: datetime | None = time_column()
+
+
+# The tables as SQLAlchemy Core objects, for the repositories' statements.
+address_table = metadata.tables["address"]
+event_table = metadata.tables["event"]
+selection_table = metadata.tables["selection"]
+member_table = metadata.tables["selection_member"]
+allow_table = metadata.tables["allow"]
+audit_table = metadata.tables["audit"]
+sent_table = metadata.tables["sent_message"]
+plan_table = metadata.tables["retry_plan"]
+dispatch_table = metadata.tables["retry_dispatch"]
+cursor_table = metadata.tables["event_cursor"]
+inbox_table = metadata.tables["inbox"]

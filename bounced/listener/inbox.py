@@ -12,12 +12,11 @@ One row per spooled message (unique `spool_id`), so a message handed over twice
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, update
-
-from bounced.db.tables import InboxMessage
+from bounced.db.inbox import INBOX_COLUMNS
 from bounced.dsn import parse
 from bounced.errors import UnknownMessage
 from bounced.listener.spool import Envelope
@@ -27,54 +26,43 @@ if TYPE_CHECKING:
 
 __all__ = ["INBOX_COLUMNS", "Inbox"]
 
-#: Columns of `bounced inbox list`.
-INBOX_COLUMNS = ("id", "received_at", "mail_from", "rcpt_tos", "subject", "reason", "assigned_to")
-
-
-T = InboxMessage.__table__  # type: ignore[attr-defined]
-_LISTED = [T.c[name] for name in INBOX_COLUMNS]
-
 
 class Inbox:
     """The inbox of one store."""
 
     def __init__(self, sup: Suppressions) -> None:
         self.sup = sup
-        self.store = sup.store
+        self.rows = sup.store.inbox
+        self.clock = sup.store.database.clock
 
     def add(
         self, spool_id: str, envelope: Envelope, raw: bytes, *, subject: str, reason: str
     ) -> bool:
         """Keep one message; False when this spooled message is already here."""
-        values = {
-            "spool_id": spool_id,
-            "mail_from": envelope.mail_from,
-            "rcpt_tos": ", ".join(envelope.rcpt_tos),
-            "client": envelope.client,
-            "subject": subject,
-            "reason": reason,
-            "raw": raw,
-            "received_at": envelope.received_at or self.store.clock(),
-            "assigned_to": "",
-        }
-        stmt = self.store.insert(T).values(values).on_conflict_do_nothing()
-        return self.store.write(lambda conn: conn.execute(stmt).rowcount) == 1
+        return self.rows.add(
+            {
+                "spool_id": spool_id,
+                "mail_from": envelope.mail_from,
+                "rcpt_tos": ", ".join(envelope.rcpt_tos),
+                "client": envelope.client,
+                "subject": subject,
+                "reason": reason,
+                "raw": raw,
+                "received_at": envelope.received_at or self.clock(),
+                "assigned_to": "",
+            }
+        )
 
-    def list(self, *, assigned: bool = False) -> list[dict[str, Any]]:
+    def list(self, *, assigned: bool = False) -> builtins.list[dict[str, Any]]:
         """Messages waiting (or, with `assigned`, all of them), oldest first."""
-        query = select(*_LISTED).order_by(T.c.received_at, T.c.id)
-        if not assigned:
-            query = query.where(T.c.assigned_to == "")
-        with self.store.read() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+        return self.rows.rows(assigned=assigned)
 
     def get(self, message_id: int) -> dict[str, Any]:
         """One message with its bytes, or UnknownMessage."""
-        with self.store.read() as conn:
-            row = conn.execute(select(T).where(T.c.id == message_id)).first()
-        if row is None:
+        found = self.rows.get(message_id)
+        if found is None:
             raise UnknownMessage(f"no inbox message {message_id}")
-        return dict(row._mapping)
+        return found
 
     def assign(self, message_id: int, address: str) -> Ingested:
         """Record the message as a failed delivery to `address` and mark it assigned."""
@@ -84,16 +72,9 @@ class Inbox:
         row = self.get(message_id)
         report = with_recipient(parse(row["raw"]), normal, "", detector="inbox")
         (result,) = self.sup.ingest_reports([(f"inbox:{message_id}", row["raw"], report)])
-        stmt = (
-            update(T)
-            .where(T.c.id == message_id)
-            .values(assigned_to=normal, assigned_at=self.store.clock())
-        )
-        self.store.write(lambda conn: conn.execute(stmt))
+        self.rows.assigned(message_id, normal, self.clock())
         return result
 
-    def delete(self, message_ids: Iterable[int]) -> list[int]:
+    def delete(self, message_ids: Iterable[int]) -> builtins.list[int]:
         """Erase messages; returns the ids that were there."""
-        ids = list(message_ids)
-        stmt = delete(T).where(T.c.id.in_(ids)).returning(T.c.id)
-        return sorted(self.store.write(lambda conn: list(conn.scalars(stmt))))
+        return self.rows.delete(list(message_ids))

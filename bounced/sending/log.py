@@ -1,5 +1,5 @@
-"""The sending log and its retry plans in the store: what was sent, what came back,
-what is resent when.
+"""The sending log and its retry plans: what was sent, what came back, what is resent
+when. This module decides; `bounced.db.sending` holds the rows.
 
 Senders record what they send (`SendingLog.record`). Bounces reach the store the
 usual way (ingest, the listener); `sync` reads the new bounce events in id order
@@ -21,22 +21,19 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
-
-from sqlalchemy import Connection, bindparam, func, or_, select, update
+from typing import TYPE_CHECKING, Any
 
 from bounced.addresses import domain_of
 from bounced.config import RetrySettings
-from bounced.db.store import CHUNK, Incoming
-from bounced.db.tables import Address, EventCursor, RetryDispatch, RetryPlan, SentMessage
-from bounced.db.tables import Event as EventRow
+from bounced.db.database import CHUNK
+from bounced.db.suppression import Incoming
 from bounced.dsn import Bounce, BounceClass, Kind, Reason, Report
 from bounced.dsn.reply import DETECTOR, bounce_of_reply
 from bounced.errors import BouncedError, UnknownPlan
 from bounced.keys import message_key
-from bounced.policy import EXHAUSTED, Verdict, classify
-from bounced.policy import Event as PolicyEvent
+from bounced.policy import EXHAUSTED, Event, Verdict, verdict_of
 from bounced.sending.plans import (
+    OPEN,
     Plan,
     PlanStatus,
     Signal,
@@ -49,21 +46,17 @@ from bounced.sending.plans import (
 )
 from bounced.suppressions import Suppressions
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
 __all__ = [
     "PLAN_COLUMNS",
     "SENT_COLUMNS",
     "Due",
-    "Outcome",
+    "Handover",
     "SendingLog",
     "SentStatus",
 ]
-
-SM = SentMessage.__table__  # type: ignore[attr-defined]
-P = RetryPlan.__table__  # type: ignore[attr-defined]
-D = RetryDispatch.__table__  # type: ignore[attr-defined]
-C = EventCursor.__table__  # type: ignore[attr-defined]
-A = Address.__table__  # type: ignore[attr-defined]
-E = EventRow.__table__  # type: ignore[attr-defined]
 
 #: Columns of `bounced sent list`.
 SENT_COLUMNS = (
@@ -91,11 +84,11 @@ PLAN_COLUMNS = (
     "dispatch_failures",
     "note",
 )
-_CURSOR = "sending-log"
 #: Bounce events read per transaction. Small: on PostgreSQL, ingestion waits while
 #: a batch is read and linked (see `_sync_batch`).
 SYNC_BATCH = 200
 _HARD_VERDICTS = frozenset({Verdict.HARD, Verdict.COMPLAINT})
+_OPEN = sorted(status.value for status in OPEN)
 
 
 class SentStatus(StrEnum):
@@ -138,7 +131,7 @@ class Due:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class Handover:
     """How handing over one claimed retry went (see `SendingLog.settle`)."""
 
     due: Due
@@ -160,19 +153,8 @@ def _plan(row: Any) -> Plan:
     )
 
 
-_PLAN_FIELDS = (
-    "status",
-    "reason",
-    "due_at",
-    "attempt",
-    "last_attempt_at",
-    "dispatch_failures",
-    "note",
-    "updated_at",
-)
-
-
 def _plan_values(plan: Plan, now: datetime) -> dict[str, Any]:
+    """The columns that store `plan` (`bounced.db.sending.PLAN_FIELDS`)."""
     return {
         "status": plan.status.value,
         "reason": plan.reason.value,
@@ -211,13 +193,13 @@ class SendingLog:
         spread: Callable[[], float] = random.random,
     ) -> None:
         self.sup = sup
-        self.store = sup.store
+        self.database = sup.store.database
+        self.rows = sup.store.sending
         self.settings = settings or sup.settings.retry
         self.spread = spread
-        self._postgres = self.store.engine.dialect.name == "postgresql"
 
     def now(self) -> datetime:
-        return self.store.clock()
+        return self.database.clock()
 
     # --- the sending log ----------------------------------------------------------------
 
@@ -244,34 +226,23 @@ class SendingLog:
             raise BouncedError("a sent message needs its Message-ID")
         if error:
             status = SentStatus.FAILED
-        key = self.key(address, message_id)
         values = {
             "address": address,
             "domain": domain_of(address),
             "message_id": message_id,
-            "message_key": key,
+            "message_key": self.key(address, message_id),
             "subject": subject,
             "status": status.value,
             "error": error,
             "reason": "",
             "raw": raw,
         }
-
-        def work(conn: Connection) -> None:
-            now = self.now()
-            stmt = self.store.insert(SM).values({**values, "sent_at": now, "updated_at": now})
-            changes = {k: v for k, v in values.items() if k in ("status", "error")}
-            if subject:
-                changes["subject"] = subject
-            if raw is not None:
-                changes["raw"] = raw
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["address", "message_key"], set_={**changes, "updated_at": now}
-                )
-            )
-
-        self.store.write(work)
+        changes = {k: v for k, v in values.items() if k in ("status", "error")}
+        if subject:
+            changes["subject"] = subject
+        if raw is not None:
+            changes["raw"] = raw
+        self.rows.log_sent(values, changes)
         if error:
             bounce = bounce_of_reply(address, error, message_id=message_id)
             # Each refusal reported is a notice of its own (a resend refused again is news).
@@ -285,14 +256,10 @@ class SendingLog:
     def sent(self, recipient: str, message_id: str) -> dict[str, Any]:
         """One logged message (without its raw bytes: `raw_bytes` says how many)."""
         address = self.sup.normalize(recipient)
-        key = self.key(address, message_id.strip().strip("<>").strip())
-        with self.store.read() as conn:
-            row = conn.execute(
-                select(SM).where(SM.c.address == address, SM.c.message_key == key)
-            ).first()
-        if row is None:
+        found = self.rows.sent(address, self.key(address, message_id.strip().strip("<>").strip()))
+        if found is None:
             raise BouncedError(f"no sent message {message_id!r} to {address}")
-        return _without_raw(row)
+        return found
 
     def sent_rows(
         self,
@@ -304,21 +271,14 @@ class SendingLog:
         until: datetime | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The sending log, filtered, newest last, streamed."""
-        query = select(*(SM.c[c] for c in SENT_COLUMNS))
-        if status:
-            query = query.where(SM.c.status.in_(status))
-        if domain:
-            query = query.where(SM.c.domain.in_([d.lower().lstrip("@") for d in domain]))
-        if reason:
-            query = query.where(SM.c.reason.in_(reason))
-        if since is not None:
-            query = query.where(SM.c.sent_at >= since)
-        if until is not None:
-            query = query.where(SM.c.sent_at < until)
-        with self.store.read() as conn:
-            result = conn.execution_options(yield_per=CHUNK).execute(query.order_by(SM.c.id))
-            for row in result:
-                yield dict(row._mapping)
+        return self.rows.sent_rows(
+            SENT_COLUMNS,
+            status=status,
+            domain=[d.lower().lstrip("@") for d in domain],
+            reason=reason,
+            since=since,
+            until=until,
+        )
 
     # --- reading the bounces ------------------------------------------------------------
 
@@ -328,55 +288,26 @@ class SendingLog:
         workers at once: one reads while the others skip."""
         total = 0
         while True:
-            read = self.store.write(self._sync_batch)
+            read = self.database.write(self._sync_batch)
             total += read
             if read < SYNC_BATCH:
                 return total
 
     def _sync_batch(self, conn: Connection) -> int:
-        cursor = select(C.c.event_id).where(C.c.name == _CURSOR)
-        first = self.store.insert(C).values(name=_CURSOR, event_id=0)
-        conn.execute(first.on_conflict_do_nothing())
-        if self._postgres:
-            last = conn.scalar(cursor.with_for_update(skip_locked=True))
-            if last is None:
-                return 0  # another worker is reading them right now
-            # Wait for the transactions writing events to finish, and hold new ones off
-            # while reading: ids commit out of order, and a cursor must never skip one.
-            conn.exec_driver_sql("LOCK TABLE event IN SHARE MODE")
-        else:
-            last = conn.scalar(cursor)
-        events = conn.execute(
-            select(
-                E.c.id,
-                E.c.message_key,
-                E.c.kind,
-                E.c.bounce_class,
-                E.c.reason,
-                E.c.status,
-                E.c.reply_code,
-                E.c.detector,
-                E.c.diagnostic,
-                E.c.received_at,
-                A.c.address,
-            )
-            .join(A, A.c.id == E.c.address_id)
-            .where(E.c.id > last)
-            .order_by(E.c.id)
-            .limit(SYNC_BATCH)
-        ).all()
+        events = self.rows.new_events(conn, SYNC_BATCH)
+        if not events:
+            return 0
         for event in events:
             if event.detector != EXHAUSTED:
                 self._link(conn, event)
-        if events:
-            conn.execute(update(C).where(C.c.name == _CURSOR).values(event_id=events[-1].id))
+        self.rows.move_cursor(conn, events[-1].id)
         return len(events)
 
     def _signal(self, event: Any) -> Signal:
         reason = Reason(event.reason) if event.reason in Reason._value2member_map_ else None
         bounce_class = BounceClass(event.bounce_class) if event.bounce_class else None
-        verdict = classify(
-            PolicyEvent(
+        verdict = verdict_of(
+            Event(
                 Kind(event.kind),
                 event.received_at,
                 bounce_class,
@@ -392,21 +323,12 @@ class SendingLog:
         signal = self._signal(event)
         now = self.now()
         if signal.hard:
-            open_plans = conn.execute(
-                select(P).where(P.c.address == event.address, _open()).with_for_update()
-            ).all()
-            for row in open_plans:
+            for row in self.rows.plans_of_address(conn, event.address, _OPEN):
                 self._save_plan(conn, row.id, on_bounce(_plan(row), signal, self.settings, now))
-        sent = conn.execute(
-            select(SM.c.id, SM.c.status).where(
-                SM.c.address == event.address, SM.c.message_key == event.message_key
-            )
-        ).first()
+        sent = self.rows.sent_of(conn, event.address, event.message_key)
         if sent is None:
             return
-        plans = conn.execute(
-            select(P).where(P.c.sent_id == sent.id).order_by(P.c.id.desc()).with_for_update()
-        ).all()
+        plans = self.rows.plans_of_sent(conn, sent.id)
         plan: Plan | None = None
         if plans:
             row = plans[0]
@@ -415,26 +337,21 @@ class SendingLog:
         else:
             plan = start(signal, self.settings, now, self.spread())
             if plan is not None:
-                conn.execute(
-                    P.insert().values(
-                        {
-                            **_plan_values(plan, now),
-                            "sent_id": sent.id,
-                            "address": event.address,
-                            "started_at": plan.started_at,
-                            "claimed_by": "",
-                        }
-                    )
-                )
+                values = _plan_values(plan, now) | {
+                    "sent_id": sent.id,
+                    "address": event.address,
+                    "started_at": plan.started_at,
+                    "claimed_by": "",
+                }
+                self.rows.add_plan(conn, values)
         changes = {"status": _sent_status(plan, signal, sent.status), "updated_at": now}
         if event.kind == Kind.FAILED:
             changes["reason"] = event.reason
             changes["error"] = event.diagnostic
-        conn.execute(update(SM).where(SM.c.id == sent.id).values(**changes))
+        self.rows.update_sent(conn, [sent.id], **changes)
 
-    def _save_plan(self, conn: Connection, plan_id: int, plan: Plan, **extra: Any) -> None:
-        values = _plan_values(plan, self.now()) | extra
-        conn.execute(update(P).where(P.c.id == plan_id).values(**values))
+    def _save_plan(self, conn: Connection, plan_id: int, plan: Plan) -> None:
+        self.rows.save_plan(conn, plan_id, _plan_values(plan, self.now()))
 
     # --- the clock's work: quiet plans, exhausted plans ---------------------------------
 
@@ -444,20 +361,11 @@ class SendingLog:
         limit = now - self.settings.success_after
 
         def work(conn: Connection) -> int:
-            rows = conn.execute(
-                _skip(
-                    select(P).where(
-                        P.c.status == PlanStatus.AWAITING.value, P.c.last_attempt_at <= limit
-                    ),
-                    self._postgres,
-                ).limit(CHUNK)
-            ).all()
+            rows = self.rows.quiet(conn, PlanStatus.AWAITING.value, limit)
             for row in rows:
                 self._save_plan(conn, row.id, quiet(_plan(row), self.settings, now))
-                conn.execute(
-                    update(SM)
-                    .where(SM.c.id == row.sent_id)
-                    .values(status=SentStatus.SENT.value, updated_at=now)
+                self.rows.update_sent(
+                    conn, [row.sent_id], status=SentStatus.SENT.value, updated_at=now
                 )
             return len(rows)
 
@@ -467,13 +375,7 @@ class SendingLog:
         """Hand exhausted plans to the policy: a retries_exhausted event per address.
         Recorded before the plan is marked, and idempotent (the event's unique key), so a
         crash in between only means the next pass records it again, once."""
-        with self.store.read() as conn:
-            rows = conn.execute(
-                select(P.c.id, P.c.address, P.c.reason, P.c.note, SM.c.message_id, SM.c.message_key)
-                .join(SM, SM.c.id == P.c.sent_id)
-                .where(P.c.status == PlanStatus.EXHAUSTED.value, P.c.escalated_at.is_(None))
-                .limit(CHUNK)
-            ).all()
+        rows = self.rows.unescalated(PlanStatus.EXHAUSTED.value)
         if not rows:
             return 0
         now = self.now()
@@ -496,19 +398,14 @@ class SendingLog:
             )
             for row in rows
         ]
-        self.store.record(incoming)
-
-        def work(conn: Connection) -> None:
-            ids = [row.id for row in rows]
-            conn.execute(update(P).where(P.c.id.in_(ids)).values(escalated_at=now, updated_at=now))
-
-        self.store.write(work)
+        self.sup.store.record(incoming)
+        self.rows.mark_escalated([row.id for row in rows], now)
         return len(rows) + (self.escalate() if len(rows) == CHUNK else 0)
 
     def _drain(self, work: Callable[[Connection], int]) -> int:
         total = 0
         while True:
-            done = self.store.write(work)
+            done = self.database.write(work)
             total += done
             if done < CHUNK:
                 return total
@@ -521,23 +418,9 @@ class SendingLog:
         now = self.now()
 
         def work(conn: Connection) -> list[Due]:
-            query = (
-                select(P, SM.c.message_id, SM.c.subject, SM.c.raw, A.c.state)
-                .join(SM, SM.c.id == P.c.sent_id)
-                .outerjoin(A, A.c.address == P.c.address)
-                .where(
-                    P.c.status == PlanStatus.SCHEDULED.value,
-                    P.c.due_at <= now,
-                    or_(P.c.claimed_until.is_(None), P.c.claimed_until < now),
-                )
-                .order_by(P.c.due_at, P.c.id)
-                .limit(limit)
-            )
-            if self._postgres:
-                query = query.with_for_update(skip_locked=True, of=P)
             due = []
             until = now + self.settings.claim_timeout
-            for row in conn.execute(query).all():
+            for row in self.rows.due(conn, PlanStatus.SCHEDULED.value, now, limit):
                 if row.state not in (None, "active"):
                     note = f"address is {row.state}"
                     self._save_plan(conn, row.id, cancel(_plan(row), note))
@@ -556,71 +439,54 @@ class SendingLog:
                     )
                 )
             if due:
-                conn.execute(
-                    update(P)
-                    .where(P.c.id.in_([d.plan_id for d in due]))
-                    .values(claimed_by=worker, claimed_until=until, updated_at=now)
-                )
+                self.rows.claim(conn, [d.plan_id for d in due], worker, until, now)
             return due
 
-        return self.store.write(work)
+        return self.database.write(work)
 
-    def settle(self, outcomes: Sequence[Outcome], worker: str, channel: str) -> int:
+    def settle(self, handovers: Sequence[Handover], worker: str, channel: str) -> int:
         """Record how claimed retries went, all in one transaction: handed over, or not
         (back off when the relay or webhook is down; cancel when trying again cannot
         help). Returns how many were handed over; a claim lost meanwhile (it timed out
         and another worker took the plan) does not count."""
-        if not outcomes:
+        if not handovers:
             return 0
         now = self.now()
 
         def work(conn: Connection) -> int:
-            owned = conn.execute(
-                select(P)
-                .where(
-                    P.c.id.in_([o.due.plan_id for o in outcomes]),
-                    P.c.claimed_by == worker,
-                    P.c.status == PlanStatus.SCHEDULED.value,
-                )
-                .order_by(P.c.id)
-                .with_for_update()
-            )
-            rows = {row.id: row for row in owned}
+            ids = [h.due.plan_id for h in handovers]
+            rows = self.rows.claimed(conn, ids, worker, PlanStatus.SCHEDULED.value)
             kept = [
-                o
-                for o in outcomes
-                if (row := rows.get(o.due.plan_id)) and row.attempt == o.due.attempt - 1
+                h
+                for h in handovers
+                if (row := rows.get(h.due.plan_id)) and row.attempt == h.due.attempt - 1
             ]
             if not kept:
                 return 0
-            conn.execute(D.insert(), [_dispatch_row(o, now, worker, channel) for o in kept])
+            self.rows.log_dispatches(conn, [_dispatch_row(h, now, worker, channel) for h in kept])
             plans = []
-            for o in kept:
-                plan = _plan(rows[o.due.plan_id])
-                if o.sent:
+            for h in kept:
+                plan = _plan(rows[h.due.plan_id])
+                if h.sent:
                     new = dispatched(plan, now)
-                elif o.permanent:
-                    new = cancel(plan, o.detail)
+                elif h.permanent:
+                    new = cancel(plan, h.detail)
                 else:
-                    new = dispatch_failed(plan, o.detail, self.settings, now)
+                    new = dispatch_failed(plan, h.detail, self.settings, now)
                 values = _plan_values(new, now) | {"claimed_by": "", "claimed_until": None}
-                plans.append({"plan_id": o.due.plan_id, **values})
-            conn.execute(_UPDATE_PLAN, plans)
-            sent = [o.due.sent_id for o in kept if o.sent]
+                plans.append({"plan_id": h.due.plan_id, **values})
+            self.rows.save_plans(conn, plans)
+            sent = [h.due.sent_id for h in kept if h.sent]
             if sent:
-                conn.execute(
-                    update(SM)
-                    .where(SM.c.id.in_(sent))
-                    .values(status=SentStatus.RETRYING.value, updated_at=now)
-                )
+                self.rows.update_sent(conn, sent, status=SentStatus.RETRYING.value, updated_at=now)
             return len(sent)
 
-        return self.store.write(work)
+        return self.database.write(work)
 
     def pull(self, worker: str, limit: int) -> list[Due]:
         """Claim due retries and mark them handed to the sender (`retries due --claim`)."""
         claimed = self.claim(worker, limit)
-        self.settle([Outcome(due, sent=True) for due in claimed], worker, "pull")
+        self.settle([Handover(due, sent=True) for due in claimed], worker, "pull")
         return claimed
 
     # --- admin --------------------------------------------------------------------------
@@ -629,65 +495,41 @@ class SendingLog:
         self, *, status: Sequence[str] = (), address: str | None = None, due: bool = False
     ) -> Iterator[dict[str, Any]]:
         """Retry plans with their message id, filtered; `due` = scheduled and due now."""
-        query = select(*(P.c[c] for c in PLAN_COLUMNS if c != "message_id"), SM.c.message_id)
-        query = query.join(SM, SM.c.id == P.c.sent_id)
-        if status:
-            query = query.where(P.c.status.in_(status))
-        if address:
-            query = query.where(P.c.address == self.sup.normalize(address))
-        if due:
-            now = self.now()
-            query = query.where(
-                P.c.status == PlanStatus.SCHEDULED.value,
-                P.c.due_at <= now,
-                or_(P.c.claimed_until.is_(None), P.c.claimed_until < now),
-            )
-        with self.store.read() as conn:
-            result = conn.execution_options(yield_per=CHUNK).execute(query.order_by(P.c.id))
-            for row in result:
-                yield dict(row._mapping)
+        return self.rows.plan_rows(
+            PLAN_COLUMNS,
+            status=status,
+            address=self.sup.normalize(address) if address else None,
+            due=(PlanStatus.SCHEDULED.value, self.now()) if due else None,
+        )
 
     def plan(self, plan_id: int) -> dict[str, Any]:
         """One plan, its message and its dispatch history."""
-        with self.store.read() as conn:
-            row = conn.execute(select(P).where(P.c.id == plan_id)).first()
-            if row is None:
-                raise UnknownPlan(f"no retry plan {plan_id}")
-            sent = conn.execute(select(SM).where(SM.c.id == row.sent_id)).first()
-            history = conn.execute(
-                select(D).where(D.c.plan_id == plan_id).order_by(D.c.at, D.c.id)
-            ).all()
-        return {
-            "plan": dict(row._mapping),
-            "sent": _without_raw(sent),
-            "dispatches": [dict(h._mapping) for h in history],
-        }
+        found = self.rows.plan(plan_id)
+        if found is None:
+            raise UnknownPlan(f"no retry plan {plan_id}")
+        return found
 
     def cancel(self, plan_ids: Sequence[int], actor: str) -> tuple[list[int], list[int]]:
         """Cancel open plans by hand (audited). Returns (cancelled, not open or unknown)."""
 
         def work(conn: Connection) -> list[int]:
-            rows = conn.execute(
-                select(P).where(P.c.id.in_(list(plan_ids)), _open()).with_for_update()
-            ).all()
+            rows = self.rows.plans_by_id(conn, plan_ids, _OPEN)
             for row in rows:
                 self._save_plan(conn, row.id, cancel(_plan(row), f"cancelled by {actor}"))
-            self.store.audit(
+            self.sup.store.suppression.audit(
                 conn, "retry_cancel", [r.address for r in rows], actor, f"plans {plan_ids}"
             )
             return [r.id for r in rows]
 
-        done = self.store.write(work)
+        done = self.database.write(work)
         return done, [i for i in plan_ids if i not in done]
 
     def counts(self) -> dict[str, int]:
         """Plans per status (for the worker's log line and the benchmark)."""
-        with self.store.read() as conn:
-            rows = conn.execute(select(P.c.status, func.count()).group_by(P.c.status))
-            return {status: n for status, n in rows}
+        return self.rows.counts()
 
 
-def _dispatch_row(out: Outcome, now: datetime, worker: str, channel: str) -> dict[str, Any]:
+def _dispatch_row(out: Handover, now: datetime, worker: str, channel: str) -> dict[str, Any]:
     return {
         "plan_id": out.due.plan_id,
         "attempt": out.due.attempt,
@@ -697,27 +539,3 @@ def _dispatch_row(out: Outcome, now: datetime, worker: str, channel: str) -> dic
         "outcome": "sent" if out.sent else "failed",
         "detail": out.detail[:500],
     }
-
-
-#: One statement for a batch of plan updates (executemany).
-_UPDATE_PLAN = (
-    update(P)
-    .where(P.c.id == bindparam("plan_id"))
-    .values({name: bindparam(name) for name in (*_PLAN_FIELDS, "claimed_by", "claimed_until")})
-)
-
-
-def _open() -> Any:
-    return P.c.status.in_([PlanStatus.SCHEDULED.value, PlanStatus.AWAITING.value])
-
-
-def _skip(query: Any, postgres: bool) -> Any:
-    """Rows another worker holds are left to it (PostgreSQL; SQLite has one writer)."""
-    return query.with_for_update(skip_locked=True) if postgres else query
-
-
-def _without_raw(row: Any) -> dict[str, Any]:
-    values = dict(row._mapping)
-    raw = values.pop("raw", None)
-    values["raw_bytes"] = len(raw) if raw is not None else 0
-    return values

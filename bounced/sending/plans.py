@@ -29,6 +29,7 @@ from bounced.config import RetrySettings
 from bounced.dsn import Kind, Reason
 
 __all__ = [
+    "OPEN",
     "Plan",
     "PlanStatus",
     "Signal",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from bounced.errors import DatabaseUnavailable, DispatchError
 from bounced.sending.dispatch import Dispatcher
-from bounced.sending.log import Outcome, SendingLog
+from bounced.sending.log import Handover, SendingLog
 
 __all__ = ["Pass", "Worker", "worker_name"]
 
@@ -84,15 +84,15 @@ class Worker:
         batch = max(self.log.settings.batch, 1)
         while not self.stopping.is_set():
             claimed = self.log.claim(self.name, batch)
-            outcomes = []
+            handovers = []
             for due in claimed:
                 try:
-                    outcomes.append(Outcome(due, True, self.dispatcher.send(due)))
+                    handovers.append(Handover(due, True, self.dispatcher.send(due)))
                 except DispatchError as exc:
                     done.failed += 1
                     done.errors.append(f"plan {due.plan_id}: {exc}")
-                    outcomes.append(Outcome(due, False, str(exc), exc.permanent))
-            done.dispatched += self.log.settle(outcomes, self.name, self.dispatcher.channel)
+                    handovers.append(Handover(due, False, str(exc), exc.permanent))
+            done.dispatched += self.log.settle(handovers, self.name, self.dispatcher.channel)
             if len(claimed) < batch:
                 return
 

@@ -1,7 +1,7 @@
 """Alembic environment: migrations always run on a connection the store hands over.
 
 `bounced db upgrade` and the automatic upgrade of an empty database both go
-through `bounced.db.store`, which opens the connection (with the same SQLite
+through `bounced.db.database`, which opens the connection (with the same SQLite
 pragmas and PostgreSQL settings as every other use) and passes it in
 `config.attributes["connection"]`. There is no alembic.ini and no URL here.
 """

@@ -1,0 +1,247 @@
+"""The database: one engine, its transactions, its clock and its schema.
+
+Every repository in `bounced.db` runs its statements through `Database.read` and
+`Database.write`, so they share one error handling: an unreachable database is a
+`DatabaseUnavailable` said in one line, and a write transaction that loses a
+deadlock or a lock race (PostgreSQL serialization failures, SQLite's "database is
+locked") is retried whole. Writers lock before they read what they change
+(SQLite: `BEGIN IMMEDIATE`, one writer at a time; PostgreSQL: `SELECT … FOR
+UPDATE`), which is what makes counting exact across processes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
+
+from bounced.config import Settings
+from bounced.errors import BouncedError, DatabaseUnavailable
+
+__all__ = ["CHUNK", "SCHEMA_REVISION", "Database", "alembic_config", "batched", "utc"]
+
+#: Rows per IN (...) query and per transaction of a bulk action.
+CHUNK = 1000
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_RETRY_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock not available
+_ATTEMPTS = 8
+#: The newest migration: revisions are named by their file's number prefix
+#: (0001_initial.py is "0001"), so a directory listing says it without Alembic
+#: (a test holds it equal to Alembic's head).
+SCHEMA_REVISION = max(p.name[:4] for p in (_MIGRATIONS / "versions").glob("[0-9]*.py"))
+_LOCK_KEY = 0x626F756E636564  # "bounced": serialises concurrent migrations on PostgreSQL
+T = TypeVar("T")
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of `size` items (itertools.batched arrived in Python 3.12)."""
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """`value` as an aware UTC time (SQLite hands back naive ones)."""
+    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Database:
+    """One connection pool, its transactions with retry, and the clock the store uses."""
+
+    def __init__(
+        self, engine: Engine, settings: Settings, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.url = engine.url.render_as_string(hide_password=True)
+        self.postgres = engine.dialect.name == "postgresql"
+        #: The dialect's INSERT (with on_conflict_do_nothing / on_conflict_do_update).
+        self.insert: Any = pg_insert if self.postgres else sqlite_insert
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        migrate: bool = True,
+    ) -> Database:
+        """Connect; on an empty database create the schema; refuse an outdated one."""
+        engine = _engine(settings)
+        database = cls(engine, settings, clock)
+        if migrate:
+            try:
+                database.ensure_schema()
+            except BaseException:
+                engine.dispose()
+                raise
+        return database
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- schema -------------------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        """Create the schema in an empty database; refuse one at another revision."""
+        with self.read() as conn:
+            tables = inspect(conn)
+            current = None
+            if tables.has_table("alembic_version"):
+                current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            empty = not tables.has_table("address")
+        if current is None and empty:
+            self.upgrade()
+        elif current != SCHEMA_REVISION:
+            raise BouncedError(
+                f"the database schema is at revision {current or 'none'}, "
+                f"this bounced needs {SCHEMA_REVISION}: run `bounced db upgrade`"
+            )
+
+    def upgrade(self) -> str:
+        """Bring the schema to the newest revision (a no-op when it is there)."""
+
+        from alembic import command  # only here: opening a store never needs Alembic
+
+        def work(conn: Connection) -> str:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            return str(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar())
+
+        return self.write(work)
+
+    # --- transactions -------------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection in a read transaction; an unreachable database is a DatabaseError."""
+        try:
+            with self._connect() as conn, conn.begin():
+                yield conn
+        except DBAPIError as exc:
+            if not _is_connection_error(exc):
+                raise
+            raise _db_error(exc, self.url) from None
+
+    def _connect(self) -> Connection:
+        """A pooled connection; any failure to get one (server down, wrong URL, a file
+        that is not a database) is the database being unavailable, said in one line."""
+        try:
+            return self.engine.connect()
+        except DBAPIError as exc:
+            raise _db_error(exc, self.url) from None
+
+    def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one write transaction, retried whole when it lost a lock race."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                with self._connect() as conn:
+                    conn = conn.execution_options(bounced_write=True)
+                    with conn.begin():
+                        return work(conn)
+            except DBAPIError as exc:
+                if _retryable(exc) and attempt < _ATTEMPTS - 1:
+                    time.sleep(0.01 * 2**attempt)
+                    continue
+                if _is_connection_error(exc):
+                    raise _db_error(exc, self.url) from None
+                raise
+        raise AssertionError("unreachable")
+
+
+def alembic_config() -> Any:
+    """Alembic's configuration for the migrations shipped in the package (no alembic.ini)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    return cfg
+
+
+def _db_error(exc: BaseException, url: str) -> DatabaseUnavailable:
+    orig = getattr(exc, "orig", None) or exc
+    detail = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return DatabaseUnavailable(f"cannot use database {url}: {detail}")
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in _RETRY_SQLSTATES or "database is locked" in str(exc.orig)
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    """Failures of the connection itself (server down, wrong URL, unwritable file),
+    as opposed to errors in a statement, which are bugs and must surface as such."""
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+
+
+def _engine(settings: Settings) -> Engine:
+    """An engine for the configured URL: SQLite in WAL mode with a busy timeout and
+    `BEGIN IMMEDIATE` for writes; PostgreSQL through psycopg 3 with a lock timeout."""
+    try:
+        url = make_url(settings.database_url)
+    except ArgumentError:
+        raise DatabaseUnavailable(
+            f"not a database URL: {settings.database_url!r} "
+            "(write e.g. sqlite:///bounced.db or postgresql://user@host/db)"
+        ) from None
+    timeout = settings.database_timeout.total_seconds()
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    try:
+        if url.get_backend_name() == "sqlite":
+            engine = create_engine(url, connect_args={"timeout": timeout})
+            _sqlite_events(engine, timeout)
+        else:
+            engine = create_engine(url, connect_args={"connect_timeout": 10}, pool_pre_ping=True)
+            _postgres_events(engine, timeout)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise DatabaseUnavailable(f"unsupported database URL {url!r}: {exc}") from None
+    return engine
+
+
+def _sqlite_events(engine: Engine, timeout: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" below decide how transactions start.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # A writer takes the write lock before reading what it will change.
+        write = conn.get_execution_options().get("bounced_write")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _postgres_events(engine: Engine, timeout: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {int(timeout * 1000)}")
+        dbapi_conn.commit()
