@@ -21,7 +21,10 @@ from bounced.rules import START, Family, Rules
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Classification:
+    """What the evidence says of one recipient: the winning reason, the rule that named
+    it, the status and the class."""
+
     reason: Reason
     rule: str
     status: str
@@ -137,7 +140,7 @@ def candidates(
     return found
 
 
-def decide(finding: Finding, kind: Kind, family: Family | None, rules: Rules) -> Decision:
+def classify(finding: Finding, kind: Kind, family: Family | None, rules: Rules) -> Classification:
     """Reason, status and class for one failed or delayed recipient."""
     status = best_status(finding, rules)
     found = candidates(finding, status, kind, family, rules)
@@ -151,7 +154,7 @@ def decide(finding: Finding, kind: Kind, family: Family | None, rules: Rules) ->
     if not status:
         status = _derived_status(permanent, reason, finding.smtp_command, family, rules)
     hard = permanent and reason in DEFAULT_HARD_REASONS
-    return Decision(reason, rule, status, BounceClass.HARD if hard else BounceClass.SOFT)
+    return Classification(reason, rule, status, BounceClass.HARD if hard else BounceClass.SOFT)
 
 
 def _derived_status(

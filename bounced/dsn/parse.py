@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from bounced.dsn import arf, autoreply, rfc3464, ses, text
-from bounced.dsn.classify import decide
+from bounced.dsn.classify import classify
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import ADDRESS, smtp_command
 from bounced.dsn.mime import Mail, header_block, read
@@ -224,6 +224,6 @@ def _bounce(
     )
     if row_kind not in (Kind.FAILED, Kind.DELAYED):
         return Bounce(**common)
-    decision = decide(finding, row_kind, family, rules)
+    decision = classify(finding, row_kind, family, rules)
     common.update(status=decision.status, rule=decision.rule)
     return Bounce(**common, reason=decision.reason, bounce_class=decision.bounce_class)

@@ -2,14 +2,14 @@
 
 A sender whose own SMTP conversation was refused has no returned message, only
 the server's words. They go through the same rules as a parsed DSN's
-diagnostic (`bounced.dsn.classify.decide`), so "mailbox full" means the same
+diagnostic (`bounced.dsn.classify.classify`), so "mailbox full" means the same
 whether it came back by mail or was said during the send.
 """
 
 from __future__ import annotations
 
 from bounced.dsn import Bounce, Kind
-from bounced.dsn.classify import decide
+from bounced.dsn.classify import classify
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import failure_reply_code, failure_status, first_reply_code
 from bounced.rules import load
@@ -36,7 +36,7 @@ def bounce_of_reply(
         smtp_command=command.upper(),
         diagnostic_type="smtp",
     )
-    decision = decide(finding, Kind.FAILED, None, load())
+    decision = classify(finding, Kind.FAILED, None, load())
     return Bounce(
         recipient,
         Kind.FAILED,
