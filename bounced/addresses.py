@@ -21,7 +21,15 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, valida
 
 from bounced.errors import InvalidAddress
 
-__all__ = ["domain_of", "normalize", "normalize_allow_entry", "normalize_many"]
+__all__ = [
+    "domain_of",
+    "normalize",
+    "normalize_allow_entry",
+    "normalize_many",
+    "split_plain",
+    "split_validated",
+    "strip_junk",
+]
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]++"
 #: A DNS label: letters, digits and inner hyphens (possessive, checked by lookarounds:
@@ -77,7 +85,7 @@ def _plain(text: str) -> bool:
     return at <= 64 and len(text) - at <= 64
 
 
-def _fast(text: str) -> tuple[str, str] | None:
+def split_plain(text: str) -> tuple[str, str] | None:
     """(local, ascii domain) for a plain address, else None."""
     if not _plain(text):
         return None
@@ -85,7 +93,7 @@ def _fast(text: str) -> tuple[str, str] | None:
     return local, domain.lower()
 
 
-def _validated(text: str, original: str | None = None) -> tuple[str, str]:
+def split_validated(text: str, original: str | None = None) -> tuple[str, str]:
     """(local, ascii domain) as email-validator reads them; errors name the `original` text."""
     try:
         result = validate_email(
@@ -100,7 +108,7 @@ def _cleaned(text: str) -> tuple[str, str]:
     cleaned = strip_junk(text)
     if not cleaned:
         raise InvalidAddress(text, "empty")
-    return _fast(cleaned) or _validated(cleaned, text)
+    return split_plain(cleaned) or split_validated(cleaned, text)
 
 
 def normalize(text: str, *, case_sensitive_local_part: bool = False) -> str:

@@ -26,6 +26,7 @@ from bounced.errors import ConfigError
 __all__ = [
     "DEFAULT_RETRYABLE_REASONS",
     "DEFAULT_SENDER_REASONS",
+    "ENV_PREFIX",
     "ListenerSettings",
     "PolicySettings",
     "RelaySettings",

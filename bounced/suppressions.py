@@ -45,6 +45,7 @@ from bounced.keys import message_key, notice_id
 from bounced.policy import Action, Effect
 
 __all__ = [
+    "INGEST_BATCH",
     "AdminResult",
     "BouncedError",
     "Change",

@@ -7,12 +7,12 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bounced.addresses import (
-    _fast,
-    _validated,
     domain_of,
     normalize,
     normalize_allow_entry,
     normalize_many,
+    split_plain,
+    split_validated,
 )
 from bounced.errors import InvalidAddress
 
@@ -50,10 +50,10 @@ WRAPPERS = [
 @example("x" * 64 + "@example.com")
 @example("x" * 65 + "@example.com")
 def test_fast_path_agrees_with_email_validator(text):
-    fast = _fast(text)
+    fast = split_plain(text)
     if fast is None:
         return
-    local, domain = _validated(text)
+    local, domain = split_validated(text)
     assert fast == (local, domain)
 
 
@@ -127,8 +127,8 @@ def test_allow_entries_are_addresses_or_domains():
 
 @pytest.mark.parametrize("text", ["john.smith@example.com", "A+tag@Mail.Example.co.uk"])
 def test_plain_addresses_take_the_fast_path(text):
-    assert _fast(text) == _validated(text)
-    assert _fast(text) is not None
+    assert split_plain(text) == split_validated(text)
+    assert split_plain(text) is not None
 
 
 @given(

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from bounced import verp
 from bounced.errors import UnknownAddress
 from bounced.listener.inbox import Inbox
-from bounced.listener.server import _SMTP
+from bounced.listener.server import ListenerSMTP
 from bounced.suppressions import Suppressions
 
 DOMAIN = "b.example.com"
@@ -388,7 +388,7 @@ _ADDRESS_ARGS = st.one_of(
 def test_address_parsing_is_aiosmtpds(arg, limit):
     """The listener's MAIL FROM / RCPT TO parsing (aiosmtpd's, without its per-call class)
     gives what aiosmtpd's own gives, for any argument."""
-    ours, theirs = object.__new__(_SMTP), object.__new__(SMTP)
+    ours, theirs = object.__new__(ListenerSMTP), object.__new__(SMTP)
     ours.local_part_limit = theirs.local_part_limit = limit
     assert _outcome(ours._getaddr, arg) == _outcome(theirs._getaddr, arg)
 

@@ -7,7 +7,7 @@ from collections import defaultdict
 import pytest
 
 from bounced.dsn.report import Reason
-from bounced.rules import RulesError, _phrase_rules, load
+from bounced.rules import RulesError, load, phrase_rules
 
 
 def test_rules_load_and_name_only_known_reasons() -> None:
@@ -35,17 +35,17 @@ def test_a_phrase_under_two_reasons_is_refused() -> None:
         ]
     }
     with pytest.raises(RulesError, match="no such user"):
-        _phrase_rules(data)
+        phrase_rules(data)
 
 
 @pytest.mark.parametrize("phrase", ["User Unknown", "user  unknown", " user unknown"])
 def test_phrases_must_be_lower_case_and_single_spaced(phrase: str) -> None:
     data = {"reason": [{"name": "user_unknown", "priority": 70, "phrases": [phrase]}]}
     with pytest.raises(RulesError):
-        _phrase_rules(data)
+        phrase_rules(data)
 
 
 def test_an_unknown_reason_is_refused() -> None:
     data = {"reason": [{"name": "gone_fishing", "priority": 70, "phrases": ["x"]}]}
     with pytest.raises(RulesError, match="gone_fishing"):
-        _phrase_rules(data)
+        phrase_rules(data)

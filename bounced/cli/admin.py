@@ -43,7 +43,40 @@ from bounced.formats import Format, default_format, write_document
 if TYPE_CHECKING:
     from bounced.db.filters import Filters
 
-__all__ = ["CHECK_COLUMNS", "selection_app"]
+__all__ = [
+    "CHECK_COLUMNS",
+    "TIMELINE_COLUMNS",
+    "AddressArgs",
+    "ExportFormat",
+    "FileOption",
+    "Inputs",
+    "NameArg",
+    "OutputOption",
+    "allow_command",
+    "block_command",
+    "check_command",
+    "db_app",
+    "db_upgrade",
+    "delete_command",
+    "deliverability_command",
+    "export_command",
+    "former_employee_command",
+    "ingest_command",
+    "list_command",
+    "policy_app",
+    "policy_apply",
+    "register",
+    "selection_add",
+    "selection_app",
+    "selection_export",
+    "selection_list",
+    "selection_remove",
+    "selection_show",
+    "show_command",
+    "stats_command",
+    "unmark_command",
+    "with_filters",
+]
 
 #: Columns of `bounced check`: the address as given, send/blocked/invalid, and why.
 CHECK_COLUMNS = ("address", "verdict", "state", "reason")

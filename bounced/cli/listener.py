@@ -19,7 +19,19 @@ from bounced.cli.support import (
 )
 from bounced.cli.terminal import say
 
-__all__ = ["verp_app"]
+__all__ = [
+    "VERP_COLUMNS",
+    "inbox_app",
+    "inbox_assign",
+    "inbox_delete",
+    "inbox_list",
+    "inbox_show",
+    "register",
+    "serve_command",
+    "verp_app",
+    "verp_decode",
+    "verp_encode",
+]
 
 verp_app = typer.Typer(help="Signed VERP return paths.")
 

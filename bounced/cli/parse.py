@@ -20,7 +20,13 @@ from bounced.formats import Format, Row, default_format, write_rows
 from bounced.inputs.batch import Parsed, parse_sources
 from bounced.inputs.sources import Unreadable, iter_sources
 
-__all__ = ["PARSE_COLUMNS", "parse_rows", "register"]
+__all__ = [
+    "PARSE_COLUMNS",
+    "PARSE_TABLE_COLUMNS",
+    "parse_command",
+    "parse_rows",
+    "register",
+]
 
 #: The fields of `bounced parse` output, in order (`class` is the bounce class).
 PARSE_COLUMNS = ("file", "recipient", "kind", "class", "reason", *TEXT_FACTS)

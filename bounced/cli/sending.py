@@ -33,7 +33,22 @@ if TYPE_CHECKING:
     from bounced.listener.spool_worker import SpoolWorker
     from bounced.sending.log import SendingLog
 
-__all__ = ["retries_app", "sent_app", "smtp_app"]
+__all__ = [
+    "DISPATCH_COLUMNS",
+    "DUE_COLUMNS",
+    "register",
+    "retries_app",
+    "retries_cancel",
+    "retries_due",
+    "retries_list",
+    "retries_show",
+    "sent_app",
+    "sent_list",
+    "sent_record",
+    "smtp_app",
+    "smtp_test",
+    "worker_command",
+]
 
 sent_app = typer.Typer(help="The sending log: what was sent, and what became of it.")
 retries_app = typer.Typer(help="Retry plans of soft-bounced messages.")

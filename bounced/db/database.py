@@ -46,10 +46,10 @@ _ATTEMPTS = 8
 #: (a test holds it equal to Alembic's head).
 SCHEMA_REVISION = max(p.name[:4] for p in (_MIGRATIONS / "versions").glob("[0-9]*.py"))
 _LOCK_KEY = 0x626F756E636564  # "bounced": serialises concurrent migrations on PostgreSQL
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+def batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
     """Consecutive lists of `size` items (itertools.batched arrived in Python 3.12)."""
     it = iter(items)
     while chunk := list(islice(it, size)):
@@ -151,7 +151,7 @@ class Database:
         except DBAPIError as exc:
             raise _db_error(exc, self.url) from None
 
-    def write(self, work: Callable[[Connection], T]) -> T:
+    def write(self, work: Callable[[Connection], _T]) -> _T:
         """Run `work` in one write transaction, retried whole when it lost a lock race."""
         for attempt in range(_ATTEMPTS):
             try:

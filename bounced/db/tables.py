@@ -43,6 +43,7 @@ __all__ = [
     "address_table",
     "allow_table",
     "audit_table",
+    "big_id",
     "cursor_table",
     "dispatch_table",
     "event_table",
@@ -52,6 +53,8 @@ __all__ = [
     "plan_table",
     "selection_table",
     "sent_table",
+    "text_column",
+    "time_column",
 ]
 
 metadata = SQLModel.metadata

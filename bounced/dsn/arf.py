@@ -8,6 +8,11 @@ from bounced.dsn.fields import ADDRESS, clean_address, field_groups
 from bounced.dsn.mime import Mail
 from bounced.rules import Rules
 
+__all__ = [
+    "REPORT_TYPE",
+    "findings",
+]
+
 REPORT_TYPE = "message/feedback-report"
 
 

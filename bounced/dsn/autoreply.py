@@ -6,6 +6,10 @@ from bounced.dsn.fields import clean_address
 from bounced.dsn.mime import Mail
 from bounced.rules import Rules
 
+__all__ = [
+    "responder",
+]
+
 
 def responder(mail: Mail, rules: Rules) -> str:
     """The address that answered automatically, or "" when this is no auto-reply."""

@@ -19,6 +19,13 @@ from bounced.dsn.fields import failure_status, unfold
 from bounced.dsn.report import DEFAULT_HARD_REASONS, BounceClass, Kind, Reason
 from bounced.rules import START, Family, Rules
 
+__all__ = [
+    "Classification",
+    "best_status",
+    "candidates",
+    "classify",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class Classification:

@@ -9,6 +9,22 @@ from __future__ import annotations
 
 import re
 
+__all__ = [
+    "ADDRESS",
+    "REPLY_CODE",
+    "STATUS",
+    "clean_address",
+    "failure_reply_code",
+    "failure_status",
+    "field_groups",
+    "first_reply_code",
+    "first_status",
+    "remote_host",
+    "smtp_command",
+    "typed_value",
+    "unfold",
+]
+
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient")
 _FIELD = re.compile(r"([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)")
 

@@ -32,6 +32,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the stdlib reader is the last resort: imported when used
     from email.message import Message as StdMessage
 
+__all__ = [
+    "MAX_ORIGINAL_CHARS",
+    "MAX_PARSE_BYTES",
+    "Headers",
+    "Mail",
+    "Part",
+    "header_block",
+    "read",
+]
+
 #: Bounce notices and status parts sit at the start of a message; past this many
 #: bytes there is only the returned original. Parsing stops here so that neither
 #: a huge attachment nor pathological text can cost more than a bounded amount.

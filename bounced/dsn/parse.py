@@ -12,6 +12,10 @@ from bounced.dsn.mime import Mail, header_block, read
 from bounced.dsn.report import Bounce, Kind, Report
 from bounced.rules import Family, Rules, load
 
+__all__ = [
+    "parse",
+]
+
 _KINDS = {k.value: k for k in Kind}
 
 

@@ -9,6 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
+__all__ = [
+    "DEFAULT_HARD_REASONS",
+    "TEXT_FACTS",
+    "Bounce",
+    "BounceClass",
+    "Kind",
+    "Reason",
+    "Report",
+]
+
 
 class Kind(StrEnum):
     """What happened to the message for one recipient (RFC 3464 actions plus the

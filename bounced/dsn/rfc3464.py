@@ -22,6 +22,13 @@ from bounced.dsn.fields import (
 )
 from bounced.dsn.mime import Mail
 
+__all__ = [
+    "STATUS_TYPES",
+    "findings",
+    "from_fields",
+    "names_recipients",
+]
+
 STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient", "x-actual-recipient")
 _RECIPIENT_FIELD = re.compile(r"^(?:final|original)-recipient[ \t]*:", re.IGNORECASE | re.MULTILINE)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bounced.db.inbox import INBOX_COLUMNS
 from bounced.dsn import parse
 from bounced.errors import UnknownMessage
+from bounced.listener.intake import with_recipient
 from bounced.listener.spool import Envelope
 
 if TYPE_CHECKING:
@@ -66,8 +67,6 @@ class Inbox:
 
     def assign(self, message_id: int, address: str) -> Ingested:
         """Record the message as a failed delivery to `address` and mark it assigned."""
-        from bounced.listener.intake import with_recipient
-
         normal = self.sup.normalize(address)
         row = self.get(message_id)
         report = with_recipient(parse(row["raw"]), normal, "", detector="inbox")

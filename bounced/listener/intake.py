@@ -15,14 +15,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from bounced import verp
 from bounced.config import VerpSettings
 from bounced.dsn import Bounce, Kind, Report, parse
-from bounced.listener.inbox import Inbox
 from bounced.listener.spool import Spooled
 
-__all__ = ["Intake", "Route", "find_token", "intake", "with_recipient"]
+if TYPE_CHECKING:
+    from bounced.listener.inbox import Inbox
+
+__all__ = [
+    "VERP_DETECTOR",
+    "Intake",
+    "Route",
+    "find_token",
+    "intake",
+    "with_recipient",
+]
 
 #: The detector named on rows that only the VERP token (or an admin) supplied.
 VERP_DETECTOR = "verp"

@@ -41,7 +41,16 @@ from bounced.errors import ConfigError
 from bounced.listener.spool import Envelope, Spool
 from bounced.listener.spool_worker import SpoolWorker
 
-__all__ = ["EventLog", "Listener", "accepts", "serve"]
+__all__ = [
+    "GRACE",
+    "IDLE_SEAL",
+    "RETENTIONS",
+    "EventLog",
+    "Listener",
+    "ListenerSMTP",
+    "accepts",
+    "serve",
+]
 
 RETENTIONS = ("archive", "delete")
 #: Seconds open sessions may take to finish after a stop signal.
@@ -220,7 +229,7 @@ def _networks(specs: tuple[str, ...]) -> tuple[Any, ...]:
         raise ConfigError(f"listener.allowed_networks: {exc}") from None
 
 
-class _SMTP(SMTP):
+class ListenerSMTP(SMTP):
     """aiosmtpd's SMTP with long lines, a session limit, allowed networks and a
     whole-session time limit; refused connections get one reply line and are closed."""
 
@@ -313,7 +322,7 @@ class _Controller(Controller):
         super().__init__(handler, hostname=cfg.host, port=cfg.port, ready_timeout=10)
 
     def factory(self):
-        return _SMTP(
+        return ListenerSMTP(
             self.handler,
             self.cfg,
             self.networks,

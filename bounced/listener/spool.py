@@ -51,7 +51,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["Envelope", "Spool", "Spooled"]
+__all__ = [
+    "SEGMENT_BYTES",
+    "SEGMENT_SECONDS",
+    "Envelope",
+    "Spool",
+    "Spooled",
+]
 
 _DIRS = ("tmp", "open", "new", "cur", "done", "suspect")
 #: An open segment is sealed once it holds this many bytes...

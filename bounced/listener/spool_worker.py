@@ -26,7 +26,13 @@ from bounced.listener.inbox import Inbox
 from bounced.listener.intake import Intake, intake
 from bounced.listener.spool import Spool, Spooled
 
-__all__ = ["SpoolPass", "SpoolWorker"]
+__all__ = [
+    "BACKLOG",
+    "POLL",
+    "YIELD",
+    "SpoolPass",
+    "SpoolWorker",
+]
 
 #: The worker looks at the spool at least this often, even without a wake-up.
 POLL = 1.0

@@ -15,6 +15,21 @@ from importlib import resources
 
 from bounced.dsn.report import Reason
 
+__all__ = [
+    "START",
+    "Family",
+    "FamilyMarks",
+    "Pattern",
+    "PhraseRule",
+    "PhraseScan",
+    "ProviderRule",
+    "Recast",
+    "Rules",
+    "RulesError",
+    "load",
+    "phrase_rules",
+]
+
 
 class RulesError(ValueError):
     """A rules file is malformed (unknown reason, duplicate phrase, bad pattern)."""
@@ -188,7 +203,7 @@ def _lower(values: list[str] | None) -> tuple[str, ...]:
     return tuple(v.lower() for v in values or ())
 
 
-def _phrase_rules(data: dict) -> tuple[PhraseRule, ...]:
+def phrase_rules(data: dict) -> tuple[PhraseRule, ...]:
     seen: dict[str, str] = {}
     rules = []
     for entry in data["reason"]:
@@ -269,7 +284,7 @@ def load() -> Rules:
     status = _load_toml("status.toml")
     providers = _load_toml("providers.toml")
     families = _load_toml("families.toml")
-    phrases = _phrase_rules(reasons)
+    phrases = phrase_rules(reasons)
     known = _families(families)
     known_providers = _providers(providers)
     index = {p: (r.priority, r.reason) for r in phrases for p in r.phrases}

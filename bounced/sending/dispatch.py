@@ -33,8 +33,11 @@ __all__ = [
     "SECURITY_MODES",
     "SIGNATURE_HEADER",
     "Dispatcher",
+    "SmtpDispatcher",
     "Step",
+    "WebhookDispatcher",
     "dispatcher_for",
+    "open_relay",
     "relay_steps",
     "sign",
 ]

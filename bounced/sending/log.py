@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PLAN_COLUMNS",
     "SENT_COLUMNS",
+    "SYNC_BATCH",
     "Due",
     "Handover",
     "SendingLog",
