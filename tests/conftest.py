@@ -9,35 +9,10 @@ other's rows. When no server answers, the PostgreSQL runs are skipped, saying wh
 
 from __future__ import annotations
 
-import functools
-import os
 import uuid
 
 import pytest
-from sqlalchemy.engine import make_url
-
-PG_ENV = "BOUNCED_TEST_DATABASE_URL"
-PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@functools.cache
-def postgres_base() -> tuple[str | None, str]:
-    """The PostgreSQL URL to test against, or None and why there is none."""
-    base = os.environ.get(PG_ENV)
-    if base:
-        return base, ""
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_DEFAULT, connect_timeout=2):
-            return PG_DEFAULT, ""
-    except Exception as exc:  # any failure means: no server to test against
-        return None, f"{PG_ENV} is not set and no PostgreSQL answers at {PG_DEFAULT} ({exc})"
-
-
-def _pg_schema_url(base: str, schema: str) -> str:
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False)
+from helpers.postgres import pg_schema_url, postgres_base
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -54,7 +29,7 @@ def database_url(request, tmp_path):
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     try:
-        yield _pg_schema_url(base, schema)
+        yield pg_schema_url(base, schema)
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from dsn_builder import make_dsn, sender_side, soft
+from helpers.dsn import make_dsn, sender_side, soft
 
 from bounced.config import Settings
 from bounced.db.database import SCHEMA_REVISION

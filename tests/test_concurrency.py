@@ -9,7 +9,7 @@ import sys
 import textwrap
 import time
 
-from dsn_builder import Rcpt, delayed, make_dsn, sender_side, soft
+from helpers.dsn import Rcpt, delayed, make_dsn, sender_side, soft
 
 from bounced.config import PolicySettings, Settings
 from bounced.suppressions import Suppressions

@@ -8,12 +8,10 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import ssl
 import subprocess
 import sys
 import threading
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,10 +19,12 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from dsn_builder import make_dsn, soft
-from test_sending import Clock
+from helpers.clock import Clock
+from helpers.dsn import make_dsn, soft
+from helpers.net import free_port
+from helpers.sending import open_log, plans
 
-from bounced.config import RelaySettings, Settings, WebhookSettings
+from bounced.config import RelaySettings, WebhookSettings
 from bounced.sending.dispatch import (
     SIGNATURE_HEADER,
     SmtpDispatcher,
@@ -35,43 +35,16 @@ from bounced.sending.dispatch import (
 from bounced.sending.log import SendingLog
 from bounced.sending.plans import PlanStatus
 from bounced.sending.worker import Worker
-from bounced.suppressions import Suppressions
 
-RAW = (
-    b"Return-Path: <bounces+x@sender.example.com>\r\nFrom: Shop <shop@sender.example.com>\r\n"
-    b"To: {rcpt}\r\nSubject: Your invoice\r\nMessage-ID: <{mid}>\r\n\r\nHello.\r\n"
-)
 SECRET = "s3cret"
 
 
 # --- a store with due retries ---------------------------------------------------------------
 
 
-def plans(log: SendingLog, count: int) -> list[str]:
-    """`count` sent messages that bounced softly: each gets a plan, due 15 minutes later."""
-    rcpts = [f"full{i}@example.org" for i in range(count)]
-    for i, rcpt in enumerate(rcpts):
-        raw = RAW.replace(b"{rcpt}", rcpt.encode()).replace(b"{mid}", f"m{i}@s".encode())
-        log.record(rcpt, f"<m{i}@s>", subject="Your invoice", raw=raw)
-    dsns = [
-        (f"dsn{i}", make_dsn(soft(r), original_id=f"<m{i}@s>", message_id=f"<d{i}@mx>"))
-        for i, r in enumerate(rcpts)
-    ]
-    for _ in log.sup.ingest_many(dsns):
-        pass
-    log.sync()
-    return rcpts
-
-
 @pytest.fixture
 def clock():
     return Clock()
-
-
-def open_log(url: str, clock, **retry) -> SendingLog:
-    settings = Settings(database_url=url)
-    settings = replace(settings, retry=replace(settings.retry, **retry))
-    return SendingLog(Suppressions.open(settings, clock=clock), spread=lambda: 0.5)
 
 
 @pytest.fixture
@@ -184,12 +157,6 @@ class Sink:
     async def handle_DATA(self, server, session, envelope):
         self.envelopes.append(envelope)
         return "250 2.0.0 queued"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_context(certificate) -> ssl.SSLContext:

@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from dsn_builder import make_dsn, soft
-from test_dispatch import free_port
+from helpers.dsn import make_dsn, soft
+from helpers.net import free_port
 
 
 @pytest.fixture

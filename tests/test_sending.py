@@ -3,10 +3,11 @@ the test moves: days of schedule in milliseconds."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from dsn_builder import Rcpt, delayed, make_dsn, soft
+from helpers.clock import Clock
+from helpers.dsn import Rcpt, delayed, make_dsn, soft
 
 from bounced.config import Settings
 from bounced.errors import BouncedError
@@ -17,17 +18,6 @@ from bounced.suppressions import Suppressions
 
 MID = "<orig-1@sender.example.com>"
 RCPT = "full@example.org"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def move(self, **kw) -> None:
-        self.now += timedelta(**kw)
 
 
 @pytest.fixture

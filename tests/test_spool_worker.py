@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from dsn_builder import make_dsn
-from test_listener import WAIT, Server, _burst, events, eventually
+from helpers.dsn import make_dsn
+from helpers.listener import WAIT, Server, burst, events, eventually
 
 from bounced.errors import UnknownAddress
 from bounced.listener.inbox import Inbox
@@ -120,7 +120,7 @@ def test_a_listener_and_worker_processes_share_one_spool(database_url, tmp_path,
     srv = Server(database_url, tmp_path).start()
     workers = [Worker(srv.spool, _env(srv), tmp_path / f"worker{i}.log") for i in range(2)]
     try:
-        acked = _burst(srv, 60)
+        acked = burst(srv, 60)
         for rcpt in [*written.values(), *acked]:
             eventually(lambda rcpt=rcpt: events(store, rcpt), f"{rcpt} ingested")
     finally:

@@ -15,7 +15,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from dsn_builder import Rcpt, delayed, make_dsn, sender_side, soft
+from helpers.dsn import Rcpt, delayed, make_dsn, sender_side, soft
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule

@@ -9,10 +9,10 @@ import threading
 import uuid
 
 import pytest
-from conftest import _pg_schema_url, postgres_base
+from helpers.clock import Clock
+from helpers.postgres import pg_schema_url, postgres_base
+from helpers.sending import open_log, plans
 from sqlalchemy.engine import make_url
-from test_dispatch import open_log, plans
-from test_sending import Clock
 
 from bounced.sending.worker import Pass, Worker
 
@@ -86,7 +86,7 @@ def proxied_url():
         conn.execute(f"CREATE SCHEMA {schema}")
     through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     try:
-        yield _pg_schema_url(through, schema), proxy
+        yield pg_schema_url(through, schema), proxy
     finally:
         proxy.cut()
         with psycopg.connect(base, autocommit=True) as conn:

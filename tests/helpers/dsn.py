@@ -9,6 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = [
+    "HARD",
+    "REPUTATION",
+    "SOFT_FULL",
+    "Rcpt",
+    "delayed",
+    "make_dsn",
+    "sender_side",
+    "soft",
+]
+
 
 @dataclass(frozen=True)
 class Rcpt:
