@@ -18,10 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bounced.dsn import DEFAULT_HARD_REASONS, Reason
 from bounced.errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "DEFAULT_RETRYABLE_REASONS",
@@ -246,11 +249,15 @@ def _nest(dotted: str, value: Any) -> dict[str, Any]:
     return {head: _nest(rest, value) if rest else value}
 
 
+#: A settings dataclass.
+_D = TypeVar("_D", bound="DataclassInstance")
+
+
 def _hints(obj: Any) -> dict[str, Any]:
     return typing.get_type_hints(type(obj))
 
 
-def _apply_table(obj: Any, table: Mapping[str, Any], origin: str, path: tuple[str, ...]) -> Any:
+def _apply_table(obj: _D, table: Mapping[str, Any], origin: str, path: tuple[str, ...]) -> _D:
     """A copy of the settings dataclass `obj` with the values of a (TOML-shaped) table."""
     hints = _hints(obj)
     changes = {}
@@ -259,7 +266,7 @@ def _apply_table(obj: Any, table: Mapping[str, Any], origin: str, path: tuple[st
         if key not in hints:
             raise ConfigError(f"{origin}: unknown setting {where}")
         current = getattr(obj, key)
-        if is_dataclass(current):
+        if is_dataclass(current) and not isinstance(current, type):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{origin}: {where} must be a table ([{where}])")
             changes[key] = _apply_table(current, value, origin, (*path, key))
@@ -268,14 +275,14 @@ def _apply_table(obj: Any, table: Mapping[str, Any], origin: str, path: tuple[st
     return replace(obj, **changes)
 
 
-def _apply_env(obj: Any, env: Mapping[str, str], path: tuple[str, ...]) -> Any:
+def _apply_env(obj: _D, env: Mapping[str, str], path: tuple[str, ...]) -> _D:
     """Overlay BOUNCED_<SECTION>_<KEY> variables; names come from the fields, so unknown
     BOUNCED_* variables (the test database URL, other tools) are simply not looked at."""
     hints = _hints(obj)
     changes = {}
     for f in fields(obj):
         current = getattr(obj, f.name)
-        if is_dataclass(current):
+        if is_dataclass(current) and not isinstance(current, type):
             changes[f.name] = _apply_env(current, env, (*path, f.name))
             continue
         name = ENV_PREFIX + "_".join((*path, f.name)).upper()

@@ -47,11 +47,12 @@ def write_rows(
     `table_columns` narrows the table to what a person needs at a glance (a dozen
     columns do not fit a terminal); the data formats always carry every column.
     """
-    if fmt is not Format.CSV:
-        rows = (dict(zip(columns, r, strict=True)) if isinstance(r, tuple) else r for r in rows)
+    if fmt is Format.CSV:
+        return _write_csv(columns, rows, out)
+    mappings = (dict(zip(columns, r, strict=True)) if isinstance(r, tuple) else r for r in rows)
     if fmt is Format.TABLE:
-        return _write_table(table_columns or columns, rows, out)
-    return _WRITERS[fmt](columns, rows, out)
+        return _write_table(table_columns or columns, mappings, out)
+    return _WRITERS[fmt](columns, mappings, out)
 
 
 def write_document(document: Any, out: TextIO, *, indent: int | None = 2) -> None:
@@ -61,7 +62,7 @@ def write_document(document: Any, out: TextIO, *, indent: int | None = 2) -> Non
     out.write("\n")
 
 
-def _write_ndjson(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> int:
+def _write_ndjson(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], out: TextIO) -> int:
     count = 0
     for row in rows:
         out.write(_json_object(columns, row) + "\n")
@@ -69,7 +70,7 @@ def _write_ndjson(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> i
     return count
 
 
-def _write_json(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> int:
+def _write_json(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], out: TextIO) -> int:
     """A JSON array written element by element, so it streams like NDJSON."""
     count = 0
     for row in rows:
@@ -90,7 +91,7 @@ def _write_csv(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> int:
     return count
 
 
-def _write_table(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> int:
+def _write_table(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], out: TextIO) -> int:
     """A rich table without the columns that are empty in every row, to save width.
 
     Values are shown as text, never as console markup; long values fold, headers do not.
@@ -110,7 +111,7 @@ def _write_table(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> in
     return len(cells)
 
 
-def _json_object(columns: Sequence[str], row: Row) -> str:
+def _json_object(columns: Sequence[str], row: Mapping[str, Any]) -> str:
     return json.dumps({column: row.get(column) for column in columns}, ensure_ascii=False)
 
 
@@ -118,8 +119,7 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-_WRITERS: dict[Format, Callable[[Sequence[str], Iterable[Row], TextIO], int]] = {
+_WRITERS: dict[Format, Callable[[Sequence[str], Iterable[Mapping[str, Any]], TextIO], int]] = {
     Format.JSON: _write_json,
     Format.NDJSON: _write_ndjson,
-    Format.CSV: _write_csv,
 }

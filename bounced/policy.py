@@ -263,6 +263,7 @@ def decide(state: AddressState, event: Event, settings: PolicySettings) -> Decis
     if verdict is Verdict.SENDER_SIDE:
         return Decision(state, verdict, frozenset({Effect.SENDER_SIDE}))
     effects = {Effect.RECORDED}
+    reason: BlockReason | None
     if verdict is Verdict.COMPLAINT:
         new, reason = replace(state, last_reason="complaint", last_status=""), BlockReason.COMPLAINT
     elif verdict is Verdict.EXHAUSTED:

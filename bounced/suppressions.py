@@ -16,6 +16,7 @@ policy. Errors are the documented ones in `bounced.errors` (re-exported here):
 
 from __future__ import annotations
 
+import builtins
 import getpass
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -30,7 +31,7 @@ from bounced.db.filters import NO_FILTERS, Filters
 from bounced.db.replay import Change
 from bounced.db.reports import LIST_COLUMNS
 from bounced.db.store import Store
-from bounced.db.suppression import Incoming
+from bounced.db.suppression import Incoming, Recorded
 from bounced.dsn import Report, parse
 from bounced.errors import (
     BouncedError,
@@ -215,10 +216,10 @@ class Suppressions:
             normal = normalize_many(chunk, case_sensitive_local_part=self._fold)
             found = self.store.lookup([n for n in normal if type(n) is str])
             for text, n in zip(chunk, normal, strict=True):
-                if type(n) is str:
-                    yield new(Check, (text, n, *found.get(n, unknown)))
-                else:
+                if isinstance(n, InvalidAddress):
                     yield Check(text, None, False, "", f"invalid address: {n.reason}")
+                else:
+                    yield new(Check, (text, n, *found.get(n, unknown)))
 
     # --- ingesting ----------------------------------------------------------------------
 
@@ -256,7 +257,7 @@ class Suppressions:
             return Outcome.NOT_BOUNCE, []
         if not report.bounces:
             return Outcome.UNREADABLE, []
-        rows = []
+        rows: list[tuple[RowResult, Incoming | None]] = []
         notice = notice_id(report, raw)
         for bounce in report.bounces:
             try:
@@ -270,7 +271,13 @@ class Suppressions:
         return None, rows
 
     @staticmethod
-    def _result(name, report, outcome, rows, recorded) -> Ingested:
+    def _result(
+        name: str,
+        report: Report,
+        outcome: Outcome | None,
+        rows: list[tuple[RowResult, Incoming | None]],
+        recorded: Iterator[Recorded],
+    ) -> Ingested:
         results = []
         for row, incoming in rows:
             if incoming is None:
@@ -370,13 +377,13 @@ class Suppressions:
             raise UnknownAddress([normal])
         return found
 
-    def stats(self, days: int = 30) -> dict[str, list[tuple[str, int]]]:
+    def stats(self, days: int = 30) -> dict[str, builtins.list[tuple[str, int]]]:
         return self.store.stats(days)
 
-    def deliverability(self, since: datetime | None = None) -> list[dict[str, Any]]:
+    def deliverability(self, since: datetime | None = None) -> builtins.list[dict[str, Any]]:
         return self.store.deliverability(since)
 
-    def apply_policy(self, *, dry_run: bool = True) -> list[Change]:
+    def apply_policy(self, *, dry_run: bool = True) -> builtins.list[Change]:
         """Recompute every address under the current policy; apply unless dry_run."""
         return list(self.store.apply_policy(dry_run=dry_run))
 

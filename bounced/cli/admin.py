@@ -22,7 +22,7 @@ import inspect
 import itertools
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
@@ -188,7 +188,7 @@ def _collect(
     return _Collected(valid, invalid)
 
 
-def _finish(done: int, verb: str, unknown: list[str] = (), invalid: int = 0) -> None:
+def _finish(done: int, verb: str, unknown: Sequence[str] = (), invalid: int = 0) -> None:
     """The closing line of an admin action, and its exit code."""
     say(f"{verb} {done} address{'es' if done != 1 else ''}")
     if unknown:
@@ -230,8 +230,9 @@ def _filters(values: dict[str, Any]) -> "Filters":
     from bounced.db.filters import Filters
 
     since, until = values.pop("since"), values.pop("until")
+    given: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     return Filters(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()},
+        **given,
         since=point_in_time(since),
         until=point_in_time(until),
     )
@@ -310,7 +311,9 @@ def ingest_command(
     raise typer.Exit(1 if feedback.failures else 0)
 
 
-def _remember(items: Iterator[tuple], raws: dict[str, bytes], keep: bool) -> Iterator[tuple]:
+def _remember(
+    items: Iterator[tuple[Any, ...]], raws: dict[str, bytes], keep: bool
+) -> Iterator[tuple[Any, ...]]:
     """Pass items through, keeping the bytes of the last batch when they may go aside."""
     for name, raw, report in items:
         if keep:
@@ -466,7 +469,13 @@ def _timeline(shown: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield {"at": a["at"], "what": "admin", "kind": a["action"], "detail": a["detail"]}
 
 
-def _admin(ctx: typer.Context, addresses, file, verb: str, act: Callable) -> None:
+def _admin(
+    ctx: typer.Context,
+    addresses: list[str] | None,
+    file: str | None,
+    verb: str,
+    act: Callable[..., Any],
+) -> None:
     """The shape of every admin action: collect, act, report, exit code."""
     with suppressions(ctx) as sup:
         collected = _collect(sup.normalize, addresses, file)
@@ -474,7 +483,9 @@ def _admin(ctx: typer.Context, addresses, file, verb: str, act: Callable) -> Non
     _finish(len(result.done), verb, result.unknown, collected.invalid)
 
 
-def unmark_command(ctx: typer.Context, addresses: AddressArgs = None, file: FileOption = None):
+def unmark_command(
+    ctx: typer.Context, addresses: AddressArgs = None, file: FileOption = None
+) -> None:
     """Remove the bounce mark: unblock and reset the count (the history stays)."""
     _admin(ctx, addresses, file, "unmarked", lambda sup, a: sup.unmark(a))
 

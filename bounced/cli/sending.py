@@ -168,7 +168,7 @@ def retries_show(
     with _log(ctx) as log:
         shown = log.plan(plan_id)
     if output_format in (Format.JSON, Format.NDJSON):
-        data = {k: plain(v) for k, v in shown.items() if k != "dispatches"}
+        data: dict[str, Any] = {k: plain(v) for k, v in shown.items() if k != "dispatches"}
         data["dispatches"] = [plain(d) for d in shown["dispatches"]]
         write_document(data, sys.stdout, indent=2 if output_format is Format.JSON else None)
         return

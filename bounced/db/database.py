@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -56,6 +56,10 @@ def batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
         yield chunk
 
 
+@overload
+def utc(value: datetime) -> datetime: ...
+@overload
+def utc(value: None) -> None: ...
 def utc(value: datetime | None) -> datetime | None:
     """`value` as an aware UTC time (SQLite hands back naive ones)."""
     return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)

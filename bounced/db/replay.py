@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import groupby
 from typing import Any
 
@@ -102,14 +103,14 @@ class ReplayRepository:
         for aid, row in rows.items():
             before = suppression.state(row, row.address in allowed)
             evs = by_address.get(aid, [])
-            history: list[tuple[Any, int, Any, Event | AdminAction]] = sorted(
-                [(utc(e.received_at), 1, e, _replay_event(e)) for e in evs]
-                + [
-                    (utc(a.at), 0, None, AdminAction(Action(a.action), utc(a.at)))  # type: ignore[arg-type]
-                    for a in admin.get(row.address, [])
-                ],
-                key=lambda t: (t[0], t[1], t[2].id if t[2] else 0),
-            )
+            history: list[tuple[datetime, int, Any, Event | AdminAction]] = [
+                (utc(e.received_at), 1, e, _replay_event(e)) for e in evs
+            ]
+            history += [
+                (utc(a.at), 0, None, AdminAction(Action(a.action), utc(a.at)))
+                for a in admin.get(row.address, [])
+            ]
+            history.sort(key=lambda t: (t[0], t[1], t[2].id if t[2] else 0))
             after, counts = replay(
                 [h[3] for h in history], suppression.policy, allowed=before.allowed
             )
@@ -141,7 +142,7 @@ def _summary(state: AddressState) -> tuple[Any, ...]:
 def _replay_event(row: Any) -> Event:
     return Event(
         Kind(row.kind),
-        utc(row.received_at),  # type: ignore[arg-type]
+        utc(row.received_at),
         BounceClass(row.bounce_class) if row.bounce_class else None,
         Reason(row.reason) if row.reason in Reason._value2member_map_ else None,
         row.status,

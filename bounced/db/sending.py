@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, or_, select, update
+from sqlalchemy import Connection, bindparam, func, or_, select, update
 
 from bounced.db.database import CHUNK, Database
 from bounced.db.tables import (
@@ -137,7 +137,7 @@ class SendingRepository:
                 yield dict(row._mapping)
 
     @staticmethod
-    def sent_of(conn: Connection, address: str, key: str) -> Row[Any] | None:
+    def sent_of(conn: Connection, address: str, key: str) -> Any:
         """The id and status of the message to `address` with message key `key`."""
         query = select(_sent.id, _sent.status).where(
             _sent.address == address, _sent.message_key == key
@@ -150,7 +150,7 @@ class SendingRepository:
 
     # --- the cursor over bounce events --------------------------------------------------
 
-    def new_events(self, conn: Connection, limit: int) -> list[Row[Any]] | None:
+    def new_events(self, conn: Connection, limit: int) -> list[Any] | None:
         """Up to `limit` bounce events after the cursor, with their address, in id order;
         None when another worker is reading them (PostgreSQL)."""
         cursor = select(cursor_table.c.event_id).where(cursor_table.c.name == _CURSOR)
@@ -185,13 +185,13 @@ class SendingRepository:
     # --- plans --------------------------------------------------------------------------
 
     @staticmethod
-    def plans_of_address(conn: Connection, address: str, statuses: Sequence[str]) -> list[Row[Any]]:
+    def plans_of_address(conn: Connection, address: str, statuses: Sequence[str]) -> list[Any]:
         """The plans of `address` in `statuses`, locked."""
         query = select(plan_table).where(_plans.address == address, _plans.status.in_(statuses))
         return list(conn.execute(query.with_for_update()).all())
 
     @staticmethod
-    def plans_of_sent(conn: Connection, sent_id: int) -> list[Row[Any]]:
+    def plans_of_sent(conn: Connection, sent_id: int) -> list[Any]:
         """The plans of one sent message, newest first, locked."""
         query = select(plan_table).where(_plans.sent_id == sent_id).order_by(_plans.id.desc())
         return list(conn.execute(query.with_for_update()).all())
@@ -199,7 +199,7 @@ class SendingRepository:
     @staticmethod
     def plans_by_id(
         conn: Connection, plan_ids: Sequence[int], statuses: Sequence[str]
-    ) -> list[Row[Any]]:
+    ) -> list[Any]:
         """The plans of `plan_ids` in `statuses`, locked."""
         query = select(plan_table).where(_plans.id.in_(list(plan_ids)), _plans.status.in_(statuses))
         return list(conn.execute(query.with_for_update()).all())
@@ -218,12 +218,12 @@ class SendingRepository:
         """Write each of `values` (`plan_id`, PLAN_FIELDS and the claim) in one statement."""
         conn.execute(_UPDATE_PLAN, list(values))
 
-    def quiet(self, conn: Connection, status: str, before: datetime) -> list[Row[Any]]:
+    def quiet(self, conn: Connection, status: str, before: datetime) -> list[Any]:
         """Up to CHUNK plans in `status` last attempted at or before `before`, locked."""
         query = select(plan_table).where(_plans.status == status, _plans.last_attempt_at <= before)
         return list(conn.execute(self._skip(query).limit(CHUNK)).all())
 
-    def unescalated(self, status: str) -> list[Row[Any]]:
+    def unescalated(self, status: str) -> list[Any]:
         """Up to CHUNK plans in `status` not yet escalated, with their message's ids."""
         query = (
             select(
@@ -251,7 +251,7 @@ class SendingRepository:
 
     # --- claims and the dispatch log ----------------------------------------------------
 
-    def due(self, conn: Connection, status: str, now: datetime, limit: int) -> list[Row[Any]]:
+    def due(self, conn: Connection, status: str, now: datetime, limit: int) -> list[Any]:
         """Up to `limit` plans in `status` due at `now` and not claimed, with their message
         and their address's state (None for an address the store does not know)."""
         query = (
@@ -279,7 +279,7 @@ class SendingRepository:
     @staticmethod
     def claimed(
         conn: Connection, plan_ids: Sequence[int], worker: str, status: str
-    ) -> dict[int, Row[Any]]:
+    ) -> dict[int, Any]:
         """Those of `plan_ids` that `worker` still holds in `status`, locked, by id."""
         query = (
             select(plan_table)

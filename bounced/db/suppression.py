@@ -370,10 +370,11 @@ class SuppressionRepository:
         with self.database.read() as conn:
             query = select(allow_table).order_by(allow_table.c.entry)
             rows = [dict(r._mapping) for r in conn.execute(query)]
-        config = [
-            {"entry": e, "actor": "config.toml", "created_at": None} for e in self.config_allow
+        config: list[dict[str, Any]] = [
+            {"entry": e, "actor": "config.toml", "created_at": None}
+            for e in sorted(self.config_allow)
         ]
-        return sorted(config, key=lambda r: r["entry"]) + rows
+        return config + rows
 
 
 def _statements(insert: Any) -> SimpleNamespace:

@@ -9,6 +9,7 @@ kind, status, notice) so the same notice ingested twice is refused, and at most 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -60,19 +62,19 @@ __all__ = [
 metadata = SQLModel.metadata
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in and out on every database (SQLite keeps no zone)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None or value.tzinfo is not None:
             return value
         return value.replace(tzinfo=UTC)
@@ -82,15 +84,15 @@ class UTCDateTime(TypeDecorator):
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
-def big_id():
+def big_id() -> Any:
     return Field(default=None, sa_column=Column(BigId, primary_key=True))
 
 
-def time_column(*, nullable: bool = True, index: bool = False):
+def time_column(*, nullable: bool = True, index: bool = False) -> Any:
     return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
 
 
-def text_column(**kw):
+def text_column(**kw: Any) -> Any:
     return Field(default="", sa_type=Text, **kw)
 
 

@@ -27,7 +27,7 @@ import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:  # the stdlib reader is the last resort: imported when used
     from email.message import Message as StdMessage
@@ -636,6 +636,6 @@ def _stdlib_text(part: StdMessage) -> str:
     if payload is None:
         raw = part.get_payload()
         if isinstance(raw, list):  # a status part, read as a list of field blocks
-            return "".join(block.as_string() for block in raw)
+            return "".join(cast(StdMessage, block).as_string() for block in raw)
         return raw if isinstance(raw, str) else ""
-    return _text(payload, part.get_content_charset() or "")
+    return _text(cast(bytes, payload), part.get_content_charset() or "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from bounced.dsn import arf, autoreply, rfc3464, ses, text
 from bounced.dsn.classify import classify
@@ -210,7 +211,7 @@ def _bounce(
     rules: Rules,
 ) -> Bounce:
     row_kind = kind or _row_kind(finding)
-    common = dict(
+    common: dict[str, Any] = dict(
         recipient=finding.recipient,
         kind=row_kind,
         status=finding.status,

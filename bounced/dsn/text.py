@@ -148,13 +148,13 @@ def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[
     text_before = family is not None and family.text_before_address
     out = []
     for recipient in order:
-        position = first_line.get(recipient)
-        if position is None:
+        first = first_line.get(recipient)
+        if first is None:
             block = text.text
         elif text_before:
             block = "\n".join(lines[_block_before(named, last_line[recipient])])
         else:
-            block = "\n".join(lines[_block(named, position, len(lines))])
+            block = "\n".join(lines[_block(named, first, len(lines))])
         # A notice about one recipient is evidence as a whole, including what
         # it says before naming the address.
         context = unfold(text.text)[:MAX_DIAGNOSTIC] if len(order) == 1 else ""

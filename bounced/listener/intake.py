@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bounced import verp
 from bounced.config import VerpSettings
@@ -83,7 +83,7 @@ def with_recipient(report: Report, recipient: str, message_key: str, *, detector
         row = Bounce(recipient, kind, original_message_id=message_key, detector=detector)
         return replace(report, kind=kind, bounces=(row,))
     same = tuple(b for b in report.bounces if b.recipient.lower() == recipient.lower())
-    key = {"original_message_id": message_key} if message_key else {}
+    key: dict[str, Any] = {"original_message_id": message_key} if message_key else {}
     rows = same or tuple(replace(b, recipient=recipient) for b in report.bounces)
     unique = tuple(dict.fromkeys(replace(b, **key) for b in rows))
     return replace(report, bounces=unique)

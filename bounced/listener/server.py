@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import Envelope as SMTPEnvelope
 
 from bounced.config import ListenerSettings, Settings
 from bounced.errors import ConfigError
@@ -86,7 +87,7 @@ def accepts(address: str, domains: frozenset[str]) -> bool:
 
 
 #: A message handed to the spool's writer: its bytes, envelope, and the session's future.
-_Waiting = tuple[bytes, Envelope, asyncio.Future]
+_Waiting = tuple[bytes, Envelope, asyncio.Future[str]]
 
 
 class _GroupCommit:
@@ -111,7 +112,7 @@ class _GroupCommit:
                 target=self._write, args=(loop,), name="bounced-spool", daemon=True
             )
             self._thread.start()
-        done = loop.create_future()
+        done: asyncio.Future[str] = loop.create_future()
         self._queue.put((raw, envelope, done))
         return await done
 
@@ -157,7 +158,7 @@ class _GroupCommit:
             self.wake()
 
 
-def _settle(waiting: list[asyncio.Future], result: list[str] | Exception) -> None:
+def _settle(waiting: list[asyncio.Future[str]], result: list[str] | Exception) -> None:
     """On the event loop: each session's message id, or the error that kept it out."""
     for i, done in enumerate(waiting):
         if done.done():  # the session went away meanwhile
@@ -185,14 +186,21 @@ class _Handler:
         self.log = log
         self.counters = _Counters()
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: SMTPEnvelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         if not accepts(address, self.domains):
             self.log("rcpt_refused", peer=_peer(session), rcpt=address)
             return "550 5.7.1 Relaying denied: not a bounce address here"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(self, server, session, envelope):
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SMTPEnvelope) -> str:
         meta = Envelope(
             envelope.mail_from or "",
             tuple(envelope.rcpt_tos),
@@ -217,12 +225,16 @@ class _Handler:
         return f"250 2.0.0 Queued as {spool_id}"
 
 
-def _peer(session) -> str:
-    peer = session.peer
+def _peer(session: Session | None) -> str:
+    peer = session.peer if session is not None else None
     return peer[0] if isinstance(peer, tuple) else str(peer or "")
 
 
-def _networks(specs: tuple[str, ...]) -> tuple[Any, ...]:
+#: The networks a listener accepts sessions from (`[listener] allowed_networks`).
+_Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def _networks(specs: tuple[str, ...]) -> _Networks:
     try:
         return tuple(ipaddress.ip_network(s, strict=False) for s in specs)
     except ValueError as exc:
@@ -233,7 +245,9 @@ class ListenerSMTP(SMTP):
     """aiosmtpd's SMTP with long lines, a session limit, allowed networks and a
     whole-session time limit; refused connections get one reply line and are closed."""
 
-    def __init__(self, handler: _Handler, cfg: ListenerSettings, networks, **kwargs):
+    def __init__(
+        self, handler: _Handler, cfg: ListenerSettings, networks: _Networks, **kwargs: Any
+    ) -> None:
         # Read by SMTP.__init__ (its stream reader's limit), so set first.
         self.line_length_limit = cfg.max_line_length
         super().__init__(handler, **kwargs)
@@ -259,7 +273,7 @@ class ListenerSMTP(SMTP):
             return None, None
         return addr, rest
 
-    def connection_made(self, transport):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._counted:  # the same session again, after STARTTLS
             super().connection_made(transport)
             return
@@ -273,7 +287,7 @@ class ListenerSMTP(SMTP):
             refusal = "421 4.3.2 Too many connections, try again later"
         if refusal:
             handler.log("session_refused", peer=host, reply=refusal)
-            transport.write(refusal.encode() + b"\r\n")
+            cast(asyncio.Transport, transport).write(refusal.encode() + b"\r\n")
             transport.close()
             return
         self._counted = True
@@ -283,7 +297,7 @@ class ListenerSMTP(SMTP):
         self._deadline = self.loop.call_later(limit, transport.close)
         super().connection_made(transport)
 
-    def connection_lost(self, error):
+    def connection_lost(self, error: Exception | None) -> None:
         if not self._counted:
             return
         self._counted = False
@@ -295,7 +309,7 @@ class ListenerSMTP(SMTP):
         super().connection_lost(error)
 
 
-def _in_networks(host: str, networks) -> bool:
+def _in_networks(host: str, networks: _Networks) -> bool:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
@@ -321,7 +335,7 @@ class _Controller(Controller):
         self.tls = _tls_context(cfg)
         super().__init__(handler, hostname=cfg.host, port=cfg.port, ready_timeout=10)
 
-    def factory(self):
+    def factory(self) -> ListenerSMTP:
         return ListenerSMTP(
             self.handler,
             self.cfg,
@@ -336,7 +350,9 @@ class _Controller(Controller):
 
     def stop_accepting(self) -> None:
         """Close the listening socket; sessions already open go on."""
-        self.loop.call_soon_threadsafe(self.server.close)
+        server = self.server
+        if server is not None:
+            self.loop.call_soon_threadsafe(server.close)
 
 
 class Listener:

@@ -50,6 +50,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "SEGMENT_BYTES",
@@ -78,7 +79,7 @@ class Envelope:
     helo: str = ""
     received_at: datetime | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "mail_from": self.mail_from,
             "rcpt_tos": list(self.rcpt_tos),
@@ -88,7 +89,7 @@ class Envelope:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> Envelope:
+    def from_dict(cls, data: dict[str, Any]) -> Envelope:
         when = data.get("received_at")
         return cls(
             data.get("mail_from", ""),
@@ -113,11 +114,11 @@ def _record(raw: bytes, envelope: Envelope) -> bytes:
     return json.dumps(head).encode() + b"\n" + raw
 
 
-def _whole(data: bytes) -> tuple[list[tuple[dict, bytes]], int]:
+def _whole(data: bytes) -> tuple[list[tuple[dict[str, Any], bytes]], int]:
     """The whole records at the start of `data` and where the last one ends: a record
     cut short, or whose bytes fail their CRC (a torn append), ends the scan. A head
     without `size` (the first spool format, one message a file) owns the rest."""
-    found: list[tuple[dict, bytes]] = []
+    found: list[tuple[dict[str, Any], bytes]] = []
     at = 0
     while (eol := data.find(b"\n", at)) >= 0:
         try:

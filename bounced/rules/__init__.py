@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from bounced.dsn.report import Reason
 
@@ -188,7 +189,7 @@ class Rules:
         return next((f for f in self.families if f.name == name), None)
 
 
-def _load_toml(name: str) -> dict:
+def _load_toml(name: str) -> dict[str, Any]:
     return tomllib.loads(resources.files(__package__).joinpath(name).read_text("utf-8"))
 
 
@@ -203,7 +204,7 @@ def _lower(values: list[str] | None) -> tuple[str, ...]:
     return tuple(v.lower() for v in values or ())
 
 
-def phrase_rules(data: dict) -> tuple[PhraseRule, ...]:
+def phrase_rules(data: dict[str, Any]) -> tuple[PhraseRule, ...]:
     seen: dict[str, str] = {}
     rules = []
     for entry in data["reason"]:
@@ -226,7 +227,9 @@ def phrase_rules(data: dict) -> tuple[PhraseRule, ...]:
     return tuple(rules)
 
 
-def _code_table(groups: list[dict], key: str, where: str) -> dict[str, tuple[Reason, int]]:
+def _code_table(
+    groups: list[dict[str, Any]], key: str, where: str
+) -> dict[str, tuple[Reason, int]]:
     table: dict[str, tuple[Reason, int]] = {}
     for group in groups:
         for code, reason in group[key].items():
@@ -236,7 +239,7 @@ def _code_table(groups: list[dict], key: str, where: str) -> dict[str, tuple[Rea
     return table
 
 
-def _providers(data: dict) -> tuple[ProviderRule, ...]:
+def _providers(data: dict[str, Any]) -> tuple[ProviderRule, ...]:
     return tuple(
         ProviderRule(
             name=row["name"],
@@ -252,7 +255,7 @@ def _providers(data: dict) -> tuple[ProviderRule, ...]:
     )
 
 
-def _families(data: dict) -> tuple[Family, ...]:
+def _families(data: dict[str, Any]) -> tuple[Family, ...]:
     return tuple(
         Family(
             name=row["name"],

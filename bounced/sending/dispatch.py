@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
-from typing import Protocol
+from typing import Any, Protocol
 
 from bounced.config import RelaySettings, RetrySettings, WebhookSettings
 from bounced.errors import DispatchError
@@ -130,12 +130,17 @@ def _context(settings: RelaySettings) -> ssl.SSLContext:
     return context
 
 
+def _names(rdns: Any) -> dict[str, str]:
+    """A certificate's subject or issuer (ssl's tuple of relative names) as a dict."""
+    return {name: value for ((name, value), *_) in rdns}
+
+
 def _certificate(sock: ssl.SSLSocket, verified: bool) -> str:
     if not verified:
         return f"{sock.version()}; certificate not checked (security = starttls)"
     cert = sock.getpeercert() or {}
-    subject = dict(x[0] for x in cert.get("subject", ()))
-    issuer = dict(x[0] for x in cert.get("issuer", ()))
+    subject = _names(cert.get("subject", ()))
+    issuer = _names(cert.get("issuer", ()))
     return (
         f"{sock.version()}; certificate for {subject.get('commonName', '?')} "
         f"from {issuer.get('commonName', issuer.get('organizationName', '?'))}, "

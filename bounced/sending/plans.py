@@ -105,7 +105,7 @@ def delay(attempt: int, settings: RetrySettings, spread: float) -> timedelta:
 
 def backoff(failures: int, settings: RetrySettings) -> timedelta:
     """The wait after `failures` dispatches in a row could not reach the relay or webhook."""
-    step = settings.dispatch_backoff * 2 ** min(failures - 1, 30)
+    step = settings.dispatch_backoff * 2.0 ** min(failures - 1, 30)
     return min(step, settings.dispatch_backoff_max)
 
 
