@@ -289,3 +289,8 @@ def test_only_the_database_package_runs_sql():
         )
     ]
     assert not found, found
+
+
+@pytest.mark.parametrize("module", sorted(modules()))
+def test_every_module_says_its_job(module):
+    assert ast.get_docstring(modules()[module]), f"{module} has no docstring"

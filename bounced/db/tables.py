@@ -1,4 +1,5 @@
-"""The store's tables (sqlmodel), shared by the store's queries and the migrations.
+"""Every table of the database (sqlmodel models, one metadata), shared by the repositories
+and the migrations, with the Core table objects the repositories write statements on.
 
 The database itself enforces what must hold however many processes write:
 one address row per normalised address, one event per (address, message key,
