@@ -210,8 +210,24 @@ def private(name: str) -> bool:
 
 
 def private_imports(path: Path, module: str | None) -> list[str]:
+    """`from m import _x`, `import m._x`, and `m._x` on a bounced module `m` imported."""
     tree = ast.parse(path.read_text(), str(path))
     found = []
+    aliases = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            source = resolve(module, node) if module else (node.module or "")
+            aliases |= {a.asname or a.name for a in node.names if f"{source}.{a.name}" in modules()}
+        elif isinstance(node, ast.Import):
+            aliases |= {a.asname for a in node.names if a.asname and a.name in modules()}
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and private(node.attr)
+        ):
+            found.append(f"{path.relative_to(ROOT)}: {node.value.id}.{node.attr}")
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             source = resolve(module, node) if module else (node.module or "")

@@ -325,9 +325,9 @@ def test_a_message_past_the_parse_bound_is_read_from_its_start() -> None:
     assert any("longer than" in p for p in mail.problems)
 
 
-@pytest.mark.parametrize("reader", [mime._from_flanker, mime._from_stdlib])
+@pytest.mark.parametrize("reader", [mime.from_flanker, mime.from_stdlib])
 def test_the_fallback_readers_agree_on_a_well_formed_message(reader) -> None:
-    text, _, _ = mime._decoded(report())
+    text, _, _ = mime.decoded(report())
     fast, other = read(text), reader(text, [])
     assert types(other) == types(fast)
     assert [p.text.strip() for p in other.parts] == [p.text.strip() for p in fast.parts]

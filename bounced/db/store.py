@@ -9,11 +9,10 @@ methods here only pass calls on to the repository that does the work.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from bounced.config import Settings
 from bounced.db.database import Database
@@ -61,18 +60,8 @@ class Store:
     def engine(self) -> Engine:
         return self.database.engine
 
-    @property
-    def settings(self) -> Settings:
-        return self.database.settings
-
     def clock(self) -> datetime:
         return self.database.clock()
-
-    def read(self) -> AbstractContextManager[Connection]:
-        return self.database.read()
-
-    def write(self, work: Callable[[Connection], Any]) -> Any:
-        return self.database.write(work)
 
     def upgrade(self) -> str:
         return self.database.upgrade()

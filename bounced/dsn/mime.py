@@ -38,6 +38,9 @@ __all__ = [
     "Headers",
     "Mail",
     "Part",
+    "decoded",
+    "from_flanker",
+    "from_stdlib",
     "header_block",
     "read",
 ]
@@ -143,7 +146,7 @@ class Mail:
         return (p for p in self.parts if p.content_type.startswith(prefixes))
 
 
-def _decoded(raw: bytes | str) -> tuple[str, str, list[str]]:
+def decoded(raw: bytes | str) -> tuple[str, str, list[str]]:
     """Bytes or text in, LF-only text out, bounded in size; the codec that turns the
     text back into the message's bytes (parts with their own charset or transfer
     encoding are decoded from those); and what was odd."""
@@ -164,17 +167,17 @@ def _decoded(raw: bytes | str) -> tuple[str, str, list[str]]:
 
 def read(raw: bytes | str) -> Mail:
     """Build the `Mail` view of a message; never raises for any input."""
-    text, encoding, problems = _decoded(raw)
+    text, encoding, problems = decoded(raw)
     try:
         return _Reader(text, encoding).mail(problems)
     except Exception as exc:  # a bug of ours must not lose the message
         problems.append(f"MIME reader failed ({exc.__class__.__name__}: {exc}); read by flanker")
     try:
-        return _from_flanker(text, problems)
+        return from_flanker(text, problems)
     except Exception as exc:  # flanker raises many types on damaged MIME
         problems.append(f"damaged MIME ({exc.__class__.__name__}: {exc}); read leniently")
     try:
-        return _from_stdlib(text, problems)
+        return from_stdlib(text, problems)
     except Exception as exc:  # the stdlib parser is lenient, but not proven total
         problems.append(f"unreadable MIME ({exc.__class__.__name__}); read as plain text")
     head, _, body = text.partition("\n\n")
@@ -553,7 +556,7 @@ def _unfold(value: str) -> str:
 # --- the fallbacks: flanker, the stdlib -------------------------------------
 
 
-def _from_flanker(text: str, problems: list[str]) -> Mail:
+def from_flanker(text: str, problems: list[str]) -> Mail:
     import logging
 
     logging.getLogger("flanker").setLevel(logging.CRITICAL)  # it logs what it refuses
@@ -589,7 +592,7 @@ def _from_flanker(text: str, problems: list[str]) -> Mail:
     )
 
 
-def _from_stdlib(text: str, problems: list[str]) -> Mail:
+def from_stdlib(text: str, problems: list[str]) -> Mail:
     import email
     import email.policy  # imported lazily: the last resort is rarely needed
 
@@ -636,6 +639,6 @@ def _stdlib_text(part: StdMessage) -> str:
     if payload is None:
         raw = part.get_payload()
         if isinstance(raw, list):  # a status part, read as a list of field blocks
-            return "".join(cast(StdMessage, block).as_string() for block in raw)
+            return "".join(cast("StdMessage", block).as_string() for block in raw)
         return raw if isinstance(raw, str) else ""
     return _text(cast(bytes, payload), part.get_content_charset() or "")
