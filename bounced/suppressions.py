@@ -331,6 +331,8 @@ class Suppressions:
 
     def selection_add_where(self, name: str, filters: Filters) -> int:
         """Add every address matching the list filters to a selection."""
+        if filters.selection:
+            self.require_selection(filters.selection)
         return self.store.select_where(name, self._filters(filters), self.actor)
 
     def selection_remove(self, name: str, addresses: Iterable[str]) -> int:
@@ -338,6 +340,11 @@ class Suppressions:
 
     def selections(self) -> list[dict[str, Any]]:
         return self.store.selections()
+
+    def require_selection(self, name: str) -> None:
+        """UnknownSelection unless the selection exists: a command checks this before
+        it creates its output file."""
+        self.store.require_selection(name)
 
     # --- reading ------------------------------------------------------------------------
 

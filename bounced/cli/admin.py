@@ -32,10 +32,14 @@ import typer
 from bounced.cli.support import (
     FormatOption,
     buffered_stdout,
+    choices,
     command_settings,
+    enum_values,
+    output_file,
     point_in_time,
     print_rows,
     suppressions,
+    writable_folder,
 )
 from bounced.cli.terminal import Feedback, say
 from bounced.formats import Format, default_format, write_document
@@ -168,17 +172,37 @@ def _finish(done: int, verb: str, unknown: list[str] = (), invalid: int = 0) -> 
 # --- filters shared by list, export and selection commands ------------------------------------
 
 
+def _reasons() -> list[str]:
+    """What `--reason` matches: why an address was blocked, or its last bounce's reason."""
+    blocked = enum_values("bounced.policy", "BlockReason")
+    return blocked + [r for r in enum_values("bounced.dsn", "Reason") if r not in blocked]
+
+
 _FILTER_OPTIONS: dict[str, Any] = {
     "status": Annotated[
         list[str] | None,
-        typer.Option("--status", help="active, blocked or former_employee (repeatable)."),
+        typer.Option(
+            "--status",
+            help="active, blocked or former_employee (repeatable).",
+            callback=choices(lambda: enum_values("bounced.policy", "State")),
+        ),
     ],
     "reason": Annotated[
         list[str] | None,
-        typer.Option("--reason", help="Blocked reason or last bounce reason (repeatable)."),
+        typer.Option(
+            "--reason",
+            help="Blocked reason (hard, returns, complaint, manual, ...) or last bounce "
+            "reason (user_unknown, mailbox_full, ...); repeatable.",
+            callback=choices(_reasons),
+        ),
     ],
     "bounce_class": Annotated[
-        list[str] | None, typer.Option("--class", help="Class of the last return: hard, soft.")
+        list[str] | None,
+        typer.Option(
+            "--class",
+            help="Class of the last return: hard, soft.",
+            callback=choices(lambda: enum_values("bounced.dsn", "BounceClass")),
+        ),
     ],
     "domain": Annotated[list[str] | None, typer.Option("--domain", help="Recipient domain.")],
     "since": Annotated[
@@ -258,6 +282,8 @@ def ingest_command(
     from bounced.inputs.batch import Parsed, parse_sources
     from bounced.inputs.sources import iter_sources
 
+    if aside is not None:
+        writable_folder(aside, "--aside")
     totals = dict.fromkeys(("rows", "new blocks", "duplicates", "not bounces", "kept aside"), 0)
     with suppressions(ctx) as sup, Feedback(progress=True) as feedback:
 
@@ -304,7 +330,6 @@ def _tally(totals: dict[str, int], ingested: Any, aside: Path | None, raw: bytes
 
 
 def _keep_aside(folder: Path, name: str, raw: bytes, reason: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[-150:]
     (folder / f"{safe}.eml").write_bytes(raw)
     (folder / f"{safe}.eml.reason").write_text(reason + "\n", encoding="utf-8")
@@ -374,12 +399,21 @@ def export_command(
 
 
 def _export(ctx: typer.Context, filters: Any, fmt: Format, output: Path | None) -> None:
+    if output is not None:
+        output_file(output)
     with suppressions(ctx) as sup:
+        if filters.selection:
+            sup.require_selection(filters.selection)  # before the file is created
         if output is None:
             with buffered_stdout() as out:
                 count = sup.export(out, filters, fmt)
         else:
-            with output.open("w", encoding="utf-8", newline="") as out:
+            try:
+                stream = output.open("w", encoding="utf-8", newline="")
+            except OSError as exc:
+                say(f"--output {output}: {exc.strerror or exc}")
+                raise typer.Exit(2) from None
+            with stream as out:
                 count = sup.export(out, filters, fmt)
     say(f"exported {count} addresses")
 
@@ -527,6 +561,9 @@ def selection_add(
     filters: Any = None,
 ) -> None:
     """Add addresses (arguments, --file, or --where with list filters) to a selection."""
+    if where and (addresses or file):
+        say("--where adds the addresses matching the filters: give no addresses or --file")
+        raise typer.Exit(2)
     with suppressions(ctx) as sup:
         if where:
             added = sup.selection_add_where(name, filters)

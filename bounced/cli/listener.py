@@ -78,7 +78,9 @@ def verp_decode(
 def serve_command(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="TCP port.")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=0, max=65535, help="TCP port (default: 2525).")
+    ] = None,
     domain: Annotated[
         list[str] | None,
         typer.Option("--domain", help="Bounce domain or address (repeatable; replaces config)."),

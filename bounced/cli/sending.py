@@ -18,7 +18,9 @@ import typer
 from bounced.cli.support import (
     FormatOption,
     SpoolDirOption,
+    choices,
     command_settings,
+    enum_values,
     point_in_time,
     print_rows,
     suppressions,
@@ -99,11 +101,21 @@ def sent_list(
     status: Annotated[
         list[str] | None,
         typer.Option(
-            "--status", help="processing, sent, failed, bounced_soft, bounced_hard, retrying."
+            "--status",
+            help="processing, sent, failed, bounced_soft, bounced_hard, retrying or "
+            "delivered (repeatable).",
+            callback=choices(lambda: enum_values("bounced.sending.log", "SentStatus")),
         ),
     ] = None,
     domain: Annotated[list[str] | None, typer.Option("--domain", help="Recipient domain.")] = None,
-    reason: Annotated[list[str] | None, typer.Option("--reason", help="Bounce reason.")] = None,
+    reason: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reason",
+            help="Bounce reason (user_unknown, mailbox_full, ...; repeatable).",
+            callback=choices(lambda: enum_values("bounced.dsn", "Reason")),
+        ),
+    ] = None,
     since: Annotated[str | None, typer.Option("--since", help="Sent since (date or 7d).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="... and before.")] = None,
     output_format: FormatOption = None,
@@ -128,7 +140,9 @@ def retries_list(
     status: Annotated[
         list[str] | None,
         typer.Option(
-            "--status", help="scheduled, awaiting, succeeded, exhausted, cancelled (repeatable)."
+            "--status",
+            help="scheduled, awaiting, succeeded, exhausted or cancelled (repeatable).",
+            callback=choices(lambda: enum_values("bounced.sending.plans", "PlanStatus")),
         ),
     ] = None,
     address: Annotated[str | None, typer.Option("--address", help="One address's plans.")] = None,

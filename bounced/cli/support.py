@@ -16,11 +16,13 @@ and `bounced --help` never pay for it.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -35,7 +37,11 @@ __all__ = [
     "FormatOption",
     "SpoolDirOption",
     "buffered_stdout",
+    "choices",
     "command_settings",
+    "enum_values",
+    "output_file",
+    "writable_folder",
     "point_in_time",
     "print_rows",
     "suppressions",
@@ -128,6 +134,64 @@ def buffered_stdout() -> Iterator[Any]:
     encoding = sys.stdout.encoding or "utf-8"
     with open(sys.stdout.fileno(), "w", encoding=encoding, errors="replace", closefd=False) as out:
         yield out
+
+
+def choices(
+    valid: Callable[[], Iterable[str]],
+) -> Callable[[list[str] | None], list[str] | None]:
+    """A typer callback for a repeatable option of fixed values: an unknown value is a
+    usage error naming the valid ones (exit 2), not a filter that silently matches
+    nothing. `valid` is called only when the option is given, so the enums behind it
+    (some in modules that import SQLAlchemy) are imported only then."""
+
+    def check(given: list[str] | None) -> list[str] | None:
+        if given:
+            offered = [str(v) for v in valid()]
+            wrong = [v for v in given if v not in offered]
+            if wrong:
+                raise typer.BadParameter(
+                    f"{', '.join(map(repr, wrong))}: choose from {', '.join(offered)}"
+                )
+        return given
+
+    return check
+
+
+def enum_values(module: str, name: str) -> list[str]:
+    """The values of an enum, imported when an option offering them is checked."""
+    import importlib
+
+    return [member.value for member in getattr(importlib.import_module(module), name)]
+
+
+def output_file(path: Path, option: str = "--output") -> Path:
+    """A file the command may create or overwrite, checked before anything is done: a
+    missing directory or a directory in its place is one line and exit 2."""
+    if path.is_dir():
+        _refuse(f"{option} {path}: is a directory; give a file name")
+    if not path.parent.is_dir():
+        _refuse(f"{option} {path}: no directory {path.parent}")
+    return path
+
+
+def writable_folder(path: Path, option: str) -> Path:
+    """A directory the command will write into, created when missing, checked before
+    anything is done: a file in its place, or a place that cannot be written, is one
+    line and exit 2."""
+    if path.exists() and not path.is_dir():
+        _refuse(f"{option} {path}: not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _refuse(f"{option} {path}: {exc.strerror or exc}")
+    if not os.access(path, os.W_OK | os.X_OK):
+        _refuse(f"{option} {path}: cannot write there")
+    return path
+
+
+def _refuse(line: str) -> NoReturn:
+    say(line)
+    raise typer.Exit(2)
 
 
 def point_in_time(text: str | None) -> datetime | None:
