@@ -534,6 +534,8 @@ def allow_command(
             print_rows(output_format, ("entry", "actor", "created_at"), sup.allow_list())
             return
         collected = _collect(sup.allow_entry, entries, file)
+        if not collected.addresses:  # every entry refused (each said why)
+            raise typer.Exit(1)
         changed = sup.allow(collected.addresses, remove=remove)
     done = f"{len(changed)} of {len(collected.addresses)} entries"
     say(f"{'removed' if remove else 'allowed'} {done}")

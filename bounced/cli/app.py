@@ -27,6 +27,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rich markup would take "[verp] domain" in a help text for a style tag
+    # and print " domain".
+    rich_markup_mode=None,
 )
 
 

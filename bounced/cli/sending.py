@@ -228,6 +228,14 @@ def worker_command(
         bool, typer.Option("--spool", help="Also ingest what `bounced serve` spooled.")
     ] = False,
     spool_dir: SpoolDirOption = None,
+    create_spool_dir: Annotated[
+        bool,
+        typer.Option(
+            "--create-spool-dir",
+            help="Create the spool directory when it is missing (otherwise a missing one "
+            "is an error: a mistyped path would be drained forever, empty).",
+        ),
+    ] = False,
 ) -> None:
     """Run the retry scheduler: read bounces, close and escalate plans, dispatch retries;
     with --spool (or --spool-dir) also the spool worker, ingesting what a listener
@@ -251,7 +259,11 @@ def worker_command(
         worker = Worker(SendingLog(sup, settings), dispatcher)
         ingest = None
         if spool or spool_dir:
-            ingest = stack.enter_context(_ingesting(sup.settings, spool_dir))
+            folder = spool_dir or sup.settings.listener.spool_dir
+            if not create_spool_dir and not Path(folder).is_dir():
+                say(f"no spool directory {folder} (--create-spool-dir makes it)")
+                raise typer.Exit(2)
+            ingest = stack.enter_context(_ingesting(sup.settings, folder))
         if once:
             raise typer.Exit(_once(worker, ingest))
         signal.signal(signal.SIGTERM, lambda *_: _stop(worker, ingest))
@@ -261,7 +273,7 @@ def worker_command(
 
 
 @contextmanager
-def _ingesting(settings: "Settings", spool_dir: str | None) -> "Iterator[SpoolWorker]":
+def _ingesting(settings: "Settings", spool_dir: str) -> "Iterator[SpoolWorker]":
     """A spool worker on its own store connection (it runs in a thread of its own), the
     spool replayed first: what a dead process had claimed goes back to new/."""
     from bounced.listener.inbox import Inbox
@@ -272,7 +284,7 @@ def _ingesting(settings: "Settings", spool_dir: str | None) -> "Iterator[SpoolWo
 
     log = EventLog(sys.stderr, as_json=settings.listener.log_format == "json")
     try:
-        spool = Spool(spool_dir or settings.listener.spool_dir)
+        spool = Spool(spool_dir)
         back = spool.recover()
     except OSError as exc:
         say(f"spool: {exc}")
