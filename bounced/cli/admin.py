@@ -23,6 +23,7 @@ import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
@@ -285,10 +286,11 @@ def ingest_command(
     if aside is not None:
         writable_folder(aside, "--aside")
     totals = dict.fromkeys(("rows", "new blocks", "duplicates", "not bounces", "kept aside"), 0)
-    with suppressions(ctx) as sup, Feedback(progress=True) as feedback:
+    parsed = closing(parse_sources(iter_sources(paths), jobs or os.cpu_count() or 1))
+    with suppressions(ctx) as sup, Feedback(progress=True) as feedback, parsed as results:
 
         def reports() -> Iterator[tuple[str, bytes, Any]]:
-            for result in parse_sources(iter_sources(paths), jobs or os.cpu_count() or 1):
+            for result in results:
                 if isinstance(result, Parsed):
                     yield result.message.name, result.message.raw, result.report
                 else:

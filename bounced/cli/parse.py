@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from typing import Annotated
 
 import typer
 
 from bounced.cli.support import FormatOption
-from bounced.cli.terminal import Feedback
+from bounced.cli.terminal import Feedback, say
 from bounced.dsn import TEXT_FACTS
 from bounced.formats import Format, Row, default_format, write_rows
 from bounced.inputs.batch import Parsed, parse_sources
@@ -59,10 +60,14 @@ def parse_command(
     # A progress bar would garble rows streaming to the same terminal; a table
     # is printed only at the end, so it can have one.
     progress = fmt is Format.TABLE or not sys.stdout.isatty()
-    with Feedback(progress=progress) as feedback:
-        results = parse_sources(iter_sources(paths), jobs or os.cpu_count() or 1)
+    parsed = closing(parse_sources(iter_sources(paths), jobs or os.cpu_count() or 1))
+    with Feedback(progress=progress) as feedback, parsed as results:
         rows = parse_rows(results, feedback, show_all)
-        write_rows(fmt, PARSE_COLUMNS, rows, sys.stdout, table_columns=PARSE_TABLE_COLUMNS)
+        try:
+            write_rows(fmt, PARSE_COLUMNS, rows, sys.stdout, table_columns=PARSE_TABLE_COLUMNS)
+        except KeyboardInterrupt:
+            say("interrupted")
+            raise typer.Exit(130) from None
     raise typer.Exit(1 if feedback.failures else 0)
 
 

@@ -46,6 +46,10 @@ def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Iterator[Parsed |
     parser ever raise (its contract says it never does), that message comes back
     as `Unreadable` with the error, and the run goes on.
 
+    With jobs > 1, close the iterator when stopping early (`contextlib.closing`, as
+    the commands do): the pool is then shut down in the closing thread, in order,
+    rather than whenever the garbage collector finds the suspended generator.
+
     Workers are started by a fork server: as with any non-fork start method, a
     calling script must guard its entry point with ``if __name__ == "__main__":``
     (a script read from standard input cannot use jobs > 1).
@@ -63,13 +67,20 @@ def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Iterator[Parsed |
     context.set_forkserver_preload(["bounced.dsn"])
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_ignore_interrupts) as pool:
         pending: deque[tuple[list[Source], Future[list[_Outcome]]]] = deque()
-        for chunk in _chunks(sources):
-            raws = [source.raw for source in chunk if isinstance(source, Message)]
-            pending.append((chunk, pool.submit(_parse_chunk, raws)))
-            if len(pending) >= jobs * _CHUNKS_PER_WORKER:
+        try:
+            for chunk in _chunks(sources):
+                raws = [source.raw for source in chunk if isinstance(source, Message)]
+                pending.append((chunk, pool.submit(_parse_chunk, raws)))
+                if len(pending) >= jobs * _CHUNKS_PER_WORKER:
+                    yield from _merge(*pending.popleft())
+            while pending:
                 yield from _merge(*pending.popleft())
-        while pending:
-            yield from _merge(*pending.popleft())
+        except BaseException:
+            # Closed early (Ctrl-C, or the caller stopped reading): the queued chunks
+            # are dropped, so the pool's shutdown waits only for the ones running.
+            for _chunk, future in pending:
+                future.cancel()
+            raise
 
 
 def _chunks(sources: Iterable[Source]) -> Iterator[list[Source]]:
