@@ -281,27 +281,31 @@ def ingest_command(
 ) -> None:
     """Parse returned messages and record them in the store."""
     from bounced.inputs.batch import Parsed, parse_sources
-    from bounced.inputs.sources import iter_sources
+    from bounced.inputs.sources import Skipped, input_size, iter_sources
 
     if aside is not None:
         writable_folder(aside, "--aside")
     totals = dict.fromkeys(("rows", "new blocks", "duplicates", "not bounces", "kept aside"), 0)
     parsed = closing(parse_sources(iter_sources(paths), jobs or os.cpu_count() or 1))
-    with suppressions(ctx) as sup, Feedback(progress=True) as feedback, parsed as results:
+    feedback = Feedback(progress=True, summary=False, total=lambda: input_size(paths))
+    with suppressions(ctx) as sup, feedback, parsed as results:
 
         def reports() -> Iterator[tuple[str, bytes, Any]]:
             for result in results:
                 if isinstance(result, Parsed):
+                    feedback.advance(len(result.message.raw))
                     yield result.message.name, result.message.raw, result.report
+                elif isinstance(result, Skipped):
+                    feedback.skip(result.size)
                 else:
                     feedback.unreadable(result.name, result.reason)
 
         raws: dict[str, bytes] = {}
         for ingested in sup.ingest_reports(_remember(reports(), raws, aside is not None)):
-            feedback.advance()
             _tally(totals, ingested, aside, raws.pop(ingested.source, b""))
     parts = [f"{feedback.messages} messages"] + [f"{n} {what}" for what, n in totals.items()]
-    say(", ".join(parts) + (f", {feedback.failures} unreadable" if feedback.failures else ""))
+    unreadable = f", {feedback.failures} unreadable" if feedback.failures else ""
+    say(", ".join(parts) + unreadable + feedback.not_mail())
     raise typer.Exit(1 if feedback.failures else 0)
 
 

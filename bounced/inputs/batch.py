@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
 from bounced.dsn import Report, parse
-from bounced.inputs.sources import Message, Source, Unreadable
+from bounced.inputs.sources import Message, Skipped, Source, Unreadable
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -39,8 +39,9 @@ class Parsed(NamedTuple):
     report: Report
 
 
-def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Iterator[Parsed | Unreadable]:
-    """Parse every `Message` in `sources`; `Unreadable` items pass through in place.
+def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Iterator[Parsed | Unreadable | Skipped]:
+    """Parse every `Message` in `sources`; `Unreadable` and `Skipped` items pass
+    through in place.
 
     `jobs` > 1 parses in that many worker processes; 1 parses here. Should the
     parser ever raise (its contract says it never does), that message comes back
@@ -97,7 +98,7 @@ def _chunks(sources: Iterable[Source]) -> Iterator[list[Source]]:
         yield chunk
 
 
-def _merge(chunk: list[Source], future: Future[list[_Outcome]]) -> Iterator[Parsed | Unreadable]:
+def _merge(chunk: list[Source], future: Future[list[_Outcome]]) -> Iterator[Parsed | Unreadable | Skipped]:
     outcomes = iter(future.result())
     for source in chunk:
         yield _result(source, next(outcomes)) if isinstance(source, Message) else source
