@@ -381,10 +381,23 @@ def list_command(
     ctx: typer.Context, output_format: FormatOption = None, filters: Any = None
 ) -> None:
     """Addresses in the store, filtered."""
+    with suppressions(ctx) as sup:
+        _print_addresses(output_format, sup.list(filters))
+
+
+#: What the table of `list` and `selection show` shows: a dozen columns do not fit a
+#: terminal; the data formats carry every column.
+LIST_TABLE_COLUMNS = ("address", "state", "blocked_reason", "returns", "last_reason", "last_status")
+
+
+def _print_addresses(fmt: Format | None, rows: Iterator[dict[str, Any]]) -> None:
+    """Address rows, as `list` prints them; a table with no rows says so (on stderr)."""
     from bounced.db.store import LIST_COLUMNS
 
-    with suppressions(ctx) as sup:
-        print_rows(output_format, LIST_COLUMNS, sup.list(filters))
+    fmt = fmt or default_format(sys.stdout)
+    count = print_rows(fmt, LIST_COLUMNS, rows, table_columns=LIST_TABLE_COLUMNS)
+    if count == 0 and fmt is Format.TABLE:
+        say("no addresses match")
 
 
 ExportFormat = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
@@ -608,10 +621,8 @@ def selection_show(
     """The members of a selection, as `bounced list` shows them."""
     from dataclasses import replace
 
-    from bounced.db.store import LIST_COLUMNS
-
     with suppressions(ctx) as sup:
-        print_rows(output_format, LIST_COLUMNS, sup.list(replace(filters, selection=name)))
+        _print_addresses(output_format, sup.list(replace(filters, selection=name)))
 
 
 @selection_app.command("export")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 # typer (0.24 on) vendors click; its exceptions are public only there.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 

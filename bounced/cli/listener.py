@@ -37,7 +37,9 @@ def verp_encode(
     ],
     message_id: Annotated[
         str,
-        typer.Option("--message-id", help="The message's Message-ID (its key).", show_default=False),
+        typer.Option(
+            "--message-id", help="The message's Message-ID (its key).", show_default=False
+        ),
     ],
     domain: Annotated[
         str | None,

@@ -41,10 +41,10 @@ __all__ = [
     "command_settings",
     "enum_values",
     "output_file",
-    "writable_folder",
     "point_in_time",
     "print_rows",
     "suppressions",
+    "writable_folder",
 ]
 
 
@@ -115,15 +115,22 @@ def suppressions(ctx: typer.Context) -> Iterator[Suppressions]:
 
 
 def print_rows(
-    fmt: Format | None, columns: tuple[str, ...], rows: Iterable[Any], *, raw: bool = False
+    fmt: Format | None,
+    columns: tuple[str, ...],
+    rows: Iterable[Any],
+    *,
+    raw: bool = False,
+    table_columns: tuple[str, ...] | None = None,
 ) -> int:
     """Rows to stdout in `fmt` (default: a table on a terminal, NDJSON otherwise); store
-    rows' times and enums as plain text unless the rows are `raw` (hold none)."""
+    rows' times and enums as plain text unless the rows are `raw` (hold none); a table
+    shows only `table_columns` when given."""
     from bounced.suppressions import plain
 
     fmt = fmt or default_format(sys.stdout)
     with buffered_stdout() as out:
-        return write_rows(fmt, columns, rows if raw else map(plain, rows), out)
+        rows = rows if raw else map(plain, rows)
+        return write_rows(fmt, columns, rows, out, table_columns=table_columns)
 
 
 @contextmanager

@@ -124,7 +124,8 @@ def _progress_bar(stream: TextIO, *, known: bool) -> Progress:
     console = Console(file=stream, markup=False, emoji=False, highlight=False, soft_wrap=True)
     count = TextColumn("{task.fields[messages]} messages read")
     if not known:
-        return Progress(SpinnerColumn(), count, TimeElapsedColumn(), console=console, transient=True)
+        spinner = (SpinnerColumn(), count, TimeElapsedColumn())
+        return Progress(*spinner, console=console, transient=True)
     return Progress(
         BarColumn(),
         DownloadColumn(),

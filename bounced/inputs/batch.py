@@ -18,7 +18,7 @@ from bounced.inputs.sources import Message, Skipped, Source, Unreadable
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-__all__ = ["Parsed", "parse_sources"]
+__all__ = ["Parsed", "Result", "parse_sources"]
 
 #: Messages per task sent to a worker: enough to make the round trip cheap...
 _CHUNK_MESSAGES = 64
@@ -39,7 +39,11 @@ class Parsed(NamedTuple):
     report: Report
 
 
-def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Iterator[Parsed | Unreadable | Skipped]:
+#: What `parse_sources` yields per input item.
+Result = Parsed | Unreadable | Skipped
+
+
+def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Iterator[Result]:
     """Parse every `Message` in `sources`; `Unreadable` and `Skipped` items pass
     through in place.
 
@@ -98,7 +102,7 @@ def _chunks(sources: Iterable[Source]) -> Iterator[list[Source]]:
         yield chunk
 
 
-def _merge(chunk: list[Source], future: Future[list[_Outcome]]) -> Iterator[Parsed | Unreadable | Skipped]:
+def _merge(chunk: list[Source], future: Future[list[_Outcome]]) -> Iterator[Result]:
     outcomes = iter(future.result())
     for source in chunk:
         yield _result(source, next(outcomes)) if isinstance(source, Message) else source
