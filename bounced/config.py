@@ -36,6 +36,7 @@ __all__ = [
     "find_config",
     "load_settings",
     "parse_duration",
+    "setting_origin",
 ]
 
 #: Failures caused by the sender (its IP, reputation, content, volume), not by the address.
@@ -238,6 +239,15 @@ def load_settings(
         if value is not None:
             settings = _apply_table(settings, _nest(key, value), "command line", ())
     return settings
+
+
+def setting_origin(dotted: str, env: Mapping[str, str] | None = None) -> str:
+    """Where a setting that is not at its default came from, in words for the audit log
+    and `allow --list`: the environment variable that set it, else the config file
+    (commands override only their own options, never these)."""
+    env = os.environ if env is None else env
+    name = ENV_PREFIX + dotted.replace(".", "_").upper()
+    return f"environment: {name}" if name in env else "config file"
 
 
 def _nest(dotted: str, value: Any) -> dict[str, Any]:

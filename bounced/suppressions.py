@@ -321,7 +321,13 @@ class Suppressions:
         return self.store.allow(normal, self.actor, remove=remove)
 
     def allow_list(self) -> list[dict[str, Any]]:
-        return self.store.allow_entries()
+        """Allow-list entries: those of `[policy] allow` (no time: they are settings),
+        attributed to where they were set, then those added with `allow`."""
+        from bounced.config import setting_origin
+
+        origin = setting_origin("policy.allow")
+        rows = self.store.allow_entries()
+        return [r | {"actor": origin} if r["created_at"] is None else r for r in rows]
 
     # --- selections ---------------------------------------------------------------------
 
@@ -378,8 +384,46 @@ class Suppressions:
         return self.store.deliverability(since)
 
     def apply_policy(self, *, dry_run: bool = True) -> list[Change]:
-        """Recompute every address under the current policy; apply unless dry_run."""
-        return list(self.store.apply_policy(dry_run=dry_run))
+        """Recompute every address under the current policy; apply unless dry_run.
+        Applied changes are audited, with the policy settings and where each came from
+        (the config file or the environment), so a later reader knows why."""
+        changes = list(self.store.apply_policy(dry_run=dry_run))
+        if changes and not dry_run:
+            detail = "; ".join(
+                f"{key}={value} ({origin})" for key, value, origin in self.policy_sources()
+            )
+            addresses = [c.address for c in changes]
+            self.store.write(
+                lambda conn: self.store.audit(conn, "policy_apply", addresses, self.actor, detail)
+            )
+        return changes
+
+    def policy_sources(self) -> list[tuple[str, Any, str]]:
+        """The `[policy]` settings not at their defaults: (key, value, where it was set)."""
+        from bounced.config import PolicySettings, setting_origin
+
+        default = PolicySettings()
+        return [
+            (f"policy.{name}", value, setting_origin(f"policy.{name}"))
+            for name in PolicySettings.__slots__
+            if (value := getattr(self.settings.policy, name)) != getattr(default, name)
+        ]
+
+    def audit(
+        self,
+        *,
+        address: str | None = None,
+        actor: str | None = None,
+        action: Iterable[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The audit log (admin actions: who, what, on which address), oldest first."""
+        from bounced.db.audit_log import AuditFilters, audit_rows
+
+        normal = None if address is None else self.normalize(address)
+        filters = AuditFilters(normal, actor, tuple(action), since, until)
+        return audit_rows(self.store, filters)
 
     def upgrade(self) -> str:
         return self.store.upgrade()

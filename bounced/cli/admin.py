@@ -53,7 +53,7 @@ __all__ = ["CHECK_COLUMNS", "selection_app"]
 #: Columns of `bounced check`: the address as given, send/blocked/invalid, and why.
 CHECK_COLUMNS = ("address", "verdict", "state", "reason")
 #: Columns of the timeline in `bounced show`.
-TIMELINE_COLUMNS = ("at", "what", "kind", "reason", "status", "detail", "source")
+TIMELINE_COLUMNS = ("at", "what", "kind", "reason", "status", "actor", "detail", "source")
 
 selection_app = typer.Typer(help="Named sets of addresses (projects, campaign lists).")
 policy_app = typer.Typer(help="The blocking policy.")
@@ -483,7 +483,13 @@ def _timeline(shown: dict[str, Any]) -> Iterator[dict[str, Any]]:
             "source": e["source"],
         }
     for a in shown["audit"]:
-        yield {"at": a["at"], "what": "admin", "kind": a["action"], "detail": a["detail"]}
+        yield {
+            "at": a["at"],
+            "what": "admin",
+            "kind": a["action"],
+            "actor": a["actor"],
+            "detail": a["detail"],
+        }
 
 
 def _admin(ctx: typer.Context, addresses, file, verb: str, act: Callable) -> None:
@@ -678,6 +684,41 @@ def deliverability_command(
     print_rows(output_format, columns, rows)
 
 
+def audit_command(
+    ctx: typer.Context,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Entries about this address only.")
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option("--actor", help="Entries by this actor only (see bounced --actor)."),
+    ] = None,
+    action: Annotated[
+        list[str] | None,
+        typer.Option("--action", help="block, unmark, delete, allow, ... (repeatable)."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Since when: a date, or a duration back (7d).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="... and before (date or 7d).")
+    ] = None,
+    output_format: FormatOption = None,
+) -> None:
+    """The audit log: who did what to which address, and when, oldest first."""
+    from bounced.db.audit_log import AUDIT_COLUMNS
+
+    with suppressions(ctx) as sup:
+        rows = sup.audit(
+            address=address,
+            actor=actor,
+            action=action or (),
+            since=point_in_time(since),
+            until=point_in_time(until),
+        )
+        print_rows(output_format, AUDIT_COLUMNS, rows)
+
+
 @policy_app.command("apply")
 def policy_apply(
     ctx: typer.Context,
@@ -739,6 +780,7 @@ def register(app: typer.Typer) -> None:
     app.command("allow")(allow_command)
     app.command("stats")(stats_command)
     app.command("deliverability")(deliverability_command)
+    app.command("audit")(audit_command)
     app.add_typer(selection_app, name="selection")
     app.add_typer(policy_app, name="policy")
     app.add_typer(db_app, name="db")
