@@ -6,8 +6,8 @@ and for which message, so it beats whatever the parser read from the body (and
 stands in for it when the body is unreadable: a message from the null sender to
 a valid token is booked as a failure for the token's recipient and message). A
 bad or forged token is logged and the message is kept in the spool's `suspect/`;
-with `[verp] strict` only bounces with a valid token count at all. Messages that are not bounces go to
-the inbox. Everything here is idempotent: the store refuses a row recorded
+with `[verp] strict` only bounces with a valid token count at all. Messages that
+are not bounces go to the inbox. Everything here is idempotent: the store refuses a row recorded
 twice and the inbox a spool id kept twice, so a message handed over again after
 a crash never counts twice.
 """
