@@ -166,15 +166,17 @@ class Suppressions:
         *,
         actor: str | None = None,
         clock: Any = None,
+        read_only: bool = False,
     ) -> Suppressions:
         """Open the store. `target` is a database URL (other settings from config.toml and
         the environment, as the CLI reads them), a Settings object, or None for the
-        configured database. An empty database gets its schema."""
+        configured database. An empty database gets its schema. `read_only` opens it for
+        lookups only (`check`), which also works on a file that may not be written."""
         if isinstance(target, Settings):
             settings = target
         else:
             settings = load_settings(overrides={"database_url": target})
-        return cls(Store.open(settings, clock=clock), settings, actor)
+        return cls(Store.open(settings, clock=clock, read_only=read_only), settings, actor)
 
     def close(self) -> None:
         self.store.close()

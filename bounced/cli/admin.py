@@ -366,7 +366,7 @@ def check_command(
     # A million short-lived, acyclic tuples and dicts: the cyclic collector would only
     # scan them again and again (about a tenth of the run).
     gc.disable()
-    with suppressions(ctx) as sup:
+    with suppressions(ctx, read_only=True) as sup:
         checks = sup.check_many(inputs)
         first = next(checks, None)
         if first is None:

@@ -84,18 +84,18 @@ def command_settings(ctx: typer.Context, overrides: dict[str, Any] | None = None
 
 
 @contextmanager
-def suppressions(ctx: typer.Context) -> Iterator[Suppressions]:
+def suppressions(ctx: typer.Context, *, read_only: bool = False) -> Iterator[Suppressions]:
     """The store for one command, with every expected error as one line and an exit code:
     2 when nothing could be done (configuration, database down), 1 for an error about
-    the input (an unknown address, plan or selection), 130 when interrupted."""
-    from bounced.db.store import Store
+    the input (an unknown address, plan or selection), 130 when interrupted.
+    `read_only` for a command that only looks up (`check`)."""
     from bounced.errors import BouncedError, DatabaseUnavailable
     from bounced.suppressions import Suppressions
 
     settings = command_settings(ctx)
     actor = (ctx.find_root().obj or {}).get("actor")
     try:
-        sup = Suppressions(Store.open(settings), settings, actor)
+        sup = Suppressions.open(settings, actor=actor, read_only=read_only)
     except BouncedError as exc:  # database URL, schema: nothing done
         say(str(exc))
         raise typer.Exit(2) from None
