@@ -348,9 +348,27 @@ def smtp_test(
     password: Annotated[str | None, typer.Option("--password")] = None,
     ca_file: Annotated[str | None, typer.Option("--ca-file")] = None,
     timeout: Annotated[str | None, typer.Option("--timeout", help="e.g. 10s.")] = None,
+    send_to: Annotated[
+        str | None,
+        typer.Option(
+            "--send-to",
+            help="Then send a test message to this address and show the server's answer.",
+            show_default=False,
+        ),
+    ] = None,
+    sender: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Envelope sender and From of the test message (default: the username "
+            "when it is an address, else bounced@ this host's name).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Open the relay step by step (connect, EHLO, STARTTLS, AUTH) and say what fails."""
-    from bounced.sending.dispatch import Step, relay_steps
+    """Open the relay step by step (connect, EHLO, STARTTLS, AUTH) and say what fails;
+    with --send-to, also send a test message through it."""
+    from bounced.sending.dispatch import Step, relay_steps, send_test
 
     given = {
         "host": host,
@@ -364,14 +382,29 @@ def smtp_test(
     overrides = {f"retry.smtp.{k}": v for k, v in given.items()}
     relay = command_settings(ctx, overrides).retry.smtp
     ok = True
+
+    def show(step: Step) -> None:
+        nonlocal ok
+        sys.stdout.write(f"{'ok  ' if step.ok else 'FAIL'} {step.name}: {step.detail}\n")
+        ok = ok and step.ok
+
     for item in relay_steps(relay):
         if isinstance(item, Step):
-            sys.stdout.write(f"{'ok  ' if item.ok else 'FAIL'} {item.name}: {item.detail}\n")
-            ok = ok and item.ok
-        else:
-            item.quit()
+            show(item)
+            continue
+        if send_to:
+            show(send_test(item, sender or _test_sender(relay.username), send_to))
+        item.quit()
+        if ok:
             sys.stdout.write("ok   the relay is ready to take resends\n")
     raise typer.Exit(0 if ok else 1)
+
+
+def _test_sender(username: str) -> str:
+    """The test message's sender when --from is not given."""
+    import socket
+
+    return username if "@" in username else f"bounced@{socket.getfqdn()}"
 
 
 def register(app: typer.Typer) -> None:
