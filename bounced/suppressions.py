@@ -204,10 +204,13 @@ class Suppressions:
 
     def check_many(self, addresses: Iterable[str], *, batch: int = 1000) -> Iterator[Check]:
         """Verdicts in input order, streamed: reads `batch` addresses, asks the store
-        once for them all, yields, and goes on. Memory stays flat for any input size."""
+        once for them all, yields, and goes on. Memory stays flat for any input size.
+        Lines are read as `check --file` reads them: surrounding white space (the line
+        end) stripped, blank lines and `#` comments skipped, so an open file will do."""
         new = tuple.__new__  # Check(...) without the Python-level __new__: a million times
         unknown = (True, "", "")
-        for chunk in batched(addresses, batch):
+        for lines in batched(addresses, batch):
+            chunk = [t for t in map(str.strip, lines) if t and t[0] != "#"]
             normal = normalize_many(chunk, case_sensitive_local_part=self._fold)
             found = self.store.lookup([n for n in normal if type(n) is str])
             for text, n in zip(chunk, normal, strict=True):
