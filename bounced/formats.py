@@ -131,7 +131,7 @@ def _write_table(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> in
     for line in cells:
         for i in shown:
             if i not in texts and _UTC_TIME.fullmatch(line[i]):
-                line[i] = line[i][:10] + " " + line[i][11:16]  # a time, to the minute
+                line[i] = line[i][:10] + " " + line[i][11:16]  # a time, to the minute (_MINUTE)
     widths = _word_widths(columns, cells, [i for i in shown if i not in texts], texts, console)
     for i, width in widths.items():
         if columns[i] in PATH_COLUMNS:
@@ -164,12 +164,18 @@ def _word_widths(
     console: Any,
 ) -> dict[int, int]:
     """Widths of the one-word columns: each its widest value (at most _WORD_WIDTH),
-    then the widest narrowed one at a time until the table fits the console."""
+    then the widest narrowed one at a time until the table fits the console (times
+    are never cut: half a time says nothing)."""
     widths = {
         i: max(min(max(len(line[i]) for line in cells), _WORD_WIDTH), len(columns[i]))
         for i in words
     }
-    floors = {i: max(_MIN_WORD, min(len(columns[i]), widths[i])) for i in words}
+    floors = {
+        i: widths[i]
+        if all(_MINUTE.fullmatch(line[i]) for line in cells if line[i])
+        else max(_MIN_WORD, min(len(columns[i]), widths[i]))
+        for i in words
+    }
     room = console.width - _GAP * (len(words) + len(texts) - 1) - _MIN_TEXT * len(texts)
     while sum(widths.values()) > room:
         widest = max(widths, key=lambda i: widths[i] - floors[i])
@@ -189,6 +195,7 @@ def shorten_path(path: str, width: int) -> str:
 
 
 #: A UTC time in ISO 8601, which a table shows to the minute (`2024-05-01 09:30`).
+_MINUTE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d")
 _UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:\+00:00|Z)")
 
 

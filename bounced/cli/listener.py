@@ -158,7 +158,8 @@ def inbox_list(
 
 @inbox_app.command("show")
 def inbox_show(
-    ctx: typer.Context, message_id: Annotated[int, typer.Argument(metavar="ID")]
+    ctx: typer.Context,
+    message_id: Annotated[int, typer.Argument(metavar="ID", help="The inbox message's id.")],
 ) -> None:
     """The envelope, why it is here, and the message itself."""
     from bounced.listener.inbox import Inbox
@@ -174,7 +175,7 @@ def inbox_show(
 @inbox_app.command("assign")
 def inbox_assign(
     ctx: typer.Context,
-    message_id: Annotated[int, typer.Argument(metavar="ID")],
+    message_id: Annotated[int, typer.Argument(metavar="ID", help="The inbox message's id.")],
     to: Annotated[str, typer.Option("--to", help="The address this message is about.")],
 ) -> None:
     """Record the message as a failed delivery to ADDR (the policy decides the rest)."""
@@ -189,7 +190,9 @@ def inbox_assign(
 @inbox_app.command("delete")
 def inbox_delete(
     ctx: typer.Context,
-    message_ids: Annotated[list[int], typer.Argument(metavar="ID...")],
+    message_ids: Annotated[
+        list[int], typer.Argument(metavar="ID...", help="Inbox message ids (inbox list).")
+    ],
 ) -> None:
     """Erase messages from the inbox; exit 1 when some id was not there."""
     from bounced.listener.inbox import Inbox

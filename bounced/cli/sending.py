@@ -339,14 +339,26 @@ def _report(done: Any) -> None:
 @smtp_app.command("test")
 def smtp_test(
     ctx: typer.Context,
-    host: Annotated[str | None, typer.Option("--host")] = None,
-    port: Annotated[int | None, typer.Option("--port")] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="The relay's host (default: retry.smtp.host).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="Its port (default: retry.smtp.port)."),
+    ] = None,
     security: Annotated[
         str | None, typer.Option("--security", help="none, starttls, starttls+verify, smtps.")
     ] = None,
-    username: Annotated[str | None, typer.Option("--username")] = None,
-    password: Annotated[str | None, typer.Option("--password")] = None,
-    ca_file: Annotated[str | None, typer.Option("--ca-file")] = None,
+    username: Annotated[
+        str | None, typer.Option("--username", help="Log in as this user (AUTH).")
+    ] = None,
+    password: Annotated[
+        str | None, typer.Option("--password", help="... with this password.")
+    ] = None,
+    ca_file: Annotated[
+        str | None,
+        typer.Option("--ca-file", help="Trust the certificates in this PEM file (self-signed)."),
+    ] = None,
     timeout: Annotated[str | None, typer.Option("--timeout", help="e.g. 10s.")] = None,
     send_to: Annotated[
         str | None,

@@ -99,6 +99,9 @@ def suppressions(ctx: typer.Context, *, read_only: bool = False) -> Iterator[Sup
     except BouncedError as exc:  # database URL, schema: nothing done
         say(str(exc))
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:  # while connecting or creating the schema (a transaction)
+        say("interrupted")
+        raise typer.Exit(130) from None
     try:
         yield sup
     except DatabaseUnavailable as exc:

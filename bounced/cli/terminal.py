@@ -123,15 +123,13 @@ def _progress_bar(stream: TextIO, *, known: bool) -> Progress:
     # soft_wrap: an error line keeps its whole path, it is not folded at 80 columns.
     console = Console(file=stream, markup=False, emoji=False, highlight=False, soft_wrap=True)
     count = TextColumn("{task.fields[messages]} messages read")
-    if not known:
-        spinner = (SpinnerColumn(), count, TimeElapsedColumn())
-        return Progress(*spinner, console=console, transient=True)
+    columns = (
+        (BarColumn(), DownloadColumn(), TransferSpeedColumn(), count, TimeRemainingColumn())
+        if known
+        else (SpinnerColumn(), count, TimeElapsedColumn())
+    )
+    # Standard output is the data: rich would otherwise take it over while the bar runs
+    # and print the rows to the terminal on stderr (`parse dir > rows.ndjson` was empty).
     return Progress(
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        count,
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
+        *columns, console=console, transient=True, redirect_stdout=False, redirect_stderr=False
     )
