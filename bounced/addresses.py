@@ -173,7 +173,11 @@ def normalize_allow_entry(text: str, *, case_sensitive_local_part: bool = False)
     """An allow-list entry: an address, or a whole domain written `@example.com`."""
     cleaned = strip_junk(text)
     if cleaned.startswith("@"):
-        return "@" + domain_of(normalize("postmaster" + cleaned))
+        try:
+            return "@" + domain_of(normalize("postmaster" + cleaned))
+        except InvalidAddress as exc:  # said of the domain as written, not of postmaster@
+            reason = exc.reason if cleaned[1:] else "no domain after the @ (write @example.com)"
+            raise InvalidAddress(text, reason) from None
     return normalize(cleaned, case_sensitive_local_part=case_sensitive_local_part)
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "find_config",
     "load_settings",
     "parse_duration",
+    "setting_origin",
 ]
 
 #: Failures caused by the sender (its IP, reputation, content, volume), not by the address.
@@ -125,7 +126,7 @@ class RetrySettings:
         12 * _HOUR,
         24 * _HOUR,
     )
-    jitter_percent: int = 10
+    jitter_percent: int = field(default=10, metadata={"max": 100})
     max_attempts: int = 5
     give_up_after: timedelta = 72 * _HOUR
     success_after: timedelta = 24 * _HOUR
@@ -150,7 +151,7 @@ class ListenerSettings:
     spool in the listener's process; false leaves it to `bounced worker --spool`."""
 
     host: str = "127.0.0.1"
-    port: int = 2525
+    port: int = field(default=2525, metadata={"max": 65535})
     domains: tuple[str, ...] = ()
     spool_dir: str = "spool"
     max_message_size: int = 40 * 1024 * 1024
@@ -190,6 +191,7 @@ class Settings:
 
 
 ENV_PREFIX = "BOUNCED_"
+_COMMAND_LINE = "command line"
 _DURATION = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _TRUE = {"1", "true", "yes", "on"}
@@ -240,8 +242,17 @@ def load_settings(
     settings = _apply_env(settings, env, ())
     for key, value in (overrides or {}).items():
         if value is not None:
-            settings = _apply_table(settings, _nest(key, value), "command line", ())
+            settings = _apply_table(settings, _nest(key, value), _COMMAND_LINE, ())
     return settings
+
+
+def setting_origin(dotted: str, env: Mapping[str, str] | None = None) -> str:
+    """Where a setting that is not at its default came from, in words for the audit log
+    and `allow --list`: the environment variable that set it, else the config file
+    (commands override only their own options, never these)."""
+    env = os.environ if env is None else env
+    name = ENV_PREFIX + dotted.replace(".", "_").upper()
+    return f"environment: {name}" if name in env else "config file"
 
 
 def _nest(dotted: str, value: Any) -> dict[str, Any]:
@@ -270,9 +281,26 @@ def _apply_table(obj: _D, table: Mapping[str, Any], origin: str, path: tuple[str
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{origin}: {where} must be a table ([{where}])")
             changes[key] = _apply_table(current, value, origin, (*path, key))
-        else:
-            changes[key] = _convert(hints[key], value, f"{origin}: {where}")
+            continue
+        if (
+            isinstance(value, str)
+            and typing.get_origin(hints[key]) in (tuple, frozenset)
+            and origin != _COMMAND_LINE
+        ):
+            # Text is a list only in the environment (comma-separated): in the file,
+            # "a, b" for ["a", "b"] is a mistake that would otherwise pass.
+            raise ConfigError(f'{origin}: {where} must be a list, e.g. ["{value}"]')
+        where = f"{origin}: {where}"
+        changes[key] = _bounded(obj, key, _convert(hints[key], value, where), where)
     return replace(obj, **changes)
+
+
+def _bounded(obj: Any, name: str, value: Any, where: str) -> Any:
+    """`value` unless it is above the field's declared `max` (a percentage, a port)."""
+    limit = next(f.metadata.get("max") for f in fields(obj) if f.name == name)
+    if limit is not None and value > limit:
+        raise ConfigError(f"{where}: must be at most {limit}, got {value}")
+    return value
 
 
 def _apply_env(obj: _D, env: Mapping[str, str], path: tuple[str, ...]) -> _D:
@@ -287,7 +315,8 @@ def _apply_env(obj: _D, env: Mapping[str, str], path: tuple[str, ...]) -> _D:
             continue
         name = ENV_PREFIX + "_".join((*path, f.name)).upper()
         if name in env:
-            changes[f.name] = _convert(hints[f.name], env[name], f"environment: {name}")
+            value = _convert(hints[f.name], env[name], f"environment: {name}")
+            changes[f.name] = _bounded(obj, f.name, value, f"environment: {name}")
     return replace(obj, **changes)
 
 

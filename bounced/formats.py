@@ -13,11 +13,20 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, TextIO
 
-__all__ = ["Format", "Row", "default_format", "write_document", "write_rows"]
+__all__ = [
+    "PATH_COLUMNS",
+    "Format",
+    "Row",
+    "default_format",
+    "shorten_path",
+    "write_document",
+    "write_rows",
+]
 
 Row = Mapping[str, Any] | tuple[Any, ...]
 
@@ -91,10 +100,26 @@ def _write_csv(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> int:
     return count
 
 
-def _write_table(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], out: TextIO) -> int:
+#: Columns that hold file paths: shortened from the left in a table (the tail names it).
+PATH_COLUMNS = frozenset({"file", "source"})
+#: The widest a one-word value (an address, a path, a Message-ID) gets in a table...
+_WORD_WIDTH = 32
+#: ...the narrowest a column is squeezed to (its header may need more), and the
+#: narrowest a column of sentences gets.
+_MIN_WORD = 6
+_MIN_TEXT = 20
+#: Spaces between two columns (padding collapsed, no edge).
+_GAP = 2
+
+
+def _write_table(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> int:
     """A rich table without the columns that are empty in every row, to save width.
 
-    Values are shown as text, never as console markup; long values fold, headers do not.
+    Values are shown as text, never as console markup. Words stay whole: a column of
+    one-word values (states, codes, addresses) keeps one line per row and ends what
+    does not fit in an ellipsis; a column of sentences wraps between words; file
+    paths keep their tail (`…/mail/123.eml`). The one-word columns are narrowed,
+    widest first, until the table fits the console.
     """
     cells = [[_text(row.get(column)) for column in columns] for row in rows]
     shown = [i for i in range(len(columns)) if any(line[i] for line in cells)]
@@ -102,16 +127,80 @@ def _write_table(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], out:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(box=box.SIMPLE_HEAD, highlight=False)
+    console = Console(file=out, markup=False, emoji=False, highlight=False)
+    texts = {i for i in shown if any(" " in line[i] for line in cells)}
+    for line in cells:
+        for i in shown:
+            if i not in texts and _UTC_TIME.fullmatch(line[i]):
+                line[i] = line[i][:10] + " " + line[i][11:16]  # a time, to the minute (_MINUTE)
+    widths = _word_widths(columns, cells, [i for i in shown if i not in texts], texts, console)
+    for i, width in widths.items():
+        if columns[i] in PATH_COLUMNS:
+            for line in cells:
+                line[i] = shorten_path(line[i], width)
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        highlight=False,
+        padding=(0, _GAP // 2),
+        collapse_padding=True,
+        pad_edge=False,
+        show_edge=False,
+    )
     for i in shown:
-        table.add_column(columns[i], overflow="fold", min_width=len(columns[i]))
+        if i in texts:  # sentences: wrap between words
+            table.add_column(columns[i], overflow="ellipsis", min_width=_MIN_TEXT)
+        else:
+            table.add_column(columns[i], overflow="ellipsis", no_wrap=True, width=widths[i])
     for line in cells:
         table.add_row(*(line[i] for i in shown))
-    Console(file=out, markup=False, emoji=False, highlight=False).print(table)
+    console.print(table)
     return len(cells)
 
 
-def _json_object(columns: Sequence[str], row: Mapping[str, Any]) -> str:
+def _word_widths(
+    columns: Sequence[str],
+    cells: list[list[str]],
+    words: list[int],
+    texts: set[int],
+    console: Any,
+) -> dict[int, int]:
+    """Widths of the one-word columns: each its widest value (at most _WORD_WIDTH),
+    then the widest narrowed one at a time until the table fits the console (times
+    are never cut: half a time says nothing)."""
+    widths = {
+        i: max(min(max(len(line[i]) for line in cells), _WORD_WIDTH), len(columns[i]))
+        for i in words
+    }
+    floors = {
+        i: widths[i]
+        if all(_MINUTE.fullmatch(line[i]) for line in cells if line[i])
+        else max(_MIN_WORD, min(len(columns[i]), widths[i]))
+        for i in words
+    }
+    room = console.width - _GAP * (len(words) + len(texts) - 1) - _MIN_TEXT * len(texts)
+    while sum(widths.values()) > room:
+        widest = max(widths, key=lambda i: widths[i] - floors[i])
+        if widths[widest] <= floors[widest]:
+            break
+        widths[widest] -= 1
+    return widths
+
+
+def shorten_path(path: str, width: int) -> str:
+    """`path` in at most `width` characters, keeping its tail: `…/dsn/hard-01.eml`."""
+    if len(path) <= width:
+        return path
+    tail = path[-(width - 1) :]
+    cut = tail.find("/")
+    return "…" + (tail[cut:] if 0 <= cut < len(tail) - 1 else tail)
+
+
+#: A UTC time in ISO 8601, which a table shows to the minute (`2024-05-01 09:30`).
+_MINUTE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d")
+_UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:\+00:00|Z)")
+
+
+def _json_object(columns: Sequence[str], row: Row) -> str:
     return json.dumps({column: row.get(column) for column in columns}, ensure_ascii=False)
 
 

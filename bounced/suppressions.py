@@ -173,15 +173,17 @@ class Suppressions:
         *,
         actor: str | None = None,
         clock: Any = None,
+        read_only: bool = False,
     ) -> Suppressions:
         """Open the store. `target` is a database URL (other settings from config.toml and
         the environment, as the CLI reads them), a Settings object, or None for the
-        configured database. An empty database gets its schema."""
+        configured database. An empty database gets its schema. `read_only` opens it for
+        lookups only (`check`), which also works on a file that may not be written."""
         if isinstance(target, Settings):
             settings = target
         else:
             settings = load_settings(overrides={"database_url": target})
-        return cls(Store.open(settings, clock=clock), settings, actor)
+        return cls(Store.open(settings, clock=clock, read_only=read_only), settings, actor)
 
     def close(self) -> None:
         self.store.close()
@@ -209,10 +211,13 @@ class Suppressions:
 
     def check_many(self, addresses: Iterable[str], *, batch: int = 1000) -> Iterator[Check]:
         """Verdicts in input order, streamed: reads `batch` addresses, asks the store
-        once for them all, yields, and goes on. Memory stays flat for any input size."""
+        once for them all, yields, and goes on. Memory stays flat for any input size.
+        Lines are read as `check --file` reads them: surrounding white space (the line
+        end) stripped, blank lines and `#` comments skipped, so an open file will do."""
         new = tuple.__new__  # Check(...) without the Python-level __new__: a million times
         unknown = (True, "", "")
-        for chunk in batched(addresses, batch):
+        for lines in batched(addresses, batch):
+            chunk = [t for t in map(str.strip, lines) if t and t[0] != "#"]
             normal = normalize_many(chunk, case_sensitive_local_part=self._fold)
             found = self.store.lookup([n for n in normal if type(n) is str])
             for text, n in zip(chunk, normal, strict=True):
@@ -334,7 +339,13 @@ class Suppressions:
         return self.store.allow(normal, self.actor, remove=remove)
 
     def allow_list(self) -> list[dict[str, Any]]:
-        return self.store.allow_entries()
+        """Allow-list entries: those of `[policy] allow` (no time: they are settings),
+        attributed to where they were set, then those added with `allow`."""
+        from bounced.config import setting_origin
+
+        origin = setting_origin("policy.allow")
+        rows = self.store.allow_entries()
+        return [r | {"actor": origin} if r["created_at"] is None else r for r in rows]
 
     # --- selections ---------------------------------------------------------------------
 
@@ -344,6 +355,8 @@ class Suppressions:
 
     def selection_add_where(self, name: str, filters: Filters) -> int:
         """Add every address matching the list filters to a selection."""
+        if filters.selection:
+            self.require_selection(filters.selection)
         return self.store.select_where(name, self._filters(filters), self.actor)
 
     def selection_remove(self, name: str, addresses: Iterable[str]) -> int:
@@ -351,6 +364,11 @@ class Suppressions:
 
     def selections(self) -> list[dict[str, Any]]:
         return self.store.selections.counts()
+
+    def require_selection(self, name: str) -> None:
+        """UnknownSelection unless the selection exists: a command checks this before
+        it creates its output file."""
+        self.store.require_selection(name)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -384,8 +402,48 @@ class Suppressions:
         return self.store.deliverability(since)
 
     def apply_policy(self, *, dry_run: bool = True) -> builtins.list[Change]:
-        """Recompute every address under the current policy; apply unless dry_run."""
-        return list(self.store.apply_policy(dry_run=dry_run))
+        """Recompute every address under the current policy; apply unless dry_run.
+        Applied changes are audited, with the policy settings and where each came from
+        (the config file or the environment), so a later reader knows why."""
+        changes = list(self.store.apply_policy(dry_run=dry_run))
+        if changes and not dry_run:
+            detail = "; ".join(
+                f"{key}={value} ({origin})" for key, value, origin in self.policy_sources()
+            )
+            addresses = [c.address for c in changes]
+            self.store.database.write(
+                lambda conn: self.store.suppression.audit(
+                    conn, "policy_apply", addresses, self.actor, detail
+                )
+            )
+        return changes
+
+    def policy_sources(self) -> builtins.list[tuple[str, Any, str]]:
+        """The `[policy]` settings not at their defaults: (key, value, where it was set)."""
+        from bounced.config import PolicySettings, setting_origin
+
+        default = PolicySettings()
+        return [
+            (f"policy.{name}", value, setting_origin(f"policy.{name}"))
+            for name in PolicySettings.__slots__
+            if (value := getattr(self.settings.policy, name)) != getattr(default, name)
+        ]
+
+    def audit(
+        self,
+        *,
+        address: str | None = None,
+        actor: str | None = None,
+        action: Iterable[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The audit log (admin actions: who, what, on which address), oldest first."""
+        from bounced.db.audit_log import AuditFilters, audit_rows
+
+        normal = None if address is None else self.normalize(address)
+        filters = AuditFilters(normal, actor, tuple(action), since, until)
+        return audit_rows(self.store.database, filters)
 
     def upgrade(self) -> str:
         return self.store.upgrade()

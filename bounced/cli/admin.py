@@ -23,6 +23,7 @@ import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
@@ -32,10 +33,14 @@ import typer
 from bounced.cli.support import (
     FormatOption,
     buffered_stdout,
+    choices,
     command_settings,
+    enum_values,
+    output_file,
     point_in_time,
     print_rows,
     suppressions,
+    writable_folder,
 )
 from bounced.cli.terminal import Feedback, say
 from bounced.formats import Format, default_format, write_document
@@ -81,7 +86,7 @@ __all__ = [
 #: Columns of `bounced check`: the address as given, send/blocked/invalid, and why.
 CHECK_COLUMNS = ("address", "verdict", "state", "reason")
 #: Columns of the timeline in `bounced show`.
-TIMELINE_COLUMNS = ("at", "what", "kind", "reason", "status", "detail", "source")
+TIMELINE_COLUMNS = ("at", "what", "kind", "reason", "status", "actor", "detail", "source")
 
 selection_app = typer.Typer(help="Named sets of addresses (projects, campaign lists).")
 policy_app = typer.Typer(help="The blocking policy.")
@@ -201,17 +206,37 @@ def _finish(done: int, verb: str, unknown: Sequence[str] = (), invalid: int = 0)
 # --- filters shared by list, export and selection commands ------------------------------------
 
 
+def _reasons() -> list[str]:
+    """What `--reason` matches: why an address was blocked, or its last bounce's reason."""
+    blocked = enum_values("bounced.policy", "BlockReason")
+    return blocked + [r for r in enum_values("bounced.dsn", "Reason") if r not in blocked]
+
+
 _FILTER_OPTIONS: dict[str, Any] = {
     "status": Annotated[
         list[str] | None,
-        typer.Option("--status", help="active, blocked or former_employee (repeatable)."),
+        typer.Option(
+            "--status",
+            help="active, blocked or former_employee (repeatable).",
+            callback=choices(lambda: enum_values("bounced.policy", "State")),
+        ),
     ],
     "reason": Annotated[
         list[str] | None,
-        typer.Option("--reason", help="Blocked reason or last bounce reason (repeatable)."),
+        typer.Option(
+            "--reason",
+            help="Blocked reason (hard, returns, complaint, manual, ...) or last bounce "
+            "reason (user_unknown, mailbox_full, ...); repeatable.",
+            callback=choices(_reasons),
+        ),
     ],
     "bounce_class": Annotated[
-        list[str] | None, typer.Option("--class", help="Class of the last return: hard, soft.")
+        list[str] | None,
+        typer.Option(
+            "--class",
+            help="Class of the last return: hard, soft.",
+            callback=choices(lambda: enum_values("bounced.dsn", "BounceClass")),
+        ),
     ],
     "domain": Annotated[list[str] | None, typer.Option("--domain", help="Recipient domain.")],
     "since": Annotated[
@@ -290,24 +315,31 @@ def ingest_command(
 ) -> None:
     """Parse returned messages and record them in the store."""
     from bounced.inputs.batch import Parsed, parse_sources
-    from bounced.inputs.sources import iter_sources
+    from bounced.inputs.sources import Skipped, input_size, iter_sources
 
+    if aside is not None:
+        writable_folder(aside, "--aside")
     totals = dict.fromkeys(("rows", "new blocks", "duplicates", "not bounces", "kept aside"), 0)
-    with suppressions(ctx) as sup, Feedback(progress=True) as feedback:
+    parsed = closing(parse_sources(iter_sources(paths), jobs or os.cpu_count() or 1))
+    feedback = Feedback(progress=True, summary=False, total=lambda: input_size(paths))
+    with suppressions(ctx) as sup, feedback, parsed as results:
 
         def reports() -> Iterator[tuple[str, bytes, Any]]:
-            for result in parse_sources(iter_sources(paths), jobs or os.cpu_count() or 1):
+            for result in results:
                 if isinstance(result, Parsed):
+                    feedback.advance(len(result.message.raw))
                     yield result.message.name, result.message.raw, result.report
+                elif isinstance(result, Skipped):
+                    feedback.skip(result.size)
                 else:
                     feedback.unreadable(result.name, result.reason)
 
         raws: dict[str, bytes] = {}
         for ingested in sup.ingest_reports(_remember(reports(), raws, aside is not None)):
-            feedback.advance()
             _tally(totals, ingested, aside, raws.pop(ingested.source, b""))
     parts = [f"{feedback.messages} messages"] + [f"{n} {what}" for what, n in totals.items()]
-    say(", ".join(parts) + (f", {feedback.failures} unreadable" if feedback.failures else ""))
+    unreadable = f", {feedback.failures} unreadable" if feedback.failures else ""
+    say(", ".join(parts) + unreadable + feedback.not_mail())
     raise typer.Exit(1 if feedback.failures else 0)
 
 
@@ -340,7 +372,6 @@ def _tally(totals: dict[str, int], ingested: Any, aside: Path | None, raw: bytes
 
 
 def _keep_aside(folder: Path, name: str, raw: bytes, reason: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[-150:]
     (folder / f"{safe}.eml").write_bytes(raw)
     (folder / f"{safe}.eml.reason").write_text(reason + "\n", encoding="utf-8")
@@ -371,7 +402,7 @@ def check_command(
     # A million short-lived, acyclic tuples and dicts: the cyclic collector would only
     # scan them again and again (about a tenth of the run).
     gc.disable()
-    with suppressions(ctx) as sup:
+    with suppressions(ctx, read_only=True) as sup:
         checks = sup.check_many(inputs)
         first = next(checks, None)
         if first is None:
@@ -386,10 +417,23 @@ def list_command(
     ctx: typer.Context, output_format: FormatOption = None, filters: Any = None
 ) -> None:
     """Addresses in the store, filtered."""
+    with suppressions(ctx) as sup:
+        _print_addresses(output_format, sup.list(filters))
+
+
+#: What the table of `list` and `selection show` shows: a dozen columns do not fit a
+#: terminal; the data formats carry every column.
+LIST_TABLE_COLUMNS = ("address", "state", "blocked_reason", "returns", "last_reason", "last_status")
+
+
+def _print_addresses(fmt: Format | None, rows: Iterator[dict[str, Any]]) -> None:
+    """Address rows, as `list` prints them; a table with no rows says so (on stderr)."""
     from bounced.db.reports import LIST_COLUMNS
 
-    with suppressions(ctx) as sup:
-        print_rows(output_format, LIST_COLUMNS, sup.list(filters))
+    fmt = fmt or default_format(sys.stdout)
+    count = print_rows(fmt, LIST_COLUMNS, rows, table_columns=LIST_TABLE_COLUMNS)
+    if count == 0 and fmt is Format.TABLE:
+        say("no addresses match")
 
 
 ExportFormat = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
@@ -410,12 +454,21 @@ def export_command(
 
 
 def _export(ctx: typer.Context, filters: Any, fmt: Format, output: Path | None) -> None:
+    if output is not None:
+        output_file(output)
     with suppressions(ctx) as sup:
+        if filters.selection:
+            sup.require_selection(filters.selection)  # before the file is created
         if output is None:
             with buffered_stdout() as out:
                 count = sup.export(out, filters, fmt)
         else:
-            with output.open("w", encoding="utf-8", newline="") as out:
+            try:
+                stream = output.open("w", encoding="utf-8", newline="")
+            except OSError as exc:
+                say(f"--output {output}: {exc.strerror or exc}")
+                raise typer.Exit(2) from None
+            with stream as out:
                 count = sup.export(out, filters, fmt)
     say(f"exported {count} addresses")
 
@@ -466,7 +519,13 @@ def _timeline(shown: dict[str, Any]) -> Iterator[dict[str, Any]]:
             "source": e["source"],
         }
     for a in shown["audit"]:
-        yield {"at": a["at"], "what": "admin", "kind": a["action"], "detail": a["detail"]}
+        yield {
+            "at": a["at"],
+            "what": "admin",
+            "kind": a["action"],
+            "actor": a["actor"],
+            "detail": a["detail"],
+        }
 
 
 def _admin(
@@ -544,6 +603,8 @@ def allow_command(
             print_rows(output_format, ("entry", "actor", "created_at"), sup.allow_list())
             return
         collected = _collect(sup.allow_entry, entries, file)
+        if not collected.addresses:  # every entry refused (each said why)
+            raise typer.Exit(1)
         changed = sup.allow(collected.addresses, remove=remove)
     done = f"{len(changed)} of {len(collected.addresses)} entries"
     say(f"{'removed' if remove else 'allowed'} {done}")
@@ -571,6 +632,9 @@ def selection_add(
     filters: Any = None,
 ) -> None:
     """Add addresses (arguments, --file, or --where with list filters) to a selection."""
+    if where and (addresses or file):
+        say("--where adds the addresses matching the filters: give no addresses or --file")
+        raise typer.Exit(2)
     with suppressions(ctx) as sup:
         if where:
             added = sup.selection_add_where(name, filters)
@@ -607,10 +671,8 @@ def selection_show(
     """The members of a selection, as `bounced list` shows them."""
     from dataclasses import replace
 
-    from bounced.db.reports import LIST_COLUMNS
-
     with suppressions(ctx) as sup:
-        print_rows(output_format, LIST_COLUMNS, sup.list(replace(filters, selection=name)))
+        _print_addresses(output_format, sup.list(replace(filters, selection=name)))
 
 
 @selection_app.command("export")
@@ -664,6 +726,41 @@ def deliverability_command(
         rows = sup.deliverability(point_in_time(since))
     columns = ("domain", "reason", "messages", "first_at", "last_at")
     print_rows(output_format, columns, rows)
+
+
+def audit_command(
+    ctx: typer.Context,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Entries about this address only.")
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option("--actor", help="Entries by this actor only (see bounced --actor)."),
+    ] = None,
+    action: Annotated[
+        list[str] | None,
+        typer.Option("--action", help="block, unmark, delete, allow, ... (repeatable)."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Since when: a date, or a duration back (7d).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="... and before (date or 7d).")
+    ] = None,
+    output_format: FormatOption = None,
+) -> None:
+    """The audit log: who did what to which address, and when, oldest first."""
+    from bounced.db.audit_log import AUDIT_COLUMNS
+
+    with suppressions(ctx) as sup:
+        rows = sup.audit(
+            address=address,
+            actor=actor,
+            action=action or (),
+            since=point_in_time(since),
+            until=point_in_time(until),
+        )
+        print_rows(output_format, AUDIT_COLUMNS, rows)
 
 
 @policy_app.command("apply")
@@ -727,6 +824,7 @@ def register(app: typer.Typer) -> None:
     app.command("allow")(allow_command)
     app.command("stats")(stats_command)
     app.command("deliverability")(deliverability_command)
+    app.command("audit")(audit_command)
     app.add_typer(selection_app, name="selection")
     app.add_typer(policy_app, name="policy")
     app.add_typer(db_app, name="db")

@@ -14,7 +14,11 @@ from typing import Annotated
 
 import typer
 
+# typer (0.24 on) vendors click; its exceptions are public only there.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
 from bounced.cli import admin, listener, parse, sending
+from bounced.cli.terminal import say
 
 __all__ = ["app", "main"]
 
@@ -24,7 +28,19 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rich markup would take "[verp] domain" in a help text for a style tag
+    # and print " domain".
+    rich_markup_mode=None,
 )
+
+
+def _print_version(value: bool) -> None:
+    """`bounced --version`: the installed distribution's version, then exit 0."""
+    if value:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"bounced {version('bounced-engine')}\n")
+        raise typer.Exit(0)
 
 
 @app.callback()
@@ -46,6 +62,15 @@ def _root(
             "--actor", help="Name for the audit log (default: the OS user).", show_default=False
         ),
     ] = None,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version of bounced and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
 ) -> None:
     """Bounce processing and suppression lists."""
     # Read by the store commands (bounced.cli.admin).
@@ -63,4 +88,25 @@ def main() -> None:
     if isinstance(sys.stdout, io.TextIOWrapper):
         encoding = sys.stdout.encoding if sys.stdout.isatty() else "utf-8"
         sys.stdout.reconfigure(encoding=encoding, errors="replace")
-    app(prog_name="bounced")
+    sys.exit(_run(sys.argv[1:]))
+
+
+def _run(args: list[str]) -> int:
+    """Run the command line; a usage error (an unknown option, a value out of range, a
+    choice not offered) is one plain line on stderr and exit 2, as every other error is,
+    instead of a framed panel."""
+    try:
+        code = app(args=args, prog_name="bounced", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        if exc.ctx is not None:
+            sys.stdout.write(exc.ctx.get_help() + "\n")
+        return 2
+    except ClickException as exc:
+        context = getattr(exc, "ctx", None)
+        command = context.command_path.removeprefix("bounced").strip() if context else ""
+        say(f"{command}: {exc.format_message()}" if command else exc.format_message())
+        return exc.exit_code
+    except typer.Abort:
+        say("aborted")
+        return 1
+    return code if isinstance(code, int) else 0

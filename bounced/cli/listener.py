@@ -6,7 +6,7 @@ bounced.cli); settings and the store come the way the store commands get them
 """
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,8 +19,12 @@ from bounced.cli.support import (
 )
 from bounced.cli.terminal import say
 
+if TYPE_CHECKING:
+    from bounced.config import Settings
+
 __all__ = [
     "VERP_COLUMNS",
+    "bounce_domain",
     "inbox_app",
     "inbox_assign",
     "inbox_delete",
@@ -41,27 +45,58 @@ VERP_COLUMNS = ("recipient", "message_key", "valid", "reason")
 @verp_app.command("encode")
 def verp_encode(
     ctx: typer.Context,
-    recipient: Annotated[str, typer.Argument(help="The address the message is sent to.")],
+    recipient: Annotated[
+        str, typer.Argument(help="The address the message is sent to.", show_default=False)
+    ],
     message_id: Annotated[
-        str, typer.Option("--message-id", help="The message's Message-ID (its key).")
+        str,
+        typer.Option(
+            "--message-id", help="The message's Message-ID (its key).", show_default=False
+        ),
     ],
     domain: Annotated[
-        str | None, typer.Option("--domain", help="Bounce domain (default: [verp] domain).")
+        str | None,
+        typer.Option(
+            "--domain",
+            help="Bounce domain (default: [verp] domain, else the first domain in "
+            "[listener] domains, as `serve` uses them).",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Print the signed return path for RECIPIENT of one message."""
     from bounced import verp
-    from bounced.errors import ConfigError
+    from bounced.addresses import normalize
+    from bounced.errors import ConfigError, InvalidAddress
 
-    cfg = command_settings(ctx).verp
+    settings = command_settings(ctx)
+    try:
+        normalize(recipient)
+    except InvalidAddress as exc:
+        say(str(exc))
+        raise typer.Exit(2) from None
+    cfg = settings.verp
+    domain = domain or bounce_domain(settings)
+    if not domain:
+        say("no bounce domain: give --domain, or set [verp] domain or [listener] domains")
+        raise typer.Exit(2)
     try:
         address = verp.encode(
-            recipient, message_id, secret=cfg.secret, prefix=cfg.prefix, domain=domain or cfg.domain
+            recipient.strip(), message_id, secret=cfg.secret, prefix=cfg.prefix, domain=domain
         )
     except (ConfigError, ValueError) as exc:
         say(str(exc))
         raise typer.Exit(2) from None
     sys.stdout.write(address + "\n")
+
+
+def bounce_domain(settings: "Settings") -> str:
+    """The domain return paths are made for: `[verp] domain`, else the first entry of
+    `[listener] domains` that is a domain (not a single address), so a listener set
+    up with its domains needs no second setting."""
+    if settings.verp.domain:
+        return settings.verp.domain
+    return next((d for d in settings.listener.domains if "@" not in d), "")
 
 
 @verp_app.command("decode")
@@ -90,7 +125,9 @@ def verp_decode(
 def serve_command(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="TCP port.")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=0, max=65535, help="TCP port (default: 2525).")
+    ] = None,
     domain: Annotated[
         list[str] | None,
         typer.Option("--domain", help="Bounce domain or address (repeatable; replaces config)."),
@@ -134,7 +171,8 @@ def inbox_list(
 
 @inbox_app.command("show")
 def inbox_show(
-    ctx: typer.Context, message_id: Annotated[int, typer.Argument(metavar="ID")]
+    ctx: typer.Context,
+    message_id: Annotated[int, typer.Argument(metavar="ID", help="The inbox message's id.")],
 ) -> None:
     """The envelope, why it is here, and the message itself."""
     from bounced.listener.inbox import Inbox
@@ -150,7 +188,7 @@ def inbox_show(
 @inbox_app.command("assign")
 def inbox_assign(
     ctx: typer.Context,
-    message_id: Annotated[int, typer.Argument(metavar="ID")],
+    message_id: Annotated[int, typer.Argument(metavar="ID", help="The inbox message's id.")],
     to: Annotated[str, typer.Option("--to", help="The address this message is about.")],
 ) -> None:
     """Record the message as a failed delivery to ADDR (the policy decides the rest)."""
@@ -165,7 +203,9 @@ def inbox_assign(
 @inbox_app.command("delete")
 def inbox_delete(
     ctx: typer.Context,
-    message_ids: Annotated[list[int], typer.Argument(metavar="ID...")],
+    message_ids: Annotated[
+        list[int], typer.Argument(metavar="ID...", help="Inbox message ids (inbox list).")
+    ],
 ) -> None:
     """Erase messages from the inbox; exit 1 when some id was not there."""
     from bounced.listener.inbox import Inbox

@@ -6,19 +6,21 @@ on standard error, the rest processed), 2 for usage errors.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from typing import Annotated
 
 import typer
 
 from bounced.cli.support import FormatOption
-from bounced.cli.terminal import Feedback
+from bounced.cli.terminal import Feedback, say
 from bounced.dsn import TEXT_FACTS
 from bounced.formats import Format, Row, default_format, write_rows
 from bounced.inputs.batch import Parsed, parse_sources
-from bounced.inputs.sources import Unreadable, iter_sources
+from bounced.inputs.sources import Skipped, Unreadable, input_size, iter_sources
 
 __all__ = [
     "PARSE_COLUMNS",
@@ -65,15 +67,20 @@ def parse_command(
     # A progress bar would garble rows streaming to the same terminal; a table
     # is printed only at the end, so it can have one.
     progress = fmt is Format.TABLE or not sys.stdout.isatty()
-    with Feedback(progress=progress) as feedback:
-        results = parse_sources(iter_sources(paths), jobs or os.cpu_count() or 1)
+    parsed = closing(parse_sources(iter_sources(paths), jobs or os.cpu_count() or 1))
+    total = functools.partial(input_size, paths)
+    with Feedback(progress=progress, total=total) as feedback, parsed as results:
         rows = parse_rows(results, feedback, show_all)
-        write_rows(fmt, PARSE_COLUMNS, rows, sys.stdout, table_columns=PARSE_TABLE_COLUMNS)
+        try:
+            write_rows(fmt, PARSE_COLUMNS, rows, sys.stdout, table_columns=PARSE_TABLE_COLUMNS)
+        except KeyboardInterrupt:
+            say("interrupted")
+            raise typer.Exit(130) from None
     raise typer.Exit(1 if feedback.failures else 0)
 
 
 def parse_rows(
-    results: Iterable[Parsed | Unreadable], feedback: Feedback, show_all: bool
+    results: Iterable[Parsed | Unreadable | Skipped], feedback: Feedback, show_all: bool
 ) -> Iterator[Row]:
     """Rows of `bounced parse`: one per Bounce; a report that is a bounce without any
     recipient still gets a row (a bounce is never silently dropped)."""
@@ -81,7 +88,10 @@ def parse_rows(
         if isinstance(result, Unreadable):
             feedback.unreadable(result.name, result.reason)
             continue
-        feedback.advance()
+        if isinstance(result, Skipped):
+            feedback.skip(result.size)
+            continue
+        feedback.advance(len(result.message.raw))
         name, report = result.message.name, result.report
         for bounce in report.bounces:
             row = bounce.to_dict()

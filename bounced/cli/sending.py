@@ -18,7 +18,9 @@ import typer
 from bounced.cli.support import (
     FormatOption,
     SpoolDirOption,
+    choices,
     command_settings,
+    enum_values,
     point_in_time,
     print_rows,
     suppressions,
@@ -114,11 +116,21 @@ def sent_list(
     status: Annotated[
         list[str] | None,
         typer.Option(
-            "--status", help="processing, sent, failed, bounced_soft, bounced_hard, retrying."
+            "--status",
+            help="processing, sent, failed, bounced_soft, bounced_hard, retrying or "
+            "delivered (repeatable).",
+            callback=choices(lambda: enum_values("bounced.sending.log", "SentStatus")),
         ),
     ] = None,
     domain: Annotated[list[str] | None, typer.Option("--domain", help="Recipient domain.")] = None,
-    reason: Annotated[list[str] | None, typer.Option("--reason", help="Bounce reason.")] = None,
+    reason: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reason",
+            help="Bounce reason (user_unknown, mailbox_full, ...; repeatable).",
+            callback=choices(lambda: enum_values("bounced.dsn", "Reason")),
+        ),
+    ] = None,
     since: Annotated[str | None, typer.Option("--since", help="Sent since (date or 7d).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="... and before.")] = None,
     output_format: FormatOption = None,
@@ -143,7 +155,9 @@ def retries_list(
     status: Annotated[
         list[str] | None,
         typer.Option(
-            "--status", help="scheduled, awaiting, succeeded, exhausted, cancelled (repeatable)."
+            "--status",
+            help="scheduled, awaiting, succeeded, exhausted or cancelled (repeatable).",
+            callback=choices(lambda: enum_values("bounced.sending.plans", "PlanStatus")),
         ),
     ] = None,
     address: Annotated[str | None, typer.Option("--address", help="One address's plans.")] = None,
@@ -229,6 +243,14 @@ def worker_command(
         bool, typer.Option("--spool", help="Also ingest what `bounced serve` spooled.")
     ] = False,
     spool_dir: SpoolDirOption = None,
+    create_spool_dir: Annotated[
+        bool,
+        typer.Option(
+            "--create-spool-dir",
+            help="Create the spool directory when it is missing (otherwise a missing one "
+            "is an error: a mistyped path would be drained forever, empty).",
+        ),
+    ] = False,
 ) -> None:
     """Run the retry scheduler: read bounces, close and escalate plans, dispatch retries;
     with --spool (or --spool-dir) also the spool worker, ingesting what a listener
@@ -252,7 +274,11 @@ def worker_command(
         worker = Worker(SendingLog(sup, settings), dispatcher)
         ingest = None
         if spool or spool_dir:
-            ingest = stack.enter_context(_ingesting(sup.settings, spool_dir))
+            folder = spool_dir or sup.settings.listener.spool_dir
+            if not create_spool_dir and not Path(folder).is_dir():
+                say(f"no spool directory {folder} (--create-spool-dir makes it)")
+                raise typer.Exit(2)
+            ingest = stack.enter_context(_ingesting(sup.settings, folder))
         if once:
             raise typer.Exit(_once(worker, ingest))
         signal.signal(signal.SIGTERM, lambda *_: _stop(worker, ingest))
@@ -262,7 +288,7 @@ def worker_command(
 
 
 @contextmanager
-def _ingesting(settings: "Settings", spool_dir: str | None) -> "Iterator[SpoolWorker]":
+def _ingesting(settings: "Settings", spool_dir: str) -> "Iterator[SpoolWorker]":
     """A spool worker on its own store connection (it runs in a thread of its own), the
     spool replayed first: what a dead process had claimed goes back to new/."""
     from bounced.listener.inbox import Inbox
@@ -273,7 +299,7 @@ def _ingesting(settings: "Settings", spool_dir: str | None) -> "Iterator[SpoolWo
 
     log = EventLog(sys.stderr, as_json=settings.listener.log_format == "json")
     try:
-        spool = Spool(spool_dir or settings.listener.spool_dir)
+        spool = Spool(spool_dir)
         back = spool.recover()
     except OSError as exc:
         say(f"spool: {exc}")
@@ -328,18 +354,48 @@ def _report(done: Any) -> None:
 @smtp_app.command("test")
 def smtp_test(
     ctx: typer.Context,
-    host: Annotated[str | None, typer.Option("--host")] = None,
-    port: Annotated[int | None, typer.Option("--port")] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="The relay's host (default: retry.smtp.host).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="Its port (default: retry.smtp.port)."),
+    ] = None,
     security: Annotated[
         str | None, typer.Option("--security", help="none, starttls, starttls+verify, smtps.")
     ] = None,
-    username: Annotated[str | None, typer.Option("--username")] = None,
-    password: Annotated[str | None, typer.Option("--password")] = None,
-    ca_file: Annotated[str | None, typer.Option("--ca-file")] = None,
+    username: Annotated[
+        str | None, typer.Option("--username", help="Log in as this user (AUTH).")
+    ] = None,
+    password: Annotated[
+        str | None, typer.Option("--password", help="... with this password.")
+    ] = None,
+    ca_file: Annotated[
+        str | None,
+        typer.Option("--ca-file", help="Trust the certificates in this PEM file (self-signed)."),
+    ] = None,
     timeout: Annotated[str | None, typer.Option("--timeout", help="e.g. 10s.")] = None,
+    send_to: Annotated[
+        str | None,
+        typer.Option(
+            "--send-to",
+            help="Then send a test message to this address and show the server's answer.",
+            show_default=False,
+        ),
+    ] = None,
+    sender: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Envelope sender and From of the test message (default: the username "
+            "when it is an address, else bounced@ this host's name).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Open the relay step by step (connect, EHLO, STARTTLS, AUTH) and say what fails."""
-    from bounced.sending.dispatch import Step, relay_steps
+    """Open the relay step by step (connect, EHLO, STARTTLS, AUTH) and say what fails;
+    with --send-to, also send a test message through it."""
+    from bounced.sending.dispatch import Step, relay_steps, send_test
 
     given = {
         "host": host,
@@ -353,14 +409,29 @@ def smtp_test(
     overrides = {f"retry.smtp.{k}": v for k, v in given.items()}
     relay = command_settings(ctx, overrides).retry.smtp
     ok = True
+
+    def show(step: Step) -> None:
+        nonlocal ok
+        sys.stdout.write(f"{'ok  ' if step.ok else 'FAIL'} {step.name}: {step.detail}\n")
+        ok = ok and step.ok
+
     for item in relay_steps(relay):
         if isinstance(item, Step):
-            sys.stdout.write(f"{'ok  ' if item.ok else 'FAIL'} {item.name}: {item.detail}\n")
-            ok = ok and item.ok
-        else:
-            item.quit()
+            show(item)
+            continue
+        if send_to:
+            show(send_test(item, sender or _test_sender(relay.username), send_to))
+        item.quit()
+        if ok:
             sys.stdout.write("ok   the relay is ready to take resends\n")
     raise typer.Exit(0 if ok else 1)
+
+
+def _test_sender(username: str) -> str:
+    """The test message's sender when --from is not given."""
+    import socket
+
+    return username if "@" in username else f"bounced@{socket.getfqdn()}"
 
 
 def register(app: typer.Typer) -> None:

@@ -16,11 +16,13 @@ and `bounced --help` never pay for it.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -35,10 +37,14 @@ __all__ = [
     "FormatOption",
     "SpoolDirOption",
     "buffered_stdout",
+    "choices",
     "command_settings",
+    "enum_values",
+    "output_file",
     "point_in_time",
     "print_rows",
     "suppressions",
+    "writable_folder",
 ]
 
 
@@ -78,21 +84,24 @@ def command_settings(ctx: typer.Context, overrides: dict[str, Any] | None = None
 
 
 @contextmanager
-def suppressions(ctx: typer.Context) -> Iterator[Suppressions]:
+def suppressions(ctx: typer.Context, *, read_only: bool = False) -> Iterator[Suppressions]:
     """The store for one command, with every expected error as one line and an exit code:
     2 when nothing could be done (configuration, database down), 1 for an error about
-    the input (an unknown address, plan or selection), 130 when interrupted."""
-    from bounced.db.store import Store
+    the input (an unknown address, plan or selection), 130 when interrupted.
+    `read_only` for a command that only looks up (`check`)."""
     from bounced.errors import BouncedError, DatabaseUnavailable
     from bounced.suppressions import Suppressions
 
     settings = command_settings(ctx)
     actor = (ctx.find_root().obj or {}).get("actor")
     try:
-        sup = Suppressions(Store.open(settings), settings, actor)
+        sup = Suppressions.open(settings, actor=actor, read_only=read_only)
     except BouncedError as exc:  # database URL, schema: nothing done
         say(str(exc))
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:  # while connecting or creating the schema (a transaction)
+        say("interrupted")
+        raise typer.Exit(130) from None
     try:
         yield sup
     except DatabaseUnavailable as exc:
@@ -109,15 +118,22 @@ def suppressions(ctx: typer.Context) -> Iterator[Suppressions]:
 
 
 def print_rows(
-    fmt: Format | None, columns: tuple[str, ...], rows: Iterable[Any], *, raw: bool = False
+    fmt: Format | None,
+    columns: tuple[str, ...],
+    rows: Iterable[Any],
+    *,
+    raw: bool = False,
+    table_columns: tuple[str, ...] | None = None,
 ) -> int:
     """Rows to stdout in `fmt` (default: a table on a terminal, NDJSON otherwise); store
-    rows' times and enums as plain text unless the rows are `raw` (hold none)."""
+    rows' times and enums as plain text unless the rows are `raw` (hold none); a table
+    shows only `table_columns` when given."""
     from bounced.suppressions import plain
 
     fmt = fmt or default_format(sys.stdout)
     with buffered_stdout() as out:
-        return write_rows(fmt, columns, rows if raw else map(plain, rows), out)
+        rows = rows if raw else map(plain, rows)
+        return write_rows(fmt, columns, rows, out, table_columns=table_columns)
 
 
 @contextmanager
@@ -128,6 +144,64 @@ def buffered_stdout() -> Iterator[Any]:
     encoding = sys.stdout.encoding or "utf-8"
     with open(sys.stdout.fileno(), "w", encoding=encoding, errors="replace", closefd=False) as out:
         yield out
+
+
+def choices(
+    valid: Callable[[], Iterable[str]],
+) -> Callable[[list[str] | None], list[str] | None]:
+    """A typer callback for a repeatable option of fixed values: an unknown value is a
+    usage error naming the valid ones (exit 2), not a filter that silently matches
+    nothing. `valid` is called only when the option is given, so the enums behind it
+    (some in modules that import SQLAlchemy) are imported only then."""
+
+    def check(given: list[str] | None) -> list[str] | None:
+        if given:
+            offered = [str(v) for v in valid()]
+            wrong = [v for v in given if v not in offered]
+            if wrong:
+                raise typer.BadParameter(
+                    f"{', '.join(map(repr, wrong))}: choose from {', '.join(offered)}"
+                )
+        return given
+
+    return check
+
+
+def enum_values(module: str, name: str) -> list[str]:
+    """The values of an enum, imported when an option offering them is checked."""
+    import importlib
+
+    return [member.value for member in getattr(importlib.import_module(module), name)]
+
+
+def output_file(path: Path, option: str = "--output") -> Path:
+    """A file the command may create or overwrite, checked before anything is done: a
+    missing directory or a directory in its place is one line and exit 2."""
+    if path.is_dir():
+        _refuse(f"{option} {path}: is a directory; give a file name")
+    if not path.parent.is_dir():
+        _refuse(f"{option} {path}: no directory {path.parent}")
+    return path
+
+
+def writable_folder(path: Path, option: str) -> Path:
+    """A directory the command will write into, created when missing, checked before
+    anything is done: a file in its place, or a place that cannot be written, is one
+    line and exit 2."""
+    if path.exists() and not path.is_dir():
+        _refuse(f"{option} {path}: not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _refuse(f"{option} {path}: {exc.strerror or exc}")
+    if not os.access(path, os.W_OK | os.X_OK):
+        _refuse(f"{option} {path}: cannot write there")
+    return path
+
+
+def _refuse(line: str) -> NoReturn:
+    say(line)
+    raise typer.Exit(2)
 
 
 def point_in_time(text: str | None) -> datetime | None:

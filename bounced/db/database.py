@@ -11,6 +11,7 @@ UPDATE`), which is what makes counting exact across processes.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -86,9 +87,13 @@ class Database:
         *,
         clock: Callable[[], datetime] | None = None,
         migrate: bool = True,
+        read_only: bool = False,
     ) -> Database:
-        """Connect; on an empty database create the schema; refuse an outdated one."""
-        engine = _engine(settings)
+        """Connect; on an empty database create the schema; refuse an outdated one.
+        `read_only` (a pure lookup: `bounced check`) opens an existing SQLite file
+        without writing to it, so it also works on a file or directory this process
+        may not write to."""
+        engine = _engine(settings, read_only=read_only)
         database = cls(engine, settings, clock)
         if migrate:
             try:
@@ -199,9 +204,10 @@ def _is_connection_error(exc: DBAPIError) -> bool:
     return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
 
 
-def _engine(settings: Settings) -> Engine:
+def _engine(settings: Settings, *, read_only: bool = False) -> Engine:
     """An engine for the configured URL: SQLite in WAL mode with a busy timeout and
-    `BEGIN IMMEDIATE` for writes; PostgreSQL through psycopg 3 with a lock timeout."""
+    `BEGIN IMMEDIATE` for writes; PostgreSQL through psycopg 3 with a lock timeout.
+    `read_only`: an existing SQLite file opened with `mode=ro` (`_read_only_sqlite`)."""
     try:
         url = make_url(settings.database_url)
     except ArgumentError:
@@ -214,8 +220,9 @@ def _engine(settings: Settings) -> Engine:
         url = url.set(drivername="postgresql+psycopg")
     try:
         if url.get_backend_name() == "sqlite":
-            engine = create_engine(url, connect_args={"timeout": timeout})
-            _sqlite_events(engine, timeout)
+            opened = _read_only_sqlite(url) if read_only else url
+            engine = create_engine(opened, connect_args={"timeout": timeout})
+            _sqlite_events(engine, timeout, read_only=opened is not url)
         else:
             engine = create_engine(url, connect_args={"connect_timeout": 10}, pool_pre_ping=True)
             _postgres_events(engine, timeout)
@@ -224,13 +231,32 @@ def _engine(settings: Settings) -> Engine:
     return engine
 
 
-def _sqlite_events(engine: Engine, timeout: float) -> None:
+def _read_only_sqlite(url: Any) -> Any:
+    """The SQLite URL opened with `mode=ro` when the file exists (a new store is
+    created, schema and all, as by any open). A WAL database needs its `-shm` file,
+    which SQLite cannot create in a directory it may not write to; there, with no
+    `-wal` file left by a writer, the file is opened as `immutable` (nothing can be
+    writing it, and SQLite then reads it without a lock)."""
+    path = Path(url.database or "")
+    if url.database in (None, "", ":memory:") or not path.is_file():
+        return url
+    query = {"mode": "ro", "uri": "true"}
+    folder = path.parent if str(path.parent) else Path(".")
+    if not os.access(folder, os.W_OK) and not Path(f"{path}-wal").exists():
+        query["immutable"] = "1"
+    return url.set(database=f"file:{path}").update_query_dict(query)
+
+
+def _sqlite_events(engine: Engine, timeout: float, *, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" below decide how transactions start.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if read_only:  # setting the journal mode is a write
+            cursor.execute("PRAGMA query_only=ON")
+        else:
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")

@@ -47,9 +47,11 @@ class Store:
         *,
         clock: Callable[[], datetime] | None = None,
         migrate: bool = True,
+        read_only: bool = False,
     ) -> Store:
-        """Connect; on an empty database create the schema; refuse an outdated one."""
-        return cls(Database.open(settings, clock=clock, migrate=migrate))
+        """Connect; on an empty database create the schema; refuse an outdated one
+        (`read_only`: see `Database.open`)."""
+        return cls(Database.open(settings, clock=clock, migrate=migrate, read_only=read_only))
 
     def close(self) -> None:
         self.database.close()

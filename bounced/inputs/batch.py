@@ -13,12 +13,12 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
 from bounced.dsn import Report, parse
-from bounced.inputs.sources import Message, Source, Unreadable
+from bounced.inputs.sources import Message, Skipped, Source, Unreadable
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-__all__ = ["Parsed", "parse_sources"]
+__all__ = ["Parsed", "Result", "parse_sources"]
 
 #: Messages per task sent to a worker: enough to make the round trip cheap...
 _CHUNK_MESSAGES = 64
@@ -39,12 +39,21 @@ class Parsed(NamedTuple):
     report: Report
 
 
-def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Iterator[Parsed | Unreadable]:
-    """Parse every `Message` in `sources`; `Unreadable` items pass through in place.
+#: What `parse_sources` yields per input item.
+Result = Parsed | Unreadable | Skipped
+
+
+def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Iterator[Result]:
+    """Parse every `Message` in `sources`; `Unreadable` and `Skipped` items pass
+    through in place.
 
     `jobs` > 1 parses in that many worker processes; 1 parses here. Should the
     parser ever raise (its contract says it never does), that message comes back
     as `Unreadable` with the error, and the run goes on.
+
+    With jobs > 1, close the iterator when stopping early (`contextlib.closing`, as
+    the commands do): the pool is then shut down in the closing thread, in order,
+    rather than whenever the garbage collector finds the suspended generator.
 
     Workers are started by a fork server: as with any non-fork start method, a
     calling script must guard its entry point with ``if __name__ == "__main__":``
@@ -63,13 +72,20 @@ def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Iterator[Parsed |
     context.set_forkserver_preload(["bounced.dsn"])
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_ignore_interrupts) as pool:
         pending: deque[tuple[list[Source], Future[list[_Outcome]]]] = deque()
-        for chunk in _chunks(sources):
-            raws = [source.raw for source in chunk if isinstance(source, Message)]
-            pending.append((chunk, pool.submit(_parse_chunk, raws)))
-            if len(pending) >= jobs * _CHUNKS_PER_WORKER:
+        try:
+            for chunk in _chunks(sources):
+                raws = [source.raw for source in chunk if isinstance(source, Message)]
+                pending.append((chunk, pool.submit(_parse_chunk, raws)))
+                if len(pending) >= jobs * _CHUNKS_PER_WORKER:
+                    yield from _merge(*pending.popleft())
+            while pending:
                 yield from _merge(*pending.popleft())
-        while pending:
-            yield from _merge(*pending.popleft())
+        except BaseException:
+            # Closed early (Ctrl-C, or the caller stopped reading): the queued chunks
+            # are dropped, so the pool's shutdown waits only for the ones running.
+            for _chunk, future in pending:
+                future.cancel()
+            raise
 
 
 def _chunks(sources: Iterable[Source]) -> Iterator[list[Source]]:
@@ -86,7 +102,7 @@ def _chunks(sources: Iterable[Source]) -> Iterator[list[Source]]:
         yield chunk
 
 
-def _merge(chunk: list[Source], future: Future[list[_Outcome]]) -> Iterator[Parsed | Unreadable]:
+def _merge(chunk: list[Source], future: Future[list[_Outcome]]) -> Iterator[Result]:
     outcomes = iter(future.result())
     for source in chunk:
         yield _result(source, next(outcomes)) if isinstance(source, Message) else source

@@ -13,11 +13,14 @@ Detection is by content and layout, never by file name:
   ``cur/`` and ``new/`` (not ``tmp/``, which holds deliveries still being written)
   and its Maildir++ sub-folders (``.Name/``), each named by its file path;
 - any other directory is walked recursively, in name order;
-- ``-`` is standard input (one message, or an mbox).
+- ``-`` is standard input (one message, or an mbox);
+- a file that is clearly no mail (a JSON document, such as the expectations kept
+  beside sample messages) is a `Skipped` item, counted, not parsed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -26,7 +29,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-__all__ = ["STDIN", "Message", "Source", "Unreadable", "iter_sources", "split_mbox"]
+__all__ = [
+    "STDIN",
+    "Message",
+    "Skipped",
+    "Source",
+    "Unreadable",
+    "input_size",
+    "iter_sources",
+    "not_mail",
+    "split_mbox",
+]
 
 #: The path that means standard input.
 STDIN = "-"
@@ -57,7 +70,17 @@ class Unreadable:
     reason: str
 
 
-Source = Message | Unreadable
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A file that is clearly not mail (`not_mail` says why): left out, and counted;
+    its `size` still counts towards a progress bar's total."""
+
+    name: str
+    reason: str
+    size: int = 0
+
+
+Source = Message | Unreadable | Skipped
 #: (device, inode) of the directories a walk has entered.
 _Seen = set[tuple[int, int]]
 
@@ -74,6 +97,31 @@ def iter_sources(paths: Iterable[str], stdin: BinaryIO | None = None) -> Iterato
             yield from _walk(path, set())
         else:
             yield from _read_file(path)
+
+
+def input_size(paths: Iterable[str], limit: int = 100_000) -> int | None:
+    """The bytes `iter_sources(paths)` will read, for a progress bar's total; None when
+    that is not cheap to know: standard input, or trees of more than `limit` entries
+    (counting them would be a walk as long as the work)."""
+    total, entries = 0, 0
+    pending = list(paths)
+    while pending:
+        path = pending.pop()
+        if path == STDIN:
+            return None
+        entries += 1
+        if entries > limit:
+            return None
+        try:
+            info = os.stat(path)
+            if stat.S_ISDIR(info.st_mode):
+                with os.scandir(path) as scan:
+                    pending.extend(entry.path for entry in scan)
+            elif stat.S_ISREG(info.st_mode):
+                total += info.st_size
+        except OSError:
+            continue  # reported by iter_sources when it gets there
+    return total
 
 
 def split_mbox(name: str, stream: BinaryIO) -> Iterator[Message]:
@@ -129,10 +177,26 @@ def _read_stream(name: str, stream: BinaryIO) -> Iterator[Source]:
         head = stream.read(len(_MBOX_MAGIC))
         if head == _MBOX_MAGIC:
             yield from split_mbox(name, stream)
-        else:
-            yield Message(name, head + stream.read())
+            return
+        raw = head + stream.read()
+        why = not_mail(raw)
+        yield Message(name, raw) if why is None else Skipped(name, why, len(raw))
     except OSError as exc:
         yield Unreadable(name, _why(exc))
+
+
+def not_mail(raw: bytes) -> str | None:
+    """Why `raw` is clearly not a message, or None. Only what no mail can be: a whole
+    JSON document (a message starts with header fields; the parser reads JSON
+    notifications only inside a message). Anything doubtful is left to the parser,
+    which keeps what it cannot read: a bounce is never dropped here."""
+    if raw.lstrip()[:1] not in (b"{", b"["):
+        return None
+    try:
+        json.loads(raw)
+    except ValueError:
+        return None
+    return "a JSON document, not a message"
 
 
 def _walk(path: str, seen: _Seen) -> Iterator[Source]:

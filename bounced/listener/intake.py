@@ -3,10 +3,11 @@
 The listener's worker calls `intake` for every message it claims from the
 spool. A valid VERP token in the envelope recipient says exactly who bounced
 and for which message, so it beats whatever the parser read from the body (and
-stands in for it when the body is unreadable). A bad or forged token is logged
-and the message is kept in the spool's `suspect/`; with `[verp] strict` only
-bounces with a valid token count at all. Messages that are not bounces go to
-the inbox. Everything here is idempotent: the store refuses a row recorded
+stands in for it when the body is unreadable: a message from the null sender to
+a valid token is booked as a failure for the token's recipient and message). A
+bad or forged token is logged and the message is kept in the spool's `suspect/`;
+with `[verp] strict` only bounces with a valid token count at all. Messages that
+are not bounces go to the inbox. Everything here is idempotent: the store refuses a row recorded
 twice and the inbox a spool id kept twice, so a message handed over again after
 a crash never counts twice.
 """
@@ -31,6 +32,7 @@ __all__ = [
     "Route",
     "find_token",
     "intake",
+    "null_sender",
     "with_recipient",
 ]
 
@@ -89,13 +91,21 @@ def with_recipient(report: Report, recipient: str, message_key: str, *, detector
     return replace(report, bounces=unique)
 
 
+def null_sender(item: Spooled) -> bool:
+    """Sent from the null reverse path (`MAIL FROM:<>`), as delivery reports are
+    (RFC 5321 4.5.5): to a valid VERP address, such a message is a bounce for the
+    token's recipient even when its body cannot be read. A person writing back to
+    the return path has an address of their own, and lands in the inbox."""
+    return item.envelope.mail_from.strip() in ("", "<>")
+
+
 def intake(item: Spooled, inbox: Inbox, settings: VerpSettings) -> Intake:
     """Ingest one spooled message (or keep it aside). Safe to repeat."""
     from bounced.suppressions import Outcome
 
     report = parse(item.raw)
     token = find_token(item.envelope.rcpt_tos, settings)
-    if report.is_bounce and token is not None and token.valid:
+    if token is not None and token.valid and (report.is_bounce or null_sender(item)):
         report = with_recipient(report, token.recipient, token.message_key, detector=VERP_DETECTOR)
     elif report.is_bounce and settings.strict:
         why = token.reason if token else "no VERP token"

@@ -50,6 +50,7 @@ __all__ = [
     "Listener",
     "ListenerSMTP",
     "accepts",
+    "ensure_free",
     "serve",
 ]
 
@@ -415,8 +416,25 @@ class Listener:
         self.log("stopped", pending=len(self.spool.pending()))
 
 
+def ensure_free(host: str, port: int) -> None:
+    """Fail at once, before anything is written, when the address cannot be listened on
+    (a port in use, out of range, a host that is not ours): aiosmtpd's controller only
+    notices after its ready timeout. Bound with SO_REUSEADDR, as asyncio binds."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"listener port {port} is out of range (0-65535)")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _name, address in infos:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(settings: Settings, *, stream: TextIO = sys.stderr) -> int:
     """Run until SIGTERM or SIGINT; returns the exit status."""
+    ensure_free(settings.listener.host, settings.listener.port)
     log = EventLog(stream, as_json=settings.listener.log_format == "json")
     listener = Listener(settings, log)
     stop = threading.Event()

@@ -39,7 +39,9 @@ __all__ = [
     "dispatcher_for",
     "open_relay",
     "relay_steps",
+    "send_test",
     "sign",
+    "test_message",
 ]
 
 SIGNATURE_HEADER = "X-Bounced-Signature"
@@ -237,6 +239,45 @@ def relay_steps(settings: RelaySettings) -> Iterator[Step | smtplib.SMTP]:
             smtp.close()
         return
     yield smtp
+
+
+def test_message(sender: str, recipient: str, now: datetime | None = None) -> bytes:
+    """The message `bounced smtp test --send-to` sends: plain text saying what it is."""
+    from email.message import EmailMessage
+    from email.utils import format_datetime, make_msgid
+
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = recipient
+    msg["Subject"] = "bounced: relay test"
+    msg["Date"] = format_datetime(now or datetime.now(UTC))
+    msg["Message-ID"] = make_msgid("bounced-test")
+    msg.set_content(
+        "This message was sent by `bounced smtp test` to check the relay that resends\n"
+        "retries. It needs no answer.\n"
+    )
+    return msg.as_bytes()
+
+
+def send_test(smtp: smtplib.SMTP, sender: str, recipient: str) -> Step:
+    """Send a test message over an open relay connection; the step reports the server's
+    own answer to it (the queue id in a 250, or why it refused)."""
+    step = "send"
+    try:
+        for command, argument in (("MAIL FROM", sender), ("RCPT TO", recipient)):
+            call = smtp.mail if command == "MAIL FROM" else smtp.rcpt
+            code, reply = call(argument)
+            if code not in (250, 251):
+                return Step(step, False, f"{command} refused: {code} {_text(reply)}")
+        code, reply = smtp.data(test_message(sender, recipient))
+    except (OSError, smtplib.SMTPException) as exc:
+        return Step(step, False, f"{type(exc).__name__}: {exc}")
+    ok = code == 250
+    return Step(step, ok, f"{'accepted' if ok else 'refused'}: {code} {_text(reply)}")
+
+
+def _text(reply: bytes) -> str:
+    return reply.decode("utf-8", "replace").replace("\n", " ")
 
 
 def open_relay(settings: RelaySettings) -> smtplib.SMTP:
