@@ -25,7 +25,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from dsn_builder import make_dsn, soft
+from helpers.dsn import make_dsn, soft
 
 from bounced import verp
 

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECK_COLUMNS",
+    "LIST_TABLE_COLUMNS",
     "TIMELINE_COLUMNS",
     "AddressArgs",
     "ExportFormat",
@@ -58,6 +59,7 @@ __all__ = [
     "NameArg",
     "OutputOption",
     "allow_command",
+    "audit_command",
     "block_command",
     "check_command",
     "db_app",
