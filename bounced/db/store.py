@@ -102,6 +102,18 @@ LIST_COLUMNS = (
     "blocked_at",
     "selections",
 )
+#: Columns of `details`: an address's verdict with its returns and last bounce.
+VERDICT_COLUMNS = (
+    "address",
+    "state",
+    "blocked_reason",
+    "blocked_at",
+    "returns",
+    "last_reason",
+    "last_status",
+    "last_class",
+    "last_return_at",
+)
 #: Rows per IN (...) query and per transaction of a bulk admin action.
 CHUNK = 1000
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -480,6 +492,17 @@ class Store:
                 for address, state, reason in cursor.fetchall():
                     found[address] = (state == "active", state, reason or "")
             cursor.close()
+        return found
+
+    def details(self, addresses: Sequence[str]) -> dict[str, Any]:
+        """The rows (VERDICT_COLUMNS) of those `addresses` that are in the store: what
+        a verdict over HTTP says besides sendable (returns, last bounce, blocked at)."""
+        found: dict[str, Any] = {}
+        columns = [A.c[c] for c in VERDICT_COLUMNS]
+        with self.read() as conn:
+            for chunk in batched(addresses, CHUNK):
+                for row in conn.execute(select(*columns).where(A.c.address.in_(chunk))):
+                    found[row.address] = row
         return found
 
     # --- admin actions ------------------------------------------------------------------
