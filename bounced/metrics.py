@@ -82,10 +82,11 @@ def count_ingested(results: Iterable[Ingested]) -> None:
             if row.address is None or row.duplicate:
                 continue
             bounce = bounces.get(row.recipient)
+            reason = (bounce.reason if bounce else None) or "unknown"
             if bounce is not None:
-                BOUNCES.labels(bounce.kind, bounce.reason, bounce.bounce_class).inc()
+                BOUNCES.labels(bounce.kind, reason, bounce.bounce_class or "unknown").inc()
             if row.blocked:
-                BLOCKS.labels(bounce.reason if bounce is not None else "unknown").inc()
+                BLOCKS.labels(reason).inc()
 
 
 class _StateCollector:

@@ -366,9 +366,12 @@ class Suppressions:
         domains = tuple(normalize_allow_entry("@" + d.lstrip("@"))[1:] for d in f.domain)
         return replace(f, domain=domains)
 
-    def list(self, filters: Filters = NO_FILTERS) -> Iterator[dict[str, Any]]:
-        """Addresses matching the filters, streamed, as rows of LIST_COLUMNS."""
-        return self.store.rows(self._filters(filters))
+    def list(
+        self, filters: Filters = NO_FILTERS, *, after: str | None = None, limit: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Addresses matching the filters, streamed in address order, as rows of
+        LIST_COLUMNS; `limit` of them after the address `after` for a page."""
+        return self.store.rows(self._filters(filters), after=after, limit=limit)
 
     def export(self, out: TextIO, filters: Filters = NO_FILTERS, fmt: Format = Format.CSV) -> int:
         """Write the matching addresses to `out` (streaming); returns the row count."""

@@ -675,8 +675,12 @@ class Store:
 
     # --- reading ------------------------------------------------------------------------
 
-    def rows(self, filters: Filters = NO_FILTERS) -> Iterator[dict[str, Any]]:
-        """Addresses matching `filters`, streamed in address order (never all in memory)."""
+    def rows(
+        self, filters: Filters = NO_FILTERS, *, after: str | None = None, limit: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Addresses matching `filters`, streamed in address order (never all in memory);
+        a page of them: the first `limit` after the address `after` (keyset pagination,
+        stable while rows are added)."""
         if filters.selection:
             self.require_selection(filters.selection)
         names = (
@@ -687,6 +691,10 @@ class Store:
         )
         columns = [A.c[c] for c in LIST_COLUMNS[:-1]]
         query = _filtered(select(*columns, names.label("selections")), filters)
+        if after is not None:
+            query = query.where(A.c.address > after)
+        if limit is not None:
+            query = query.limit(limit)
         with self.read() as conn:
             result = conn.execution_options(yield_per=CHUNK).execute(query.order_by(A.c.address))
             try:

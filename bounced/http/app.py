@@ -35,6 +35,11 @@ __all__ = ["ROUTERS", "create_app", "factory"]
 ROUTERS: tuple[str, ...] = (
     "bounced.http.health",
     "bounced.http.checks",
+    "bounced.http.suppressions",
+    "bounced.http.admin",
+    "bounced.http.ingest",
+    "bounced.http.sending",
+    "bounced.http.inbox",
 )
 
 _UNMATCHED = "<unmatched>"
