@@ -37,7 +37,7 @@ class PlanOut(BaseModel):
 
 
 class PlansQuery(Body):
-    status: list[str] = []
+    status: list[str] = Field(default_factory=list)
     address: str | None = None
     due: bool = False
     limit: int = Field(1000, ge=1, le=10_000)

@@ -28,10 +28,10 @@ Reading = Annotated[Suppressions, Depends(acting(Scope.READ))]
 class FilterQuery(Body):
     """The list filters of the CLI (`bounced list --help`), combined with AND."""
 
-    status: list[Literal["active", "blocked", "former_employee"]] = []
-    reason: list[str] = []
-    bounce_class: list[Literal["hard", "soft"]] = Field([], alias="class")
-    domain: list[str] = []
+    status: list[Literal["active", "blocked", "former_employee"]] = Field(default_factory=list)
+    reason: list[str] = Field(default_factory=list)
+    bounce_class: list[Literal["hard", "soft"]] = Field(default_factory=list, alias="class")
+    domain: list[str] = Field(default_factory=list)
     since: datetime | None = None
     until: datetime | None = None
     min_returns: int | None = Field(None, ge=0)
