@@ -20,6 +20,7 @@ def policy_server_command(
     """Answer Postfix's policy requests: REJECT recipients on the suppression list."""
     from bounced.db.store import Store
     from bounced.errors import BouncedError
+    from bounced.health import serving
     from bounced.postfix.server import serve
     from bounced.suppressions import Suppressions
 
@@ -30,19 +31,13 @@ def policy_server_command(
     except BouncedError as exc:
         say(str(exc))
         raise typer.Exit(2) from None
-    health = None
     try:
-        if settings.metrics.port:
-            from bounced.health import serve_health
-
-            health = serve_health(settings.metrics, sup.store)
-        serve(sup, settings)
+        with serving(settings):
+            serve(sup, settings)
     except OSError as exc:
         say(str(exc))
         raise typer.Exit(2) from None
     finally:
-        if health is not None:
-            health.shutdown()
         sup.close()
 
 
