@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from bounced.http.auth import Scope, acting
 from bounced.http.errors import ApiError
-from bounced.http.models import VerdictOut, verdict_json
+from bounced.http.models import AddressPath, VerdictOut, verdict_json
 from bounced.metrics import CHECKS
 from bounced.suppressions import Suppressions
 
@@ -28,7 +28,7 @@ _CHUNK = 1000
 
 
 @router.get("/v1/suppressions/{address}", response_model=VerdictOut)
-def verdict(address: str, sup: Checking) -> dict[str, Any]:
+def verdict(address: AddressPath, sup: Checking) -> dict[str, Any]:
     """May `address` be mailed? Never 404: an address the store never saw is sendable,
     an invalid one is not (its `reason` says why)."""
     (one,) = sup.verdicts([address])
@@ -40,7 +40,9 @@ _BULK_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"type": "array", "items": {"type": "string"}}},
+            "application/json": {
+                "schema": {"type": "array", "items": {"type": "string", "format": "email"}}
+            },
             "text/plain": {"schema": {"type": "string"}},
         },
     },
