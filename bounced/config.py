@@ -186,13 +186,11 @@ class ApiSettings:
     port: int = 8025
     workers: int = 1
     root_path: str = ""
-    max_body_size: int = 8 * 1024 * 1024
+    max_body_size: int = 16 * 1024 * 1024
     max_batch: int = 100_000
     cors_origins: tuple[str, ...] = ()
     allow_anonymous_check: bool = False
     metrics_token: str = ""
-    page_size: int = 100
-    max_page_size: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
