@@ -180,7 +180,8 @@ class VerpSettings:
 class ApiSettings:
     """`[api]`: the HTTP API (`bounced api`, bounced.http). `max_body_size` in bytes,
     `max_batch` addresses per bulk request; `cors_origins` empty = no CORS headers;
-    `metrics_token` non-empty protects /metrics with that bearer token."""
+    `metrics_token` non-empty protects /metrics with that bearer token; `token_cache`:
+    how long a process trusts a verified token (a revoked one is refused after that)."""
 
     host: str = "127.0.0.1"
     port: int = 8025
@@ -191,6 +192,7 @@ class ApiSettings:
     cors_origins: tuple[str, ...] = ()
     allow_anonymous_check: bool = False
     metrics_token: str = ""
+    token_cache: timedelta = timedelta(seconds=5)
 
 
 @dataclass(frozen=True, slots=True)
