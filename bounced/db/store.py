@@ -75,11 +75,13 @@ __all__ = [
     "LIST_COLUMNS",
     "NO_FILTERS",
     "SCHEMA_REVISION",
+    "VERDICT_COLUMNS",
     "Change",
     "Filters",
     "Incoming",
     "Recorded",
     "Store",
+    "sendable",
 ]
 
 A = Address.__table__  # type: ignore[attr-defined]
@@ -192,6 +194,14 @@ class Change:
     address: str
     before: AddressState
     after: AddressState
+
+
+_ACTIVE = State.ACTIVE.value
+
+
+def sendable(state: str) -> bool:
+    """May an address in this state be mailed? (`lookup` says it inline: its hot loop.)"""
+    return state == _ACTIVE
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -490,7 +500,7 @@ class Store:
                 else:
                     cursor.execute(_LOOKUP_SQLITE.format(",".join("?" * len(chunk))), chunk)
                 for address, state, reason in cursor.fetchall():
-                    found[address] = (state == "active", state, reason or "")
+                    found[address] = (state == _ACTIVE, state, reason or "")  # sendable()
             cursor.close()
         return found
 
