@@ -14,7 +14,8 @@ files, addresses, the store, the sending log and the retry dispatch.
     ├── UnknownPlan          a retry plan id that does not exist (also a LookupError)
     ├── UnknownMessage       an inbox message id that does not exist (also a LookupError)
     ├── DatabaseUnavailable  the database cannot be reached or opened
-    └── DispatchError        a retry that did not go out
+    ├── DispatchError        a retry that did not go out
+    └── UnknownToken         an API token name that is not live (also a LookupError)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "UnknownMessage",
     "UnknownPlan",
     "UnknownSelection",
+    "UnknownToken",
 ]
 
 
@@ -89,3 +91,7 @@ class DispatchError(BouncedError):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class UnknownToken(BouncedError, LookupError):
+    """No live API token has this name."""

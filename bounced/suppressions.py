@@ -43,7 +43,7 @@ from bounced.errors import (
 )
 from bounced.formats import Format, write_rows
 from bounced.keys import message_key, notice_id
-from bounced.policy import Action, Effect
+from bounced.policy import Action, Effect, sendable
 
 __all__ = [
     "INGEST_BATCH",
@@ -61,6 +61,7 @@ __all__ = [
     "Suppressions",
     "UnknownAddress",
     "UnknownSelection",
+    "Verdict",
     "plain",
 ]
 
@@ -133,6 +134,14 @@ class Check(NamedTuple):
         return "send" if self.sendable else "blocked"
 
 
+class Verdict(NamedTuple):
+    """A check with what the store knows besides (`verdicts`): how many returns, when
+    it was blocked, the last bounce. `row` is None for an address the store never saw."""
+
+    check: Check
+    row: Any = None
+
+
 @dataclass(frozen=True, slots=True)
 class AdminResult:
     """Addresses an admin action changed, and those it did not know."""
@@ -146,6 +155,10 @@ def plain(row: dict[str, Any]) -> dict[str, Any]:
     return {
         k: v.isoformat(timespec="seconds") if isinstance(v, datetime) else v for k, v in row.items()
     }
+
+
+def _invalid(text: str, error: InvalidAddress) -> Check:
+    return Check(text, None, False, "", f"invalid address: {error.reason}")
 
 
 def _actor(actor: str | None) -> str:
@@ -221,10 +234,25 @@ class Suppressions:
             normal = normalize_many(chunk, case_sensitive_local_part=self._fold)
             found = self.store.lookup([n for n in normal if type(n) is str])
             for text, n in zip(chunk, normal, strict=True):
-                if isinstance(n, InvalidAddress):
-                    yield Check(text, None, False, "", f"invalid address: {n.reason}")
-                else:
+                if type(n) is str:
                     yield new(Check, (text, n, *found.get(n, unknown)))
+                else:
+                    yield _invalid(text, n)
+
+    def verdicts(self, addresses: Iterable[str], *, batch: int = 1000) -> Iterator[Verdict]:
+        """`check_many` with each address's stored row (returns, last bounce, blocked at),
+        in input order, streamed: one query per `batch` addresses."""
+        for chunk in batched(addresses, batch):
+            normal = normalize_many(chunk, case_sensitive_local_part=self._fold)
+            rows = self.store.details([n for n in normal if type(n) is str])
+            for text, n in zip(chunk, normal, strict=True):
+                if type(n) is not str:
+                    yield Verdict(_invalid(text, n))
+                elif (row := rows.get(n)) is None:
+                    yield Verdict(Check(text, n, True))
+                else:
+                    state, reason = row.state, row.blocked_reason or ""
+                    yield Verdict(Check(text, n, sendable(state), state, reason), row)
 
     # --- ingesting ----------------------------------------------------------------------
 
@@ -379,9 +407,12 @@ class Suppressions:
         domains = tuple(normalize_allow_entry("@" + d.lstrip("@"))[1:] for d in f.domain)
         return replace(f, domain=domains)
 
-    def list(self, filters: Filters = NO_FILTERS) -> Iterator[dict[str, Any]]:
-        """Addresses matching the filters, streamed, as rows of LIST_COLUMNS."""
-        return self.store.rows(self._filters(filters))
+    def list(
+        self, filters: Filters = NO_FILTERS, *, after: str | None = None, limit: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Addresses matching the filters, streamed in address order, as rows of
+        LIST_COLUMNS; `limit` of them after the address `after` for a page."""
+        return self.store.rows(self._filters(filters), after=after, limit=limit)
 
     def export(self, out: TextIO, filters: Filters = NO_FILTERS, fmt: Format = Format.CSV) -> int:
         """Write the matching addresses to `out` (streaming); returns the row count."""

@@ -48,8 +48,12 @@ class ReportRepository:
         self.suppression = suppression
         self.database = suppression.database
 
-    def rows(self, filters: Filters = NO_FILTERS) -> Iterator[dict[str, Any]]:
-        """Addresses matching `filters`, streamed in address order (never all in memory)."""
+    def rows(
+        self, filters: Filters = NO_FILTERS, *, after: str | None = None, limit: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Addresses matching `filters`, streamed in address order (never all in memory);
+        a page of them: the first `limit` after the address `after` (keyset pagination,
+        stable while rows are added)."""
         addresses, members, selections = address_table.c, member_table.c, selection_table.c
         if filters.selection:
             with self.database.read() as conn:
@@ -62,6 +66,10 @@ class ReportRepository:
         )
         columns = [addresses[c] for c in LIST_COLUMNS[:-1]]
         query = filtered(select(*columns, names.label("selections")), filters)
+        if after is not None:
+            query = query.where(addresses.address > after)
+        if limit is not None:
+            query = query.limit(limit)
         with self.database.read() as conn:
             result = conn.execution_options(yield_per=CHUNK).execute(
                 query.order_by(addresses.address)

@@ -340,6 +340,14 @@ class SendingRepository:
             "dispatches": [dict(h._mapping) for h in history],
         }
 
+    def due_count(self, status: str, now: datetime) -> int:
+        """How many plans in `status` are due at `now` and not claimed."""
+        query = select(func.count()).where(
+            _plans.status == status, _plans.due_at <= now, _unclaimed(now)
+        )
+        with self.database.read() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def counts(self) -> dict[str, int]:
         """Plans per status."""
         with self.database.read() as conn:

@@ -76,6 +76,9 @@ class Store:
     def lookup(self, addresses: Sequence[str]) -> dict[str, tuple[bool, str, str]]:
         return self.suppression.lookup(addresses)
 
+    def details(self, addresses: Sequence[str]) -> dict[str, Any]:
+        return self.suppression.details(addresses)
+
     def administer(
         self, addresses: Sequence[str], action: Action, actor: str, *, note: str = ""
     ) -> tuple[list[str], list[str]]:
@@ -106,8 +109,10 @@ class Store:
 
     # --- reading -----------------------------------------------------------------------
 
-    def rows(self, filters: Filters = NO_FILTERS) -> Iterator[dict[str, Any]]:
-        return self.reports.rows(filters)
+    def rows(
+        self, filters: Filters = NO_FILTERS, *, after: str | None = None, limit: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        return self.reports.rows(filters, after=after, limit=limit)
 
     def show(self, address: str) -> dict[str, Any] | None:
         return self.reports.show(address)

@@ -43,7 +43,20 @@ from bounced.policy import (
     set_allowed,
 )
 
-__all__ = ["Incoming", "Recorded", "SuppressionRepository"]
+__all__ = ["VERDICT_COLUMNS", "Incoming", "Recorded", "SuppressionRepository"]
+
+#: Columns of `details`: an address's verdict with its returns and last bounce.
+VERDICT_COLUMNS = (
+    "address",
+    "state",
+    "blocked_reason",
+    "blocked_at",
+    "returns",
+    "last_reason",
+    "last_status",
+    "last_class",
+    "last_return_at",
+)
 
 _STATE_COLUMNS = (
     "returns",
@@ -258,6 +271,18 @@ class SuppressionRepository:
 
     # --- checking -----------------------------------------------------------------------
 
+    def details(self, addresses: Sequence[str]) -> dict[str, Any]:
+        """The rows (VERDICT_COLUMNS) of those `addresses` that are in the store: what
+        a verdict over HTTP says besides sendable (returns, last bounce, blocked at)."""
+        found: dict[str, Any] = {}
+        columns = [address_table.c[c] for c in VERDICT_COLUMNS]
+        with self.database.read() as conn:
+            for chunk in batched(addresses, CHUNK):
+                query = select(*columns).where(address_table.c.address.in_(chunk))
+                for row in conn.execute(query):
+                    found[row.address] = row
+        return found
+
     def lookup(self, addresses: Sequence[str]) -> dict[str, tuple[bool, str, str]]:
         """(sendable, state, blocked reason) of those `addresses` that are in the store."""
         found: dict[str, tuple[bool, str, str]] = {}
@@ -272,7 +297,7 @@ class SuppressionRepository:
                 else:
                     cursor.execute(_LOOKUP_SQLITE.format(",".join("?" * len(chunk))), chunk)
                 for address, state, reason in cursor.fetchall():
-                    found[address] = (state == "active", state, reason or "")
+                    found[address] = (state == "active", state, reason or "")  # sendable()
             cursor.close()
         return found
 

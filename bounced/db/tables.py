@@ -32,6 +32,7 @@ __all__ = [
     "OPEN_WHERE",
     "Address",
     "Allow",
+    "ApiToken",
     "Audit",
     "BigId",
     "EventCursor",
@@ -58,6 +59,7 @@ __all__ = [
     "sent_table",
     "text_column",
     "time_column",
+    "token_table",
 ]
 
 metadata = SQLModel.metadata
@@ -337,6 +339,24 @@ class InboxMessage(SQLModel, table=True):
     assigned_at: datetime | None = time_column()
 
 
+# Bearer tokens of the HTTP API (migration 0005).
+
+
+class ApiToken(SQLModel, table=True):
+    """One API token: its public key id, the SHA-256 of its secret, its scopes (comma
+    separated). The secret itself is shown once and never stored."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=Text, unique=True)
+    key_id: str = Field(sa_type=Text, unique=True)
+    secret_hash: str = Field(sa_type=Text)
+    scopes: str = Field(sa_type=Text)
+    created_at: datetime | None = time_column(nullable=False)
+    revoked_at: datetime | None = time_column()
+
+
 # The tables as SQLAlchemy Core objects, for the repositories' statements.
 address_table = metadata.tables["address"]
 event_table = metadata.tables["event"]
@@ -349,3 +369,4 @@ plan_table = metadata.tables["retry_plan"]
 dispatch_table = metadata.tables["retry_dispatch"]
 cursor_table = metadata.tables["event_cursor"]
 inbox_table = metadata.tables["inbox"]
+token_table = metadata.tables["api_token"]

@@ -525,6 +525,10 @@ class SendingLog:
         done = self.database.write(work)
         return done, [i for i in plan_ids if i not in done]
 
+    def due(self) -> int:
+        """How many plans are due now and not claimed (the `bounced_retries_due` gauge)."""
+        return self.rows.due_count(PlanStatus.SCHEDULED.value, self.now())
+
     def counts(self) -> dict[str, int]:
         """Plans per status (for the worker's log line and the benchmark)."""
         return self.rows.counts()
