@@ -9,33 +9,35 @@ web framework for three fixed paths.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 
-from bounced.db.store import SCHEMA_REVISION
+from bounced.db.database import SCHEMA_REVISION
 from bounced.errors import BouncedError
+from bounced.metrics import REGISTRY
 
 if TYPE_CHECKING:
     from bounced.config import MetricsSettings, Settings
     from bounced.db.store import Store
 
-__all__ = ["readiness", "serve_health", "serving"]
+__all__ = ["CONTENT_TYPE_LATEST", "exposition", "readiness", "serve_health", "serving"]
 
 
 def readiness(store: Store) -> tuple[bool, str]:
     """(ready, why): the database is reachable and at the schema revision needed."""
     try:
-        with store.read() as conn:
-            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        current = store.database.revision()
     except BouncedError as exc:
         return False, str(exc)
-    except Exception as exc:  # no alembic_version table, or anything the driver says
-        return False, f"cannot read the schema revision: {type(exc).__name__}"
     if current != SCHEMA_REVISION:
         return False, f"schema at revision {current}, this bounced needs {SCHEMA_REVISION}"
     return True, "ready"
@@ -44,7 +46,6 @@ def readiness(store: Store) -> tuple[bool, str]:
 def serve_health(cfg: MetricsSettings, store: Store, *, spool_dir: str = "") -> ThreadingHTTPServer:
     """Serve /healthz, /readyz and /metrics on `cfg.host:cfg.port` in a daemon thread;
     call `shutdown()` on the result to stop."""
-    from bounced.metrics import CONTENT_TYPE_LATEST, exposition
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -91,3 +92,48 @@ def serving(settings: Settings, *, spool_dir: str = "") -> Iterator[ThreadingHTT
         server.shutdown()
         server.server_close()
         store.close()
+
+
+class _StateCollector:
+    """Gauges read at scrape time: the spool's backlog and the retries due now."""
+
+    def __init__(self, store: Store | None, spool_dir: str) -> None:
+        self.store = store
+        self.spool_dir = spool_dir
+
+    def collect(self) -> Iterator[Metric]:
+        if self.spool_dir and Path(self.spool_dir, "new").is_dir():
+            from bounced.listener.spool import Spool
+
+            spool = GaugeMetricFamily("bounced_spool_messages", "Messages spooled, not ingested.")
+            spool.add_metric((), Spool(self.spool_dir).waiting())
+            yield spool
+        if self.store is not None:
+            from bounced.sending.log import SendingLog
+            from bounced.suppressions import Suppressions
+
+            try:
+                due = SendingLog(Suppressions(self.store, self.store.settings, "metrics")).due()
+            except BouncedError:
+                return  # the database is down: /readyz says so; the gauge is left out
+            retries = GaugeMetricFamily("bounced_retries_due", "Retries due and not claimed.")
+            retries.add_metric((), due)
+            yield retries
+
+
+class _Own:
+    """This process's registry, for a single-process exposition."""
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(REGISTRY.collect())
+
+
+def exposition(store: Store | None = None, spool_dir: str = "") -> bytes:
+    """The text format of every metric: all processes' counters, the gauges of now."""
+    registry = CollectorRegistry(auto_describe=False)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+    else:
+        registry.register(_Own())  # type: ignore[arg-type]
+    registry.register(_StateCollector(store, spool_dir))  # type: ignore[arg-type]
+    return generate_latest(registry)

@@ -7,7 +7,7 @@ import base64
 import json
 
 import pytest
-from dsn_builder import make_dsn, soft
+from helpers.dsn import make_dsn, soft
 from helpers.http import SCOPES, Api
 
 from bounced.sending.log import SendingLog
@@ -288,7 +288,7 @@ def test_selections_by_list_and_by_filter_and_their_export(api):
 
 
 def test_stats_and_deliverability(api):
-    from dsn_builder import sender_side
+    from helpers.dsn import sender_side
 
     api.sup.ingest(make_dsn("hard@example.com"))
     api.sup.ingest(make_dsn(sender_side("me@example.net"), message_id="<d2@x>"))

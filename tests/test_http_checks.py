@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from dsn_builder import make_dsn, soft
+from helpers.dsn import make_dsn, soft
 from helpers.http import Api
 
 

@@ -18,7 +18,18 @@ MIGRATIONS = PACKAGE / "db" / "migrations"
 
 #: The pure core: no I/O of its own, no database; usable from anywhere.
 CORE = frozenset(
-    {"errors", "config", "addresses", "keys", "policy", "dsn", "rules", "formats", "verp"}
+    {
+        "errors",
+        "config",
+        "addresses",
+        "keys",
+        "policy",
+        "dsn",
+        "rules",
+        "formats",
+        "verp",
+        "metrics",
+    }
 )
 #: What each part of bounced may import (beside itself). Anything not listed imports
 #: only the core; `bounced/__init__` and `__main__` are the front door and may import all.
@@ -27,8 +38,21 @@ ALLOWED = {
     "inputs": {"inputs"},
     "suppressions": {"db"},
     "sending": {"sending", "db", "suppressions"},
-    "listener": {"listener", "db", "suppressions"},
-    "cli": {"cli", "db", "suppressions", "sending", "listener", "inputs"},
+    "listener": {"listener", "db", "suppressions", "health"},
+    "health": {"db", "suppressions", "sending", "listener"},
+    "http": {"http", "db", "suppressions", "sending", "listener", "health"},
+    "postfix": {"postfix", "db", "suppressions", "health"},
+    "cli": {
+        "cli",
+        "db",
+        "suppressions",
+        "sending",
+        "listener",
+        "inputs",
+        "health",
+        "http",
+        "postfix",
+    },
 }
 FRONT = {"bounced", "bounced.__main__"}
 

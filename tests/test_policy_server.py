@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from policy_client import PolicyClient, rcpt
+from helpers.policy_client import PolicyClient, rcpt
 
 from bounced.config import load_settings
 from bounced.postfix.server import PolicyServer
@@ -78,7 +78,7 @@ def test_the_action_is_configurable(tmp_path, configured, expected):
 
 
 def test_a_soft_bounced_or_sender_side_address_is_not_rejected(tmp_path):
-    from dsn_builder import make_dsn, sender_side, soft
+    from helpers.dsn import make_dsn, sender_side, soft
 
     with running(f"sqlite:///{tmp_path / 'b.db'}") as (sup, port):
         sup.ingest(make_dsn(soft("full@example.com")))

@@ -124,6 +124,13 @@ class Database:
                 f"this bounced needs {SCHEMA_REVISION}: run `bounced db upgrade`"
             )
 
+    def revision(self) -> str | None:
+        """The schema revision the database is at; None before any migration ran."""
+        with self.read() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
     def upgrade(self) -> str:
         """Bring the schema to the newest revision (a no-op when it is there)."""
 

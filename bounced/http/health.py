@@ -11,9 +11,8 @@ from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from bounced.health import readiness
+from bounced.health import CONTENT_TYPE_LATEST, exposition, readiness
 from bounced.http.errors import ApiError
-from bounced.metrics import CONTENT_TYPE_LATEST, exposition
 
 __all__ = [
     "Health",
