@@ -113,7 +113,9 @@ class _StateCollector:
             from bounced.suppressions import Suppressions
 
             try:
-                due = SendingLog(Suppressions(self.store, self.store.settings, "metrics")).due()
+                due = SendingLog(
+                    Suppressions(self.store, self.store.database.settings, "metrics")
+                ).due()
             except BouncedError:
                 return  # the database is down: /readyz says so; the gauge is left out
             retries = GaugeMetricFamily("bounced_retries_due", "Retries due and not claimed.")

@@ -394,7 +394,7 @@ def test_retries_listed_claimed_once_and_cancelled(api):
     from datetime import timedelta
 
     later = api.sup.store.clock() + timedelta(days=1)
-    api.sup.store.clock = lambda: later  # the plan falls due (the app shares this store)
+    api.sup.store.database.clock = lambda: later  # the plan falls due (the app shares it)
     first = api.client.post("/v1/retries/claim", json={"worker": "a"}, headers=api.auth("ingest"))
     second = api.client.post("/v1/retries/claim", json={"worker": "b"}, headers=api.auth("ingest"))
     assert [d["plan_id"] for d in first.json()] == [plan_id]

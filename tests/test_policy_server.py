@@ -100,7 +100,7 @@ def test_a_store_that_cannot_be_reached_fails_open_or_closed(tmp_path, fail_open
     url = f"sqlite:///{tmp_path / 'b.db'}"
     with running(url, **{"policy_server.fail_open": fail_open}) as (sup, port):
         sup.store.engine.dispose()
-        sup.store.engine = create_engine(f"sqlite:///{tmp_path / 'gone' / 'b.db'}")
+        sup.store.database.engine = create_engine(f"sqlite:///{tmp_path / 'gone' / 'b.db'}")
         client = PolicyClient("127.0.0.1", port)
         try:
             assert client.ask(**rcpt("a@example.com")).startswith(expected)

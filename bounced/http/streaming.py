@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
-from bounced.db.store import batched
+from bounced.db.database import batched
 from bounced.formats import Format, write_rows
 
 __all__ = ["EXPORT_TYPES", "export_format", "export_responses", "stream_rows"]

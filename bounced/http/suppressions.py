@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from bounced.db.store import LIST_COLUMNS, Filters
+from bounced.db.filters import Filters
+from bounced.db.reports import LIST_COLUMNS
 from bounced.http.auth import Scope, acting
 from bounced.http.errors import ApiError
 from bounced.http.models import AddressPath
