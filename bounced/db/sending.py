@@ -146,6 +146,7 @@ class SendingRepository:
 
     @staticmethod
     def update_sent(conn: Connection, ids: Sequence[int], **values: Any) -> None:
+        """Write `values` on the sent messages `ids`."""
         conn.execute(update(sent_table).where(_sent.id.in_(list(ids))).values(**values))
 
     # --- the cursor over bounce events --------------------------------------------------
@@ -206,6 +207,7 @@ class SendingRepository:
 
     @staticmethod
     def add_plan(conn: Connection, values: dict[str, Any]) -> None:
+        """Start a plan (`values`: PLAN_FIELDS, its message, address and start)."""
         conn.execute(plan_table.insert().values(values))
 
     @staticmethod
@@ -242,6 +244,7 @@ class SendingRepository:
             return list(conn.execute(query).all())
 
     def mark_escalated(self, plan_ids: Sequence[int], now: datetime) -> None:
+        """The plans' retries_exhausted events are recorded: never escalate them again."""
         stmt = (
             update(plan_table)
             .where(_plans.id.in_(list(plan_ids)))
@@ -270,6 +273,7 @@ class SendingRepository:
     def claim(
         conn: Connection, plan_ids: Sequence[int], worker: str, until: datetime, now: datetime
     ) -> None:
+        """Hold `plan_ids` for `worker` until `until`."""
         conn.execute(
             update(plan_table)
             .where(_plans.id.in_(list(plan_ids)))
