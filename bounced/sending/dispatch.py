@@ -268,15 +268,15 @@ def send_test(smtp: smtplib.SMTP, sender: str, recipient: str) -> Step:
             call = smtp.mail if command == "MAIL FROM" else smtp.rcpt
             code, reply = call(argument)
             if code not in (250, 251):
-                return Step(step, False, f"{command} refused: {code} {_text(reply)}")
+                return Step(step, False, f"{command} refused: {code} {_reply_text(reply)}")
         code, reply = smtp.data(test_message(sender, recipient))
     except (OSError, smtplib.SMTPException) as exc:
         return Step(step, False, f"{type(exc).__name__}: {exc}")
     ok = code == 250
-    return Step(step, ok, f"{'accepted' if ok else 'refused'}: {code} {_text(reply)}")
+    return Step(step, ok, f"{'accepted' if ok else 'refused'}: {code} {_reply_text(reply)}")
 
 
-def _text(reply: bytes) -> str:
+def _reply_text(reply: bytes) -> str:
     return reply.decode("utf-8", "replace").replace("\n", " ")
 
 
