@@ -121,7 +121,7 @@ def _write_table(columns: Sequence[str], rows: Iterable[Row], out: TextIO) -> in
     paths keep their tail (`…/mail/123.eml`). The one-word columns are narrowed,
     widest first, until the table fits the console.
     """
-    cells = [[_text(row.get(column)) for column in columns] for row in rows]
+    cells = [[_text(_mapping(row).get(column)) for column in columns] for row in rows]
     shown = [i for i in range(len(columns)) if any(line[i] for line in cells)]
     from rich import box  # imported for tables only: the data formats start faster without
     from rich.console import Console
@@ -201,7 +201,16 @@ _UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:\+00:00
 
 
 def _json_object(columns: Sequence[str], row: Row) -> str:
-    return json.dumps({column: row.get(column) for column in columns}, ensure_ascii=False)
+    values = _mapping(row)
+    return json.dumps({column: values.get(column) for column in columns}, ensure_ascii=False)
+
+
+def _mapping(row: Row) -> Mapping[str, Any]:
+    """A row as a mapping: the table and JSON writers name their cells (a tuple row is
+    only written `raw`, positionally, by csv and ndjson)."""
+    if isinstance(row, tuple):
+        raise TypeError("a tuple row can only be written raw")
+    return row
 
 
 def _text(value: Any) -> str:

@@ -134,8 +134,8 @@ def exposition(store: Store | None = None, spool_dir: str = "") -> bytes:
     """The text format of every metric: all processes' counters, the gauges of now."""
     registry = CollectorRegistry(auto_describe=False)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
-        registry.register(_Own())  # type: ignore[arg-type]
-    registry.register(_StateCollector(store, spool_dir))  # type: ignore[arg-type]
+        registry.register(_Own())
+    registry.register(_StateCollector(store, spool_dir))
     return generate_latest(registry)

@@ -234,10 +234,10 @@ class Suppressions:
             normal = normalize_many(chunk, case_sensitive_local_part=self._fold)
             found = self.store.lookup([n for n in normal if type(n) is str])
             for text, n in zip(chunk, normal, strict=True):
-                if type(n) is str:
-                    yield new(Check, (text, n, *found.get(n, unknown)))
-                else:
+                if isinstance(n, InvalidAddress):
                     yield _invalid(text, n)
+                else:
+                    yield new(Check, (text, n, *found.get(n, unknown)))
 
     def verdicts(self, addresses: Iterable[str], *, batch: int = 1000) -> Iterator[Verdict]:
         """`check_many` with each address's stored row (returns, last bounce, blocked at),
@@ -246,7 +246,7 @@ class Suppressions:
             normal = normalize_many(chunk, case_sensitive_local_part=self._fold)
             rows = self.store.details([n for n in normal if type(n) is str])
             for text, n in zip(chunk, normal, strict=True):
-                if type(n) is not str:
+                if isinstance(n, InvalidAddress):
                     yield Verdict(_invalid(text, n))
                 elif (row := rows.get(n)) is None:
                     yield Verdict(Check(text, n, True))

@@ -10,12 +10,15 @@ up through a shared PROMETHEUS_MULTIPROC_DIR.
 import os
 import shutil
 import tempfile
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bounced.cli.support import command_settings
 from bounced.cli.terminal import say
+
+if TYPE_CHECKING:
+    from bounced.config import Settings
 
 __all__ = ["api_command", "register"]
 
@@ -58,11 +61,16 @@ def api_command(
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _serve(settings, *, workers: int = 1) -> None:
+def _serve(settings: "Settings", *, workers: int = 1) -> None:
     import uvicorn
 
     cfg = settings.api
-    common = {"host": cfg.host, "port": cfg.port, "log_level": "info", "access_log": False}
+    common: dict[str, Any] = {
+        "host": cfg.host,
+        "port": cfg.port,
+        "log_level": "info",
+        "access_log": False,
+    }
     if workers == 1:
         from bounced.http.app import create_app
 

@@ -96,7 +96,7 @@ class Tokens:
             ).first()
             if taken is not None:
                 raise BouncedError(f"a token named {values['name']!r} exists (revoke it first)")
-            return conn.execute(_tokens.insert().values(values)).rowcount
+            return int(conn.execute(_tokens.insert().values(values)).rowcount)
 
         self.database.write(work)
         return f"{PREFIX}{key_id}_{secret}"

@@ -54,7 +54,7 @@ class PolicyServer:
             self.cfg.port if port is None else port,
             limit=MAX_REQUEST,
         )
-        return self._server.sockets[0].getsockname()[1]
+        return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -65,7 +65,7 @@ class PolicyServer:
             with suppress(asyncio.CancelledError):
                 await self._batcher
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         timeout = self.cfg.timeout.total_seconds() or None
         try:
             while True:
