@@ -471,7 +471,7 @@ def test_a_database_that_went_away_is_a_503_and_not_ready(api, tmp_path):
         gone = url.set(database=str(tmp_path / "no-such-dir" / "bounced.db"))
     else:
         gone = url.set(port=1)  # nothing listens there
-    store.engine = create_engine(gone)
+    store.database.engine = create_engine(gone)
     got = api.client.get("/v1/suppressions/a@example.com", headers=api.auth("check"))
     assert got.status_code == 503
     assert got.json()["error"]["code"] == "database_unavailable"
