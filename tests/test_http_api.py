@@ -468,3 +468,27 @@ def test_a_database_that_went_away_is_a_503_and_not_ready(api, tmp_path):
     ready = api.client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
     assert api.client.get("/healthz").status_code == 200
+
+
+def test_text_the_database_cannot_store_is_a_422(api, database_url):
+    nul = api.client.get(
+        "/v1/suppressions",
+        params={"reason": "a\x00b"},
+        headers=api.auth("read") | {"Accept": "text/csv"},
+    )
+    assert_error(nul, 422, "invalid_request")
+    sent = api.client.post(
+        "/v1/sent",
+        json={"recipient": "a@example.com", "message_id": "<m@x>", "subject": "\x00"},
+        headers=api.auth("ingest"),
+    )
+    assert_error(sent, 422, "invalid_request")
+    named = api.client.post(
+        "/v1/selections/a%00b/members",
+        json={"addresses": ["a@example.com"]},
+        headers=api.auth("admin"),
+    )
+    if database_url.startswith("sqlite"):  # SQLite stores it
+        assert named.json() == {"count": 1}
+    else:  # PostgreSQL cannot: the request's fault, not a 500
+        assert_error(named, 422, "invalid_request")
