@@ -64,12 +64,15 @@ def api_command(
 def _serve(settings: "Settings", *, workers: int = 1) -> None:
     import uvicorn
 
+    from bounced.http.serving import NoDelayH11
+
     cfg = settings.api
     common: dict[str, Any] = {
         "host": cfg.host,
         "port": cfg.port,
         "log_level": "info",
         "access_log": False,
+        "http": NoDelayH11,
     }
     if workers == 1:
         from bounced.http.app import create_app

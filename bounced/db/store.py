@@ -22,7 +22,7 @@ from bounced.db.replay import Change, ReplayRepository
 from bounced.db.reports import ReportRepository
 from bounced.db.selections import SelectionRepository
 from bounced.db.sending import SendingRepository
-from bounced.db.suppression import Incoming, Recorded, SuppressionRepository
+from bounced.db.suppression import Details, Incoming, Recorded, SuppressionRepository
 from bounced.policy import Action
 
 __all__ = ["Store"]
@@ -76,7 +76,7 @@ class Store:
     def lookup(self, addresses: Sequence[str]) -> dict[str, tuple[bool, str, str]]:
         return self.suppression.lookup(addresses)
 
-    def details(self, addresses: Sequence[str]) -> dict[str, Any]:
+    def details(self, addresses: Sequence[str]) -> dict[str, Details]:
         return self.suppression.details(addresses)
 
     def administer(

@@ -12,11 +12,11 @@ Addresses reaching this module are already normalised (`bounced.addresses`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, or_, select, update
 
@@ -43,20 +43,24 @@ from bounced.policy import (
     set_allowed,
 )
 
-__all__ = ["VERDICT_COLUMNS", "Incoming", "Recorded", "SuppressionRepository"]
+__all__ = ["Details", "Incoming", "Recorded", "SuppressionRepository"]
 
-#: Columns of `details`: an address's verdict with its returns and last bounce.
-VERDICT_COLUMNS = (
-    "address",
-    "state",
-    "blocked_reason",
-    "blocked_at",
-    "returns",
-    "last_reason",
-    "last_status",
-    "last_class",
-    "last_return_at",
-)
+
+class Details(NamedTuple):
+    """One address row as `details` reads it (times aware, in UTC)."""
+
+    address: str
+    state: str
+    blocked_reason: str | None
+    blocked_at: datetime | None
+    returns: int
+    last_reason: str
+    last_status: str
+    last_class: str
+    last_return_at: datetime | None
+
+
+_DETAIL_TIMES = tuple(f in ("blocked_at", "last_return_at") for f in Details._fields)
 
 _STATE_COLUMNS = (
     "returns",
@@ -72,8 +76,8 @@ _STATE_COLUMNS = (
 )
 #: The columns of uq_event_notice: an event with the key of a stored one is a duplicate.
 _EVENT_KEY = ("address_id", "message_key", "kind", "status", "notice")
-_LOOKUP_SQLITE = "SELECT address, state, blocked_reason FROM address WHERE address IN ({})"
-_LOOKUP_PG = "SELECT address, state, blocked_reason FROM address WHERE address = ANY(%s)"
+_LOOKUP = "SELECT address, state, blocked_reason FROM address WHERE address"
+_DETAILS = f"SELECT {', '.join(Details._fields)} FROM address WHERE address"
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,35 +275,38 @@ class SuppressionRepository:
 
     # --- checking -----------------------------------------------------------------------
 
-    def details(self, addresses: Sequence[str]) -> dict[str, Any]:
-        """The rows (VERDICT_COLUMNS) of those `addresses` that are in the store: what
-        a verdict over HTTP says besides sendable (returns, last bounce, blocked at)."""
-        found: dict[str, Any] = {}
-        columns = [address_table.c[c] for c in VERDICT_COLUMNS]
-        with self.database.read() as conn:
-            for chunk in batched(addresses, CHUNK):
-                query = select(*columns).where(address_table.c.address.in_(chunk))
-                for row in conn.execute(query):
-                    found[row.address] = row
-        return found
+    def details(self, addresses: Sequence[str]) -> dict[str, Details]:
+        """The rows of those `addresses` that are in the store: what a verdict over
+        HTTP says besides sendable (returns, last bounce, blocked at)."""
+        return {
+            row[0]: Details._make(map(_stored_time, row, _DETAIL_TIMES))
+            for row in self._rows_of(_DETAILS, addresses)
+        }
 
     def lookup(self, addresses: Sequence[str]) -> dict[str, tuple[bool, str, str]]:
         """(sendable, state, blocked reason) of those `addresses` that are in the store."""
         found: dict[str, tuple[bool, str, str]] = {}
+        for address, state, reason in self._rows_of(_LOOKUP, addresses):
+            found[address] = (state == _ACTIVE, state, reason or "")  # sendable(), inline
+        return found
+
+    def _rows_of(self, select_sql: str, addresses: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """`select_sql` (ending `WHERE address`) for `addresses`, CHUNK at a time, as plain
+        tuples. The checks' hot path: the DB-API cursor directly, without SQLAlchemy's
+        row objects, so a million checks cost what the database costs."""
         postgres = self.database.postgres
         with self.database.read() as conn:
-            # The one hot path: the DB-API cursor directly, without SQLAlchemy's row
-            # objects, so a million checks cost what the database costs.
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            for chunk in batched(addresses, CHUNK):
-                if postgres:
-                    cursor.execute(_LOOKUP_PG, (chunk,))
-                else:
-                    cursor.execute(_LOOKUP_SQLITE.format(",".join("?" * len(chunk))), chunk)
-                for address, state, reason in cursor.fetchall():
-                    found[address] = (state == "active", state, reason or "")  # sendable()
-            cursor.close()
-        return found
+            try:
+                for chunk in batched(addresses, CHUNK):
+                    if postgres:
+                        cursor.execute(select_sql + " = ANY(%s)", (chunk,))
+                    else:
+                        marks = ",".join("?" * len(chunk))
+                        cursor.execute(f"{select_sql} IN ({marks})", chunk)
+                    yield from cursor.fetchall()
+            finally:
+                cursor.close()
 
     # --- admin actions ------------------------------------------------------------------
 
@@ -400,6 +407,16 @@ class SuppressionRepository:
             for e in sorted(self.config_allow)
         ]
         return config + rows
+
+
+_ACTIVE = State.ACTIVE.value
+
+
+def _stored_time(value: Any, is_time: bool) -> Any:
+    """A time column as the DB-API gives it (SQLite: text without a zone) made aware."""
+    if is_time and isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value
 
 
 def _statements(insert: Any) -> SimpleNamespace:
