@@ -26,6 +26,8 @@ from bounced.errors import ConfigError
 __all__ = [
     "DEFAULT_RETRYABLE_REASONS",
     "DEFAULT_SENDER_REASONS",
+    "CleanSettings",
+    "DnsSettings",
     "ListenerSettings",
     "PolicySettings",
     "RelaySettings",
@@ -174,6 +176,24 @@ class VerpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DnsSettings:
+    """`[dns]`: the resolver `bounced clean` and `bounced domain check` ask (bounced.clean.dns).
+    `nameservers`: "host" or "host:port" ("[::1]:53"); empty = the system's resolvers."""
+
+    nameservers: tuple[str, ...] = ()
+    timeout: timedelta = timedelta(seconds=5)
+    concurrency: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class CleanSettings:
+    """`[clean]`: list cleaning (bounced.clean). An address with a return within
+    `returns_window` (and not blocked) is `risky`."""
+
+    returns_window: timedelta = timedelta(days=90)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable. Top-level keys come first in config.toml."""
 
@@ -183,6 +203,8 @@ class Settings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     listener: ListenerSettings = field(default_factory=ListenerSettings)
     verp: VerpSettings = field(default_factory=VerpSettings)
+    dns: DnsSettings = field(default_factory=DnsSettings)
+    clean: CleanSettings = field(default_factory=CleanSettings)
 
 
 ENV_PREFIX = "BOUNCED_"

@@ -14,7 +14,8 @@ files, addresses, the store, the sending log and the retry dispatch.
     ├── UnknownPlan          a retry plan id that does not exist (also a LookupError)
     ├── UnknownMessage       an inbox message id that does not exist (also a LookupError)
     ├── DatabaseUnavailable  the database cannot be reached or opened
-    └── DispatchError        a retry that did not go out
+    ├── DispatchError        a retry that did not go out
+    └── UnreadableInput      a list to clean that cannot be read at all
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "UnknownMessage",
     "UnknownPlan",
     "UnknownSelection",
+    "UnreadableInput",
 ]
 
 
@@ -89,3 +91,8 @@ class DispatchError(BouncedError):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class UnreadableInput(BouncedError):
+    """A list given to `bounced clean` that cannot be read at all (not the format it
+    looks like, no such column); rows that cannot be read are reported, not raised."""
