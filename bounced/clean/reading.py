@@ -118,6 +118,7 @@ def open_table(
         return _xlsx(sample, stream, column, rules)
     encoding = detect_encoding(sample)
     progress = [0]
+    total = size
     if encoding == "utf-16":
         lines = _utf16_lines(sample, stream, progress)
     else:
@@ -127,7 +128,7 @@ def open_table(
     delimiter = "\t" if tsv else sniff_delimiter(head)
     rows = _csv_rows(lines, delimiter) if delimiter else _line_rows(lines)
     kind = "tsv" if delimiter == "\t" else "csv" if delimiter else "lines"
-    return _table(kind, encoding, delimiter, rows, column, rules, size, progress)
+    return _table(kind, encoding, delimiter, rows, column, rules, total, progress)
 
 
 def _table(
