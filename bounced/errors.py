@@ -15,6 +15,7 @@ files, addresses, the store, the sending log and the retry dispatch.
     ├── UnknownMessage       an inbox message id that does not exist (also a LookupError)
     ├── DatabaseUnavailable  the database cannot be reached or opened
     ├── DispatchError        a retry that did not go out
+    ├── UnknownToken         an API token name that is not live (also a LookupError)
     └── UnreadableInput      a list to clean that cannot be read at all
 """
 
@@ -31,6 +32,7 @@ __all__ = [
     "UnknownMessage",
     "UnknownPlan",
     "UnknownSelection",
+    "UnknownToken",
     "UnreadableInput",
 ]
 
@@ -91,6 +93,10 @@ class DispatchError(BouncedError):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class UnknownToken(BouncedError, LookupError):
+    """No live API token has this name."""
 
 
 class UnreadableInput(BouncedError):
