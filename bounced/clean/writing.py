@@ -31,6 +31,7 @@ class OutputFormat(StrEnum):
 
 class RowWriter(Protocol):
     def write(self, cells: Sequence[Any]) -> None: ...
+    def flush(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -70,32 +71,38 @@ def open_writer(
     return _CsvWriter(text, columns, delimiter)
 
 
-class _CsvWriter:
-    def __init__(self, out: io.TextIOWrapper, columns: Sequence[str], delimiter: str) -> None:
+class _TextWriter:
+    """Text rows into the binary stream; `close` leaves the stream open."""
+
+    def __init__(self, out: io.TextIOWrapper) -> None:
         self._out = out
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def close(self) -> None:
+        self._out.flush()
+        self._out.detach()
+
+
+class _CsvWriter(_TextWriter):
+    def __init__(self, out: io.TextIOWrapper, columns: Sequence[str], delimiter: str) -> None:
+        super().__init__(out)
         self._writer = csv.writer(out, delimiter=delimiter)
         self._writer.writerow(columns)
 
     def write(self, cells: Sequence[Any]) -> None:
         self._writer.writerow(cells)
 
-    def close(self) -> None:
-        self._out.flush()
-        self._out.detach()
 
-
-class _NdjsonWriter:
+class _NdjsonWriter(_TextWriter):
     def __init__(self, out: io.TextIOWrapper, columns: Sequence[str]) -> None:
-        self._out = out
+        super().__init__(out)
         self._columns = tuple(columns)
 
     def write(self, cells: Sequence[Any]) -> None:
         row = dict(zip(self._columns, cells, strict=True))
         self._out.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-    def close(self) -> None:
-        self._out.flush()
-        self._out.detach()
 
 
 class _XlsxWriter:
@@ -112,6 +119,9 @@ class _XlsxWriter:
 
     def write(self, cells: Sequence[Any]) -> None:
         self._sheet.append(list(cells))
+
+    def flush(self) -> None:
+        """Nothing to flush: a workbook is only whole at the end."""
 
     def close(self) -> None:
         self._book.save(self._out)
