@@ -141,7 +141,9 @@ class _ThreadingTCP(socketserver.ThreadingTCPServer):
 
 
 def _rrset(name: str, rdtype: str, values: list[str]) -> dns.rrset.RRset:
-    rrset = dns.rrset.RRset(dns.name.from_text(name), dns.rdataclass.IN, dns.rdatatype.from_text(rdtype))
+    rrset = dns.rrset.RRset(
+        dns.name.from_text(name), dns.rdataclass.IN, dns.rdatatype.from_text(rdtype)
+    )
     rrset.update_ttl(60)
     for value in values:
         if rdtype == "TXT":

@@ -21,7 +21,7 @@ import types
 from typing import Any
 
 from bounced.clean.checks import CleanReason, Mode, Status
-from bounced.clean.pipeline import CleanOptions, Cleaned, Record, Unreadable, clean
+from bounced.clean.pipeline import Cleaned, CleanOptions, Record, Unreadable, clean
 
 __all__ = [
     "CleanOptions",

@@ -195,9 +195,7 @@ def disposable_finding(mode: Mode, listed: str) -> Finding:
 
 
 def typo_finding(local: str, suggestion: str) -> Finding:
-    return Finding(
-        Status.RISKY, CleanReason.LIKELY_TYPO, f"did you mean {local}@{suggestion}?"
-    )
+    return Finding(Status.RISKY, CleanReason.LIKELY_TYPO, f"did you mean {local}@{suggestion}?")
 
 
 def suppression_finding(state: str, blocked_reason: str, soft_returns: bool) -> Finding | None:

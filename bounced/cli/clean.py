@@ -16,12 +16,12 @@ from typing import Annotated, Any, BinaryIO
 
 import typer
 
-from bounced.cli.support import command_settings, suppressions
-from bounced.cli.terminal import say
 from bounced.clean import CleanOptions, Mode, Status, clean
 from bounced.clean.reading import Table, open_table
 from bounced.clean.summary import Tally
 from bounced.clean.writing import OutputFormat, cells_of, open_writer, output_columns
+from bounced.cli.support import command_settings, suppressions
+from bounced.cli.terminal import say
 from bounced.errors import BouncedError
 
 __all__ = ["register"]
@@ -97,9 +97,12 @@ def clean_command(
             columns = output_columns(table.columns)
             writers = _writers(stack, output, rejects, fmt, columns, table)
             results = clean(
-                table.rows, column=table.column, options=options, suppressions=sup,
+                table.rows,
+                column=table.column,
+                options=options,
+                suppressions=sup,
                 settings=settings,
-            )  # fmt: skip
+            )
             tally = Tally()
             with _progress(table, tally) as tick:
                 for result in results:

@@ -59,9 +59,7 @@ _ANSWERS = {
 }
 
 
-@router.post(
-    "/v1/clean", openapi_extra=_BODY, responses=_ANSWERS, response_class=StreamingResponse
-)
+@router.post("/v1/clean", openapi_extra=_BODY, responses=_ANSWERS, response_class=StreamingResponse)
 async def clean_list(
     request: Request,
     sup: Reading,
@@ -86,16 +84,16 @@ async def clean_list(
     except UnreadableInput as exc:
         upload.close()
         raise ApiError(422, "unreadable_input", str(exc)) from None
-    fmt = OutputFormat.NDJSON if _MEDIA[OutputFormat.NDJSON] in request.headers.get(
-        "accept", ""
-    ) else OutputFormat.CSV
+    fmt = (
+        OutputFormat.NDJSON
+        if _MEDIA[OutputFormat.NDJSON] in request.headers.get("accept", "")
+        else OutputFormat.CSV
+    )
     options = CleanOptions(
         dns=dns, typos=typos, duplicates=duplicates, roles=roles, disposable=disposable
     )
     store = sup if suppression else None
-    return StreamingResponse(
-        _rows(table, upload, fmt, options, store, sup), media_type=_MEDIA[fmt]
-    )
+    return StreamingResponse(_rows(table, upload, fmt, options, store, sup), media_type=_MEDIA[fmt])
 
 
 def _rows(
@@ -110,9 +108,12 @@ def _rows(
     buffer = io.BytesIO()
     writer = open_writer(fmt, buffer, output_columns(table.columns))
     results = clean(
-        table.rows, column=table.column, options=options, suppressions=store,
+        table.rows,
+        column=table.column,
+        options=options,
+        suppressions=store,
         settings=sup.settings,
-    )  # fmt: skip
+    )
     try:
         for n, result in enumerate(results, 1):
             writer.write(cells_of(result, table.width))
