@@ -71,8 +71,8 @@ def detect_encoding(sample: bytes) -> str:
     for bom, name in _BOMS:
         if sample.startswith(bom):
             return name
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+    try:  # a full sample may end inside a character
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=len(sample) < SAMPLE)
         return "utf-8"
     except UnicodeDecodeError:
         pass
@@ -208,8 +208,11 @@ def _byte_lines(sample: bytes, stream: BinaryIO, progress: list[int]) -> Iterato
     """The input's lines (with their endings): the sample already read, then the rest."""
     pieces = io.BytesIO(sample).readlines()
     tail = pieces.pop() if pieces and not pieces[-1].endswith(b"\n") else b""
-    for line in chain(pieces, stream):
-        if tail:
+    for line in pieces:
+        progress[0] += len(line)
+        yield line
+    for line in stream:
+        if tail:  # the line the sample cut in two
             line, tail = tail + line, b""
         progress[0] += len(line)
         yield line
@@ -278,7 +281,7 @@ def _csv_rows(lines: Iterator[tuple[str, str]], delimiter: str) -> Iterator[Reco
         except StopIteration:
             return
         except csv.Error as exc:
-            yield Unreadable(start, (), f"not CSV: {exc}")
+            yield Unreadable(start, (), f"not CSV: {exc} (lines {start}-{reader.line_num})")
             start = reader.line_num + 1
             continue
         found = [problems.pop(n) for n in range(start, reader.line_num + 1) if n in problems]
