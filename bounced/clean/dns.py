@@ -161,7 +161,9 @@ class MailDomains:
         self._cache: dict[str, Future[MailAnswer]] = {}
         self._loop = asyncio.new_event_loop()
         self._limit: asyncio.Semaphore | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="bounced-dns", daemon=True
+        )
         self._thread.start()
 
     @property
