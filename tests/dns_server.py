@@ -80,9 +80,14 @@ class DnsServer:
                 if reply is not None:
                     self.request.sendall(struct.pack("!H", len(reply)) + reply)
 
-        udp = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Udp)
-        self.port = udp.server_address[1]
-        tcp = _ThreadingTCP(("127.0.0.1", self.port), Tcp)
+        for _ in range(50):  # a UDP port whose TCP twin is free too
+            udp = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Udp)
+            self.port = udp.server_address[1]
+            try:
+                tcp = _ThreadingTCP(("127.0.0.1", self.port), Tcp)
+                break
+            except OSError:
+                udp.server_close()
         self._servers = [udp, tcp]
         for s in self._servers:
             s.daemon_threads = True  # type: ignore[attr-defined]

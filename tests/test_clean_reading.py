@@ -15,7 +15,9 @@ from bounced.errors import UnreadableInput
 
 #: What Excel on a German or French Windows writes for "CSV (separated by semicolons)":
 #: Windows-1252, `;`, CRLF, a header in the local language.
-EXCEL_1252 = "Nom;Prénom;Adresse e-mail\r\nMüller;Jürgen;jürgen@example.de\r\nDœuf;Zoé;zoe@example.fr\r\n"
+EXCEL_1252 = (
+    "Nom;Prénom;Adresse e-mail\r\nMüller;Jürgen;jürgen@example.de\r\nDœuf;Zoé;zoe@example.fr\r\n"
+)
 
 
 def opened(data: bytes, **kw):
@@ -35,7 +37,7 @@ def test_a_windows_1252_csv_with_semicolons():
 
 
 def test_a_utf8_bom_file_with_commas_and_a_known_header():
-    data = codecs.BOM_UTF8 + "Email,Name\nann@example.org,Ann\n".encode()
+    data = codecs.BOM_UTF8 + b"Email,Name\nann@example.org,Ann\n"
     table, rows = opened(data)
     assert (table.encoding, table.delimiter, table.header, table.column) == (
         "utf-8-sig",
@@ -123,9 +125,7 @@ def test_bad_rows_are_reported_with_their_line_and_the_rest_is_read():
     good = "".join(f"zoé{i}@example.org,Zoé\n" for i in range(4000)).encode()
     assert len(good) > SAMPLE  # the bad bytes come after the part the encoding is read from
     data = (
-        b"email,name\n"
-        + good
-        + b"a@example.org,Ann\n"
+        b"email,name\n" + good + b"a@example.org,Ann\n"
         b"b@example.org,B\xe9a\xff\n"  # not UTF-8 (the rest of the file is)
         b"c@example.org,Cy,extra\n"  # more cells than the header
         b"d@example.org\n"  # fewer: padded

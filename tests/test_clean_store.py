@@ -45,9 +45,7 @@ def test_soft_returns_outside_the_window_are_forgotten(database_url):
         sup.ingest(make_dsn(soft("full@example.org")), source="soft")
     from bounced.config import load_settings
 
-    settings = load_settings(
-        overrides={"database_url": database_url, "clean.returns_window": "0s"}
-    )
+    settings = load_settings(overrides={"database_url": database_url, "clean.returns_window": "0s"})
     with Suppressions.open(settings) as sup:
         (row,) = clean(["full@example.org"], options=NO_DNS, suppressions=sup)
     assert (row.status.value, row.reason) == ("ok", "")
