@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from itertools import chain, islice
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from bounced.addresses import normalize
 from bounced.clean.pipeline import Record, Unreadable
@@ -102,7 +102,7 @@ def sniff_delimiter(lines: list[str]) -> str | None:
 
 
 def open_table(
-    stream: BinaryIO,
+    stream: IO[bytes],
     *,
     name: str = "",
     column: str | int | None = None,
@@ -204,7 +204,7 @@ def _fitted(rows: Iterator[Record | Unreadable], width: int) -> Iterator[Record 
             yield Unreadable(row.line, row.cells, problem)
 
 
-def _byte_lines(sample: bytes, stream: BinaryIO, progress: list[int]) -> Iterator[bytes]:
+def _byte_lines(sample: bytes, stream: IO[bytes], progress: list[int]) -> Iterator[bytes]:
     """The input's lines (with their endings): the sample already read, then the rest."""
     pieces = io.BytesIO(sample).readlines()
     tail = pieces.pop() if pieces and not pieces[-1].endswith(b"\n") else b""
@@ -235,7 +235,9 @@ def _decoded_lines(lines: Iterator[bytes], encoding: str) -> Iterator[tuple[str,
             yield line.decode(codec, "replace"), f"not valid {encoding} ({exc.reason})"
 
 
-def _utf16_lines(sample: bytes, stream: BinaryIO, progress: list[int]) -> Iterator[tuple[str, str]]:
+def _utf16_lines(
+    sample: bytes, stream: IO[bytes], progress: list[int]
+) -> Iterator[tuple[str, str]]:
     """UTF-16 (rare: Excel's 'Unicode text') is decoded whole; it has no line bytes."""
     data = sample + stream.read()
     progress[0] = len(data)
@@ -292,7 +294,7 @@ def _csv_rows(lines: Iterator[tuple[str, str]], delimiter: str) -> Iterator[Reco
         start = reader.line_num + 1
 
 
-def _xlsx(sample: bytes, stream: BinaryIO, column: str | int | None, rules: CleanRules) -> Table:
+def _xlsx(sample: bytes, stream: IO[bytes], column: str | int | None, rules: CleanRules) -> Table:
     """The first sheet, streamed (openpyxl's read-only mode); a row's line is its row."""
     from openpyxl import load_workbook
 

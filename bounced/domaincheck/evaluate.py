@@ -15,7 +15,7 @@ from publicsuffixlist import PublicSuffixList
 
 from bounced.clean.dns import NXDOMAIN, Answer
 from bounced.domaincheck.keys import parse_key_record, tags
-from bounced.domaincheck.records import Line, Outcome, Records, reverse_name
+from bounced.domaincheck.records import Line, Outcome, Records, reverse_name, unchecked
 from bounced.domaincheck.spf import check_spf
 
 __all__ = [
@@ -94,16 +94,6 @@ def evaluate(request: Request, records: Records) -> list[Line]:
     return lines
 
 
-def _unchecked(check: str, subject: str, error: str) -> Line:
-    return Line(
-        check,
-        Outcome.WARN,
-        subject,
-        f"could not be checked (DNS {error})",
-        "run the check again; if it persists, the domain's name servers have a problem",
-    )
-
-
 def _get(records: Records, name: str, rdtype: str) -> Answer:
     return records.get((name, rdtype)) or Answer(error="timeout")
 
@@ -112,7 +102,7 @@ def check_dkim(records: Records, selector: str, domain: str) -> Line:
     name = dkim_name(selector, domain)
     answer = _get(records, name, "TXT")
     if answer.error and answer.error != NXDOMAIN:
-        return _unchecked("dkim", name, answer.error)
+        return unchecked("dkim", name, answer.error)
     keys = [r for r in answer.records if "p=" in r]
     if not keys:
         return Line(
@@ -139,20 +129,14 @@ def check_dkim(records: Records, selector: str, domain: str) -> Line:
             f"the key does not parse: {key.problem}",
             "copy the record again from your provider, whole (long keys are split in quotes)",
         )
-    if key.key_type == "rsa" and key.bits < _RSA_FAIL:
-        return Line(
-            "dkim",
-            Outcome.FAIL,
-            name,
-            f"RSA key of {key.bits} bits: receivers ignore keys under {_RSA_FAIL}",
-            "create a 2048-bit key, publish it under a new selector, then switch signing",
-        )
     if key.key_type == "rsa" and key.bits < _RSA_WARN:
+        weak = key.bits < _RSA_FAIL
+        why = f"receivers ignore keys under {_RSA_FAIL}" if weak else f"{_RSA_WARN} is the norm"
         return Line(
             "dkim",
-            Outcome.WARN,
+            Outcome.FAIL if weak else Outcome.WARN,
             name,
-            f"RSA key of {key.bits} bits: weak; {_RSA_WARN} is the norm",
+            f"RSA key of {key.bits} bits: {why}",
             "create a 2048-bit key, publish it under a new selector, then switch signing",
         )
     return Line("dkim", Outcome.PASS, name, f"{key.key_type} key of {key.bits} bits")
@@ -163,7 +147,7 @@ def check_dmarc(records: Records, domain: str, return_path: str = "") -> list[Li
     for i, name in enumerate(names):
         answer = _get(records, name, "TXT")
         if answer.error and answer.error != NXDOMAIN:
-            return [_unchecked("dmarc", name, answer.error)]
+            return [unchecked("dmarc", name, answer.error)]
         found = [r for r in answer.records if r.replace(" ", "").lower().startswith("v=dmarc1")]
         if len(found) > 1:
             return [
@@ -328,7 +312,7 @@ def check_mx(records: Records, domain: str) -> Line:
             "no MX and no address: replies to your mail cannot be delivered",
             "publish an MX record for the server that receives the domain's mail",
         )
-    return _unchecked("mx", domain, kind)
+    return unchecked("mx", domain, kind)
 
 
 def check_return_path(records: Records, request: Request) -> list[Line]:
@@ -337,7 +321,7 @@ def check_return_path(records: Records, request: Request) -> list[Line]:
     rp = request.return_path
     kind, hosts = _mail_hosts(records, rp)
     if kind not in ("mx", "address", "null", "nxdomain", "none"):
-        return [_unchecked("return_path", rp, kind)]
+        return [unchecked("return_path", rp, kind)]
     if kind != "mx":
         why = {
             "null": "has a null MX: bounces to it are refused, so you never learn of them",
@@ -411,7 +395,7 @@ def check_fcrdns(records: Records, ip: str) -> Line:
     name = reverse_name(ip)
     ptr = _get(records, name, "PTR")
     if ptr.error and ptr.error != NXDOMAIN:
-        return _unchecked("fcrdns", ip, ptr.error)
+        return unchecked("fcrdns", ip, ptr.error)
     if not ptr.records:
         return Line(
             "fcrdns",
@@ -453,5 +437,5 @@ def check_cname(records: Records, name: str, rdtype: str) -> list[Line]:
             )
         ]
     if answer.error:
-        return [_unchecked("cname", name, answer.error)]
+        return [unchecked("cname", name, answer.error)]
     return [Line("cname", Outcome.PASS, name, f"delegated by CNAME to {target}")]

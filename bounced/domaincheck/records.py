@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from bounced.clean.dns import Answer
 
-__all__ = ["Line", "Outcome", "Records", "reverse_name"]
+__all__ = ["Line", "Outcome", "Records", "reverse_name", "unchecked"]
 
 Records = Mapping[tuple[str, str], Answer]
 
@@ -49,3 +49,14 @@ class Line:
 def reverse_name(ip: str) -> str:
     """The PTR name of an address: 192.0.2.1 -> 1.2.0.192.in-addr.arpa."""
     return ipaddress.ip_address(ip).reverse_pointer
+
+
+def unchecked(check: str, subject: str, error: str) -> Line:
+    """The line for what DNS did not answer: a warning, never a pass or a fail."""
+    return Line(
+        check,
+        Outcome.WARN,
+        subject,
+        f"could not be checked (DNS {error})",
+        "run the check again; if it persists, the domain's name servers have a problem",
+    )

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from bounced.clean.dns import NXDOMAIN
-from bounced.domaincheck.records import Line, Outcome, Records
+from bounced.domaincheck.records import Line, Outcome, Records, unchecked
 
 __all__ = ["LOOKUP_LIMIT", "Term", "check_spf", "matches", "needed", "parse", "spf_records"]
 
@@ -167,7 +167,13 @@ def matches(records: Records, domain: str, ip: str, path: tuple[str, ...] = ()) 
     return None
 
 
-def _matches(records: Records, domain: str, term: Term, address, path) -> bool:  # type: ignore[no-untyped-def]
+def _matches(
+    records: Records,
+    domain: str,
+    term: Term,
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    path: tuple[str, ...],
+) -> bool:
     if term.name == "all":
         return True
     if term.name in ("ip4", "ip6"):
@@ -196,7 +202,7 @@ def check_spf(records: Records, domain: str, ips: tuple[str, ...]) -> list[Line]
     """The SPF lines of the report for `domain` (and the IPs that send as it)."""
     answer = records.get((domain, "TXT"))
     if answer is not None and answer.error and answer.error != NXDOMAIN:
-        return [_unknown(domain, answer.error)]
+        return [unchecked("spf", domain, answer.error)]
     found = spf_records(records, domain)
     if not found:
         return [
@@ -330,14 +336,4 @@ def _ip_line(records: Records, domain: str, ip: str) -> Line:
         ip,
         f"{ip} is not authorised by {domain}'s SPF (result: {result or 'neutral'})",
         f"add ip{ipaddress.ip_address(ip).version}:{ip} or your provider's include to the record",
-    )
-
-
-def _unknown(subject: str, error: str) -> Line:
-    return Line(
-        "spf",
-        Outcome.WARN,
-        subject,
-        f"could not be checked (DNS {error})",
-        "run the check again; if it persists, the domain's name servers have a problem",
     )

@@ -50,7 +50,7 @@ _BODY = {
         },
     }
 }
-_ANSWERS = {
+_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Every input column, then normalized, status, reason and detail; "
         "CSV unless the request accepts application/x-ndjson.",
