@@ -4,16 +4,16 @@ Rows go through in chunks: each chunk is normalised at once (the bulk path of
 bounced.addresses), checked for duplicates, typos, roles and disposable domains,
 looked up in the suppression store with one `check_many`, and its domains are
 handed to the DNS lookups (one per distinct domain for the run). A chunk is
-yielded once the next one has been prepared, so the next chunk's lookups are out
-while this one's answers are read. Memory holds two chunks and one entry per
+yielded once AHEAD more have been prepared, so their lookups are out while this
+one's answers are read. Memory holds AHEAD + 1 chunks and one entry per
 distinct address (for duplicates) and per domain (the caches).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -42,10 +42,13 @@ from bounced.errors import InvalidAddress
 if TYPE_CHECKING:
     from bounced.suppressions import Suppressions
 
-__all__ = ["CHUNK", "CleanOptions", "Cleaned", "Record", "Unreadable", "clean"]
+__all__ = ["AHEAD", "CHUNK", "CleanOptions", "Cleaned", "Record", "Unreadable", "clean"]
 
 #: Rows checked together: one suppression query and one round of DNS lookups each.
 CHUNK = 2000
+#: Chunks prepared ahead of the one being written: their lookups are out meanwhile,
+#: so a slow domain holds up the output only once it reaches the front.
+AHEAD = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +94,7 @@ class _Pending(NamedTuple):
     address: str
     normalized: str
     findings: list[Finding]
-    lookup: Future[MailAnswer] | None
+    lookup: asyncio.Task[MailAnswer] | None
     row: Any
 
 
@@ -120,13 +123,16 @@ def clean(
         domains = MailDomains(settings.dns)
     checker = _Checker(options, rules or load_clean_rules(), disposable, suppressions, settings)
     try:
+        lookups = domains if options.dns else None
         ahead: deque[list[_Pending | Cleaned]] = deque()
         for chunk in _chunks(rows, column):
-            ahead.append(checker.prepare(chunk, domains if options.dns else None))
-            if len(ahead) > 1:
-                yield from _finish(ahead.popleft())
+            ahead.append(checker.prepare(chunk, lookups))
+            if lookups is not None:
+                lookups.poll()
+            if len(ahead) > AHEAD:
+                yield from _finish(ahead.popleft(), lookups)
         while ahead:
-            yield from _finish(ahead.popleft())
+            yield from _finish(ahead.popleft(), lookups)
     finally:
         if own_domains and domains is not None:
             domains.close()
@@ -165,14 +171,14 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _finish(prepared: list[_Pending | Cleaned]) -> Iterator[Cleaned]:
+def _finish(prepared: list[_Pending | Cleaned], domains: MailDomains | None) -> Iterator[Cleaned]:
     for item in prepared:
         if isinstance(item, Cleaned):
             yield item
             continue
         findings = item.findings
-        if item.lookup is not None:
-            found = dns_finding(item.lookup.result())
+        if item.lookup is not None and domains is not None:
+            found = dns_finding(domains.answer(item.lookup))
             if found is not None:
                 findings.append(found)
         status, reason, detail = verdict(findings)
