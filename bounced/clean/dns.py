@@ -147,8 +147,8 @@ class MailDomains:
     the event loop (every lookup out makes progress) until that one is done.
 
     The loop runs in the caller's thread, only while the caller waits for an answer
-    or `poll`s: a background thread would fight the row checks for the GIL, which
-    made a million-row run with DNS three times slower than the lookups alone.
+    or `poll`s: no second thread contends with the row checks for the interpreter,
+    and a caller in any thread (the HTTP API's thread pool) gets its own loop.
     """
 
     def __init__(self, settings: DnsSettings) -> None:
