@@ -10,6 +10,8 @@ web framework for three fixed paths.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +21,10 @@ from bounced.db.store import SCHEMA_REVISION
 from bounced.errors import BouncedError
 
 if TYPE_CHECKING:
-    from bounced.config import MetricsSettings
+    from bounced.config import MetricsSettings, Settings
     from bounced.db.store import Store
 
-__all__ = ["readiness", "serve_health"]
+__all__ = ["readiness", "serve_health", "serving"]
 
 
 def readiness(store: Store) -> tuple[bool, str]:
@@ -70,3 +72,22 @@ def serve_health(cfg: MetricsSettings, store: Store, *, spool_dir: str = "") -> 
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
     return server
+
+
+@contextmanager
+def serving(settings: Settings, *, spool_dir: str = "") -> Iterator[ThreadingHTTPServer | None]:
+    """The health server of a listener or worker while the block runs, when
+    `[metrics] port` is set (on a pool of its own: probes never wait for the work)."""
+    if not settings.metrics.port:
+        yield None
+        return
+    from bounced.db.store import Store
+
+    store = Store.open(settings, migrate=False)
+    server = serve_health(settings.metrics, store, spool_dir=spool_dir)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        store.close()

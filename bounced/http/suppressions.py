@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from bounced.db.store import LIST_COLUMNS, Filters
 from bounced.http.auth import Scope, acting
 from bounced.http.errors import ApiError
+from bounced.http.models import AddressPath
 from bounced.http.models import Request as Body
 from bounced.http.streaming import export_format, export_responses, stream_rows
 from bounced.suppressions import Suppressions, plain
@@ -89,7 +90,8 @@ def _after(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, ValueError):
         raise ApiError(422, "invalid_request", "cursor: not a cursor of this API") from None
 
@@ -127,7 +129,7 @@ class History(BaseModel):
 
 
 @router.get("/v1/suppressions/{address}/history", response_model=History)
-def history(address: str, sup: Reading) -> dict[str, Any]:
+def history(address: AddressPath, sup: Reading) -> dict[str, Any]:
     """Everything recorded about one address (404 when the store never saw it)."""
     found = sup.show(address)
     return {
