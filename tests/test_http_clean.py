@@ -77,3 +77,11 @@ def test_an_unreadable_upload_is_one_json_error(api):
         "/v1/clean?column=phone", content=b"email\na@mx.example\n", headers=api.auth("read")
     )
     assert answer.status_code == 422
+
+
+def test_unknown_switches_are_refused(api):
+    answer = api.client.post(
+        "/v1/clean?dsn=false", content=b"a@mx.example\n", headers=api.auth("read")
+    )
+    assert answer.status_code == 422
+    assert "dsn" in answer.json()["error"]["message"]

@@ -15,6 +15,7 @@ from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from bounced.clean import CleanOptions, Mode, clean
@@ -23,6 +24,7 @@ from bounced.clean.writing import OutputFormat, cells_of, open_writer, output_co
 from bounced.errors import UnreadableInput
 from bounced.http.auth import Scope, acting
 from bounced.http.errors import ApiError
+from bounced.http.models import Request as Body
 from bounced.suppressions import Suppressions
 
 __all__ = ["router"]
@@ -35,6 +37,19 @@ _MEDIA = {OutputFormat.CSV: "text/csv", OutputFormat.NDJSON: "application/x-ndjs
 _CHUNK = 1000
 #: Upload bytes kept in memory before the spool goes to disk.
 _IN_MEMORY = 1024 * 1024
+
+
+class CleanQuery(Body):
+    """The switches of `bounced clean` (unknown ones are refused)."""
+
+    column: str | None = Field(None, description="Header name or number from 1")
+    dns: bool = True
+    suppression: bool = True
+    typos: bool = True
+    duplicates: bool = True
+    roles: Mode = Mode.RISKY
+    disposable: Mode = Mode.RISKY
+
 
 _BODY = {
     "requestBody": {
@@ -61,15 +76,7 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
 
 @router.post("/v1/clean", openapi_extra=_BODY, responses=_ANSWERS, response_class=StreamingResponse)
 async def clean_list(
-    request: Request,
-    sup: Reading,
-    column: Annotated[str | None, Query(description="Header name or number from 1")] = None,
-    dns: bool = True,
-    suppression: bool = True,
-    typos: bool = True,
-    duplicates: bool = True,
-    roles: Mode = Mode.RISKY,
-    disposable: Mode = Mode.RISKY,
+    request: Request, sup: Reading, query: Annotated[CleanQuery, Query()]
 ) -> StreamingResponse:
     """Clean a list: which addresses to mail, and why not the others."""
     upload = tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY)  # noqa: SIM115 (closed by _rows)
@@ -79,7 +86,7 @@ async def clean_list(
     tsv = "tab-separated" in request.headers.get("content-type", "")
     try:
         table = await run_in_threadpool(
-            open_table, upload, name="upload.tsv" if tsv else "", column=column
+            open_table, upload, name="upload.tsv" if tsv else "", column=query.column
         )
     except UnreadableInput as exc:
         upload.close()
@@ -90,9 +97,13 @@ async def clean_list(
         else OutputFormat.CSV
     )
     options = CleanOptions(
-        dns=dns, typos=typos, duplicates=duplicates, roles=roles, disposable=disposable
+        dns=query.dns,
+        typos=query.typos,
+        duplicates=query.duplicates,
+        roles=query.roles,
+        disposable=query.disposable,
     )
-    store = sup if suppression else None
+    store = sup if query.suppression else None
     return StreamingResponse(_rows(table, upload, fmt, options, store, sup), media_type=_MEDIA[fmt])
 
 
