@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from dns_server import DnsServer
 
-from bounced.clean import CleanOptions, Status, clean
+from bounced.clean import CleanOptions, Mode, Status, clean
 from bounced.clean.dns import MailDomains, nameserver_address
 from bounced.config import DnsSettings, Settings
 
@@ -36,7 +36,7 @@ def settings_for(server: DnsServer, **dns) -> Settings:
     return Settings(dns=DnsSettings(nameservers=(server.address,), timeout=timeout, **dns))
 
 
-OPTIONS = CleanOptions(roles="off", disposable="off", typos=False)  # type: ignore[arg-type]
+OPTIONS = CleanOptions(roles=Mode.OFF, disposable=Mode.OFF, typos=False)
 
 
 def verdicts(server, addresses, **kw):

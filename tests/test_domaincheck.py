@@ -395,3 +395,15 @@ def test_the_command_refuses_bad_arguments():
     with DnsServer({}) as server:
         assert run(server, D, "--sending-ip", "not-an-ip").returncode == 2
         assert run(server, "nodots").returncode == 2
+
+
+def test_the_includes_a_provider_asks_for():
+    zone = {
+        D: {"TXT": ["v=spf1 include:a.example.net -all"]},
+        "a.example.net": {"TXT": ["v=spf1 include:spf.esp.example.net -all"]},
+        "spf.esp.example.net": {"TXT": ["v=spf1 ip4:198.51.100.0/24 -all"]},
+    }
+    result = report(zone, spf_includes=("spf.esp.example.net", "other.example.net"))
+    found = [(line.subject, line.outcome.value) for line in result.lines if line.check == "spf"]
+    assert ("spf.esp.example.net", "pass") in found  # included through another include
+    assert ("other.example.net", "fail") in found

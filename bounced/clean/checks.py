@@ -181,7 +181,7 @@ def is_role(local: str, roles: frozenset[str]) -> bool:
 
 
 def _mode_status(mode: Mode) -> Status:
-    return Status.REJECT if mode is Mode.REJECT else Status.RISKY
+    return Status.REJECT if mode == Mode.REJECT else Status.RISKY
 
 
 def role_finding(mode: Mode) -> Finding:

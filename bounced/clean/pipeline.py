@@ -197,11 +197,11 @@ class _Checker:
         settings: Settings,
     ) -> None:
         self.options = options
-        self.roles = rules.role_local_parts if options.roles is not Mode.OFF else frozenset()
+        self.roles = rules.role_local_parts if options.roles != Mode.OFF else frozenset()
         self.typos = Typos(rules) if options.typos else None
-        if options.disposable is not Mode.OFF and disposable is None:
+        if options.disposable != Mode.OFF and disposable is None:
             disposable = DisposableDomains()
-        self.disposable = disposable if options.disposable is not Mode.OFF else None
+        self.disposable = disposable if options.disposable != Mode.OFF else None
         self.suppressions = suppressions
         self.returned = _recently_returned(suppressions, settings) if suppressions else set()
         self.fold = not settings.policy.case_sensitive_local_part

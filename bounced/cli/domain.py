@@ -59,6 +59,12 @@ def check_command(
         list[str] | None,
         typer.Option("--sending-ip", help="An IP your mail leaves from (repeatable)."),
     ] = None,
+    includes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--spf-include", help="An include your provider asks for in SPF (repeatable)."
+        ),
+    ] = None,
     return_path: Annotated[
         str | None,
         typer.Option("--return-path", help="The return-path (bounce) domain, if another."),
@@ -78,6 +84,7 @@ def check_command(
         selectors=tuple(selectors or ()),
         ips=tuple(_ip(ip) for ip in ips or ()),
         return_path=_domain(return_path) if return_path else "",
+        spf_includes=tuple(_domain(i) for i in includes or ()),
         listener_domains=settings.listener.domains,
         listener_host=settings.listener.host,
     )

@@ -40,12 +40,14 @@ _RSA_WARN = 2048
 @dataclass(frozen=True, slots=True)
 class Request:
     """What to check: the domain, its DKIM selectors, the IPs that send for it, the
-    return-path (bounce) domain, and the listener's domains and address, if any."""
+    return-path (bounce) domain, the SPF includes its providers ask for, and the
+    listener's domains and address, if any."""
 
     domain: str
     selectors: tuple[str, ...] = ()
     ips: tuple[str, ...] = ()
     return_path: str = ""
+    spf_includes: tuple[str, ...] = ()
     listener_domains: tuple[str, ...] = ()
     listener_host: str = ""
 
@@ -68,9 +70,9 @@ def dmarc_names(domain: str) -> tuple[str, ...]:
 def evaluate(request: Request, records: Records) -> list[Line]:
     """Every line of the report, in reading order."""
     d = request.domain
-    lines = check_spf(records, d, request.ips)
+    lines = check_spf(records, d, request.ips, request.spf_includes)
     if request.return_path and request.return_path != d:
-        lines += check_spf(records, request.return_path, request.ips)
+        lines += check_spf(records, request.return_path, request.ips, request.spf_includes)
     for selector in request.selectors:
         lines += check_cname(records, dkim_name(selector, d), "TXT")
         lines.append(check_dkim(records, selector, d))

@@ -111,6 +111,7 @@ class _Walk:
     """What walking a domain's SPF tree found."""
 
     lookups: int = 0
+    reached: set[str] | None = None
     loops: list[str] | None = None
     broken: list[str] | None = None
     unknown: list[str] | None = None
@@ -123,6 +124,7 @@ class _Walk:
 
 def _walk(records: Records, domain: str, path: tuple[str, ...], walk: _Walk) -> None:
     """Count the lookups of `domain`'s SPF record and of everything it includes."""
+    walk.reached = (walk.reached or set()) | {domain}
     answer = records.get((domain, "TXT"))
     if answer is None:
         walk.note("unknown", f"{domain} (not fetched: too many lookups)")
@@ -198,8 +200,11 @@ def _matches(
     return False
 
 
-def check_spf(records: Records, domain: str, ips: tuple[str, ...]) -> list[Line]:
-    """The SPF lines of the report for `domain` (and the IPs that send as it)."""
+def check_spf(
+    records: Records, domain: str, ips: tuple[str, ...], includes: tuple[str, ...] = ()
+) -> list[Line]:
+    """The SPF lines of the report for `domain`: the record, its lookups, its end, the
+    IPs that send as it, and the includes an ESP asks for (`include:spf.esp.example`)."""
     answer = records.get((domain, "TXT"))
     if answer is not None and answer.error and answer.error != NXDOMAIN:
         return [unchecked("spf", domain, answer.error)]
@@ -237,8 +242,11 @@ def check_spf(records: Records, domain: str, ips: tuple[str, ...]) -> list[Line]
             )
         ]
     lines = [Line("spf", Outcome.PASS, domain, f"one SPF record: {found[0]}")]
-    lines += _lookup_lines(records, domain)
+    walk = _Walk()
+    _walk(records, domain, (domain,), walk)
+    lines += _lookup_lines(walk, domain)
     lines += _all_lines(terms, domain)
+    lines += [_include_line(walk, domain, name) for name in includes]
     if any(t.name == "ptr" for t in terms):
         lines.append(
             Line(
@@ -253,9 +261,20 @@ def check_spf(records: Records, domain: str, ips: tuple[str, ...]) -> list[Line]
     return lines
 
 
-def _lookup_lines(records: Records, domain: str) -> list[Line]:
-    walk = _Walk()
-    _walk(records, domain, (domain,), walk)
+def _include_line(walk: _Walk, domain: str, include: str) -> Line:
+    name = include.lower().rstrip(".")
+    if name in (walk.reached or ()):
+        return Line("spf", Outcome.PASS, name, f"{domain}'s SPF includes {name}")
+    return Line(
+        "spf",
+        Outcome.FAIL,
+        name,
+        f"{domain}'s SPF does not include {name}: mail your provider sends fails SPF",
+        f"add include:{name} before the all at the end of the record",
+    )
+
+
+def _lookup_lines(walk: _Walk, domain: str) -> list[Line]:
     lines = []
     for loop in walk.loops or ():
         lines.append(
