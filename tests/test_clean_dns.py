@@ -97,7 +97,6 @@ def test_answers_can_be_shared_across_runs(server):
     with MailDomains(settings_for(server).dns) as domains:
         for _ in range(3):
             assert verdicts(server, ["a@mx.example"], domains=domains) == [("ok", "")]
-        assert domains.queried == 1
     assert server.queries[("mx.example", "MX")] == 1
 
 
@@ -117,10 +116,9 @@ def test_a_reader_that_stops_early_leaves_the_rest_of_the_list_unasked(server):
     first = next(rows)
     assert first.reason == "no_such_domain"
     rows.close()
-    asked = domains.queried
-    assert 0 < asked < 30000  # only the chunks prepared ahead were looked up
     domains.close()
-    assert sum(server.queries.values()) <= asked * 3  # MX, A, AAAA at most each
+    asked = sum(n for (_, rdtype), n in server.queries.items() if rdtype == "MX")
+    assert 0 < asked < 30000  # only the chunks prepared ahead were looked up
 
 
 @pytest.mark.parametrize(

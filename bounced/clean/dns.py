@@ -158,11 +158,6 @@ class MailDomains:
         self._loop = asyncio.new_event_loop()
         self._limit: asyncio.Semaphore | None = None
 
-    @property
-    def queried(self) -> int:
-        """Distinct domains looked up so far."""
-        return len(self._cache)
-
     def submit(self, domain: str) -> asyncio.Task[MailAnswer]:
         task = self._cache.get(domain)
         if task is None:

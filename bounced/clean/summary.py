@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from bounced.clean.checks import CleanReason, Status
+from bounced.clean.checks import CleanReason
 from bounced.clean.pipeline import Cleaned
 
 __all__ = ["DNS_REASONS", "Tally"]
@@ -41,13 +41,3 @@ class Tally:
             self.failed_domains[domain, result.reason] += 1
         elif result.reason == CleanReason.UNREADABLE_ROW:
             self.unreadable.append((result.line, result.detail))
-
-    def as_dict(self) -> dict[str, object]:
-        """The counts as JSON-ready data (the HTTP answer's trailer, tests)."""
-        return {
-            "rows": self.rows,
-            "statuses": {s.value: self.statuses.get(s, 0) for s in Status},
-            "reasons": {f"{s}:{r}": n for (s, r), n in sorted(self.reasons.items())},
-            "failed_domains": {f"{d}:{r}": n for (d, r), n in self.failed_domains.most_common()},
-            "unreadable_lines": [line for line, _ in self.unreadable],
-        }
