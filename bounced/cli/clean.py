@@ -163,11 +163,11 @@ def _writers(
         return w
 
     main = writer(output, fmt)
-    other = writer(rejects, output_format_of(rejects, fmt)) if rejects else main
+    other = writer(rejects, _rejects_format(rejects, fmt)) if rejects else main
     return {False: main, True: other}
 
 
-def output_format_of(target: str, default: OutputFormat) -> OutputFormat:
+def _rejects_format(target: str, default: OutputFormat) -> OutputFormat:
     """The rejects file's format: from its name when it says, else the output's."""
     suffix = Path(target).suffix.lower()
     return _format_of(target) if suffix in (".xlsx", ".ndjson", ".jsonl", ".csv") else default
