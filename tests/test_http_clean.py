@@ -85,3 +85,8 @@ def test_unknown_switches_are_refused(api):
     )
     assert answer.status_code == 422
     assert "dsn" in answer.json()["error"]["message"]
+
+
+def test_an_empty_upload_is_an_empty_list(api):
+    answer = api.client.post("/v1/clean", content=b"", headers=api.auth("read"))
+    assert (answer.status_code, answer.text) == (200, "address,normalized,status,reason,detail\r\n")
