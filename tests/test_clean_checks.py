@@ -175,3 +175,20 @@ def test_the_rules_file_refuses_unknown_keys_and_wrong_types():
         parse_clean_rules(good | {"role_local_parts": "info"})
     with pytest.raises(RulesError, match="max_typo_distance"):
         parse_clean_rules(good | {"max_typo_distance": 5})
+
+
+def test_bounced_clean_is_the_api_whichever_was_imported_first():
+    import subprocess
+    import sys
+
+    script = (
+        "import bounced\n"
+        "from bounced.clean import CleanOptions\n"
+        "rows = bounced.clean(['A@gmial.com'], options=CleanOptions(dns=False))\n"
+        "print(next(rows).reason)\n"
+    )
+    for first in ("", "import bounced.clean.reading\n"):
+        done = subprocess.run(
+            [sys.executable, "-c", first + script], capture_output=True, text=True, timeout=60
+        )
+        assert done.stdout.strip() == "likely_typo", done.stderr
