@@ -194,9 +194,10 @@ def policy_load(port: int, connections: int, seconds: float) -> float:
 
 
 def token(url: str) -> str:
+    from bounced.http.tokens import Scope, Tokens
+
     from bounced.config import load_settings
     from bounced.db.store import Store
-    from bounced.http.tokens import Scope, Tokens
 
     store = Store.open(load_settings(overrides={"database_url": url}))
     try:

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 from bounced.dsn import Bounce, BounceClass, Kind, Reason, Report, parse
 
 if TYPE_CHECKING:
+    from bounced.clean import clean
     from bounced.db.filters import Filters
     from bounced.suppressions import Check, Ingested, Suppressions
 
@@ -18,6 +19,7 @@ __all__ = [
     "Reason",
     "Report",
     "Suppressions",
+    "clean",
     "parse",
 ]
 
@@ -28,6 +30,7 @@ _LAZY = {
     "Check": "bounced.suppressions",
     "Ingested": "bounced.suppressions",
     "Filters": "bounced.db.filters",
+    "clean": "bounced.clean",
 }
 
 

@@ -31,6 +31,8 @@ __all__ = [
     "DEFAULT_SENDER_REASONS",
     "ENV_PREFIX",
     "ApiSettings",
+    "CleanSettings",
+    "DnsSettings",
     "ListenerSettings",
     "MetricsSettings",
     "PolicyServerSettings",
@@ -224,6 +226,24 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DnsSettings:
+    """`[dns]`: the resolver `bounced clean` and `bounced domain check` ask (bounced.clean.dns).
+    `nameservers`: "host" or "host:port" ("[::1]:53"); empty = the system's resolvers."""
+
+    nameservers: tuple[str, ...] = ()
+    timeout: timedelta = timedelta(seconds=5)
+    concurrency: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class CleanSettings:
+    """`[clean]`: list cleaning (bounced.clean). An address with a return within
+    `returns_window` (and not blocked) is `risky`."""
+
+    returns_window: timedelta = timedelta(days=90)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable. Top-level keys come first in config.toml."""
 
@@ -236,6 +256,8 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     policy_server: PolicyServerSettings = field(default_factory=PolicyServerSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    dns: DnsSettings = field(default_factory=DnsSettings)
+    clean: CleanSettings = field(default_factory=CleanSettings)
 
 
 ENV_PREFIX = "BOUNCED_"

@@ -14,8 +14,10 @@ files, addresses, the store, the sending log and the retry dispatch.
     ├── UnknownPlan          a retry plan id that does not exist (also a LookupError)
     ├── UnknownMessage       an inbox message id that does not exist (also a LookupError)
     ├── DatabaseUnavailable  the database cannot be reached or opened
+    ├── RefusedValue         a value the database cannot store (also a ValueError)
     ├── DispatchError        a retry that did not go out
-    └── UnknownToken         an API token name that is not live (also a LookupError)
+    ├── UnknownToken         an API token name that is not live (also a LookupError)
+    └── UnreadableInput      a list to clean that cannot be read at all
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ __all__ = [
     "DatabaseUnavailable",
     "DispatchError",
     "InvalidAddress",
+    "RefusedValue",
     "RulesError",
     "UnknownAddress",
     "UnknownMessage",
     "UnknownPlan",
     "UnknownSelection",
     "UnknownToken",
+    "UnreadableInput",
 ]
 
 
@@ -95,3 +99,13 @@ class DispatchError(BouncedError):
 
 class UnknownToken(BouncedError, LookupError):
     """No live API token has this name."""
+
+
+class UnreadableInput(BouncedError):
+    """A list given to `bounced clean` that cannot be read at all (not the format it
+    looks like, no such column); rows that cannot be read are reported, not raised."""
+
+
+class RefusedValue(BouncedError, ValueError):
+    """A value the database cannot store (PostgreSQL refuses NUL characters in text):
+    the caller's input, not the database, is at fault."""

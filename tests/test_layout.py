@@ -40,8 +40,10 @@ ALLOWED = {
     "sending": {"sending", "db", "suppressions"},
     "listener": {"listener", "db", "suppressions", "health"},
     "health": {"db", "suppressions", "sending", "listener"},
-    "http": {"http", "db", "suppressions", "sending", "listener", "health"},
+    "http": {"http", "db", "suppressions", "sending", "listener", "health", "clean"},
     "postfix": {"postfix", "db", "suppressions", "health"},
+    "clean": {"clean", "db", "suppressions"},
+    "domaincheck": {"domaincheck", "clean"},
     "cli": {
         "cli",
         "db",
@@ -52,6 +54,8 @@ ALLOWED = {
         "health",
         "http",
         "postfix",
+        "clean",
+        "domaincheck",
     },
 }
 FRONT = {"bounced", "bounced.__main__"}

@@ -17,7 +17,7 @@ import typer
 # typer (0.24 on) vendors click; its exceptions are public only there.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
-from bounced.cli import admin, api, listener, parse, policy_server, sending, tokens
+from bounced.cli import admin, api, clean, domain, listener, parse, policy_server, sending, tokens
 from bounced.cli.terminal import say
 
 __all__ = ["app", "main"]
@@ -77,7 +77,7 @@ def _root(
     ctx.obj = {"config": config, "database_url": database_url, "actor": actor}
 
 
-for _module in (parse, admin, listener, sending, api, tokens, policy_server):
+for _module in (parse, admin, listener, sending, api, tokens, policy_server, clean, domain):
     _module.register(app)
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    DataError,
     DBAPIError,
     InterfaceError,
     NoSuchModuleError,
@@ -33,7 +34,7 @@ from sqlalchemy.exc import (
 )
 
 from bounced.config import Settings
-from bounced.errors import BouncedError, DatabaseUnavailable
+from bounced.errors import BouncedError, DatabaseUnavailable, RefusedValue
 
 __all__ = ["CHUNK", "SCHEMA_REVISION", "Database", "alembic_config", "batched", "utc"]
 
@@ -154,6 +155,8 @@ class Database:
         try:
             with self._connect() as conn, conn.begin():
                 yield conn
+        except DataError as exc:
+            raise _refused(exc) from None
         except DBAPIError as exc:
             if not _is_connection_error(exc):
                 raise
@@ -175,6 +178,8 @@ class Database:
                     conn = conn.execution_options(bounced_write=True)
                     with conn.begin():
                         return work(conn)
+            except DataError as exc:
+                raise _refused(exc) from None
             except DBAPIError as exc:
                 if _retryable(exc) and attempt < _ATTEMPTS - 1:
                     time.sleep(0.01 * 2**attempt)
@@ -192,6 +197,11 @@ def alembic_config() -> Any:
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     return cfg
+
+
+def _refused(exc: DataError) -> RefusedValue:
+    detail = str(exc.orig or exc).strip().splitlines()
+    return RefusedValue(f"the database refused a value: {detail[0] if detail else exc}")
 
 
 def _db_error(exc: BaseException, url: str) -> DatabaseUnavailable:

@@ -43,6 +43,7 @@ ROUTERS: tuple[str, ...] = (
     "bounced.http.ingest",
     "bounced.http.sending",
     "bounced.http.inbox",
+    "bounced.http.clean",
 )
 
 _UNMATCHED = "<unmatched>"
