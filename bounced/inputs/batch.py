@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
 from bounced.dsn import Report, parse
@@ -43,7 +43,7 @@ class Parsed(NamedTuple):
 Result = Parsed | Unreadable | Skipped
 
 
-def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Iterator[Result]:
+def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Generator[Result, None, None]:
     """Parse every `Message` in `sources`; `Unreadable` and `Skipped` items pass
     through in place.
 
