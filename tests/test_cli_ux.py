@@ -373,6 +373,19 @@ def test_audit_log_by_address_actor_and_time(store):
     ]
 
 
+def test_audit_on_each_database(bounced, database_url):
+    """The audit query on SQLite and PostgreSQL alike (times compared as the store's)."""
+    url = ("--database-url", database_url)
+    assert bounced(*url, "--actor", "carol", "block", "y@example.com").returncode == 0
+    result = bounced(*url, "audit", "--actor", "carol", "--since", "1h", "-f", "csv")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["actor"], r["action"], r["address"]) for r in rows] == [
+        ("carol", "block", "y@example.com")
+    ]
+    assert bounced(*url, "audit", "--until", "1h", "-f", "csv").stdout.count("\n") == 1
+
+
 def test_settings_from_the_environment_are_attributed_to_it(store):
     listed = store("allow", "--list", "-f", "csv", BOUNCED_POLICY_ALLOW="boss@example.com")
     rows = list(csv.DictReader(io.StringIO(listed.stdout)))

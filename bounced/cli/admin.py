@@ -33,9 +33,9 @@ import typer
 from bounced.cli.support import (
     FormatOption,
     buffered_stdout,
-    choices,
+    choice_option,
     command_settings,
-    enum_values,
+    enum_choice,
     output_file,
     point_in_time,
     print_rows,
@@ -210,36 +210,27 @@ def _finish(done: int, verb: str, unknown: Sequence[str] = (), invalid: int = 0)
 
 def _reasons() -> list[str]:
     """What `--reason` matches: why an address was blocked, or its last bounce's reason."""
-    blocked = enum_values("bounced.policy", "BlockReason")
-    return blocked + [r for r in enum_values("bounced.dsn", "Reason") if r not in blocked]
+    blocked = enum_choice("bounced.policy", "BlockReason")()
+    return blocked + [r for r in enum_choice("bounced.dsn", "Reason")() if r not in blocked]
 
 
 _FILTER_OPTIONS: dict[str, Any] = {
-    "status": Annotated[
-        list[str] | None,
-        typer.Option(
-            "--status",
-            help="active, blocked or former_employee (repeatable).",
-            callback=choices(lambda: enum_values("bounced.policy", "State")),
-        ),
-    ],
-    "reason": Annotated[
-        list[str] | None,
-        typer.Option(
-            "--reason",
-            help="Blocked reason (hard, returns, complaint, manual, ...) or last bounce "
-            "reason (user_unknown, mailbox_full, ...); repeatable.",
-            callback=choices(_reasons),
-        ),
-    ],
-    "bounce_class": Annotated[
-        list[str] | None,
-        typer.Option(
-            "--class",
-            help="Class of the last return: hard, soft.",
-            callback=choices(lambda: enum_values("bounced.dsn", "BounceClass")),
-        ),
-    ],
+    "status": choice_option(
+        "--status",
+        "active, blocked or former_employee (repeatable).",
+        enum_choice("bounced.policy", "State"),
+    ),
+    "reason": choice_option(
+        "--reason",
+        "Blocked reason (hard, returns, complaint, manual, ...) or last bounce reason "
+        "(user_unknown, mailbox_full, ...); repeatable.",
+        _reasons,
+    ),
+    "bounce_class": choice_option(
+        "--class",
+        "Class of the last return: hard, soft.",
+        enum_choice("bounced.dsn", "BounceClass"),
+    ),
     "domain": Annotated[list[str] | None, typer.Option("--domain", help="Recipient domain.")],
     "since": Annotated[
         str | None,

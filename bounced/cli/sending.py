@@ -20,7 +20,7 @@ from bounced.cli.support import (
     SpoolDirOption,
     choices,
     command_settings,
-    enum_values,
+    enum_choice,
     point_in_time,
     print_rows,
     suppressions,
@@ -119,7 +119,7 @@ def sent_list(
             "--status",
             help="processing, sent, failed, bounced_soft, bounced_hard, retrying or "
             "delivered (repeatable).",
-            callback=choices(lambda: enum_values("bounced.sending.log", "SentStatus")),
+            callback=choices(enum_choice("bounced.sending.log", "SentStatus")),
         ),
     ] = None,
     domain: Annotated[list[str] | None, typer.Option("--domain", help="Recipient domain.")] = None,
@@ -128,7 +128,7 @@ def sent_list(
         typer.Option(
             "--reason",
             help="Bounce reason (user_unknown, mailbox_full, ...; repeatable).",
-            callback=choices(lambda: enum_values("bounced.dsn", "Reason")),
+            callback=choices(enum_choice("bounced.dsn", "Reason")),
         ),
     ] = None,
     since: Annotated[str | None, typer.Option("--since", help="Sent since (date or 7d).")] = None,
@@ -157,7 +157,7 @@ def retries_list(
         typer.Option(
             "--status",
             help="scheduled, awaiting, succeeded, exhausted or cancelled (repeatable).",
-            callback=choices(lambda: enum_values("bounced.sending.plans", "PlanStatus")),
+            callback=choices(enum_choice("bounced.sending.plans", "PlanStatus")),
         ),
     ] = None,
     address: Annotated[str | None, typer.Option("--address", help="One address's plans.")] = None,

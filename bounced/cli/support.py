@@ -37,9 +37,10 @@ __all__ = [
     "FormatOption",
     "SpoolDirOption",
     "buffered_stdout",
+    "choice_option",
     "choices",
     "command_settings",
-    "enum_values",
+    "enum_choice",
     "output_file",
     "point_in_time",
     "print_rows",
@@ -167,11 +168,20 @@ def choices(
     return check
 
 
-def enum_values(module: str, name: str) -> list[str]:
-    """The values of an enum, imported when an option offering them is checked."""
-    import importlib
+def enum_choice(module: str, name: str) -> Callable[[], list[str]]:
+    """The values of enum `module.name`, for `choice_option`; imported when called."""
 
-    return [member.value for member in getattr(importlib.import_module(module), name)]
+    def values() -> list[str]:
+        import importlib
+
+        return [member.value for member in getattr(importlib.import_module(module), name)]
+
+    return values
+
+
+def choice_option(flag: str, help: str, valid: Callable[[], Iterable[str]]) -> Any:
+    """A repeatable option of fixed values, checked by `choices`."""
+    return Annotated[list[str] | None, typer.Option(flag, help=help, callback=choices(valid))]
 
 
 def output_file(path: Path, option: str = "--output") -> Path:

@@ -70,6 +70,7 @@ def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Generator[Result,
 
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["bounced.dsn"])
+    _start_forkserver_deaf_to_ctrl_c()
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_ignore_interrupts) as pool:
         pending: deque[tuple[list[Source], Future[list[_Outcome]]]] = deque()
         try:
@@ -124,6 +125,25 @@ def _result(message: Message, outcome: _Outcome) -> Parsed | Unreadable:
     if isinstance(outcome, str):
         return Unreadable(message.name, outcome)
     return Parsed(message, outcome)
+
+
+def _start_forkserver_deaf_to_ctrl_c() -> None:
+    """Start the fork server with SIGINT ignored, so that every worker it forks is born
+    ignoring it: the fork server gives each child the handlers it was itself started
+    with, and a Ctrl-C landing before a worker's initializer ran would kill it with a
+    traceback. (Only the main thread may set handlers; a server already running is
+    left as it is.)"""
+    import threading
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():
+        forkserver.ensure_running()
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _ignore_interrupts() -> None:

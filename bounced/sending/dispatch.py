@@ -173,8 +173,13 @@ def _plain(exc: BaseException, settings: RelaySettings) -> str:
 
 
 def _text(exc: smtplib.SMTPResponseException) -> str:
-    error = exc.smtp_error
-    return error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+    return _reply(exc.smtp_error)
+
+
+def _reply(error: bytes | str) -> str:
+    """A server's reply text on one line."""
+    text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+    return text.replace("\n", " ")
 
 
 def relay_steps(settings: RelaySettings) -> Iterator[Step | smtplib.SMTP]:
@@ -268,16 +273,12 @@ def send_test(smtp: smtplib.SMTP, sender: str, recipient: str) -> Step:
             call = smtp.mail if command == "MAIL FROM" else smtp.rcpt
             code, reply = call(argument)
             if code not in (250, 251):
-                return Step(step, False, f"{command} refused: {code} {_reply_text(reply)}")
+                return Step(step, False, f"{command} refused: {code} {_reply(reply)}")
         code, reply = smtp.data(test_message(sender, recipient))
     except (OSError, smtplib.SMTPException) as exc:
         return Step(step, False, f"{type(exc).__name__}: {exc}")
     ok = code == 250
-    return Step(step, ok, f"{'accepted' if ok else 'refused'}: {code} {_reply_text(reply)}")
-
-
-def _reply_text(reply: bytes) -> str:
-    return reply.decode("utf-8", "replace").replace("\n", " ")
+    return Step(step, ok, f"{'accepted' if ok else 'refused'}: {code} {_reply(reply)}")
 
 
 def open_relay(settings: RelaySettings) -> smtplib.SMTP:
