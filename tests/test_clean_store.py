@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dsn_builder import make_dsn, soft
+from helpers.dsn import make_dsn, soft
 
 from bounced.clean import CleanOptions, clean
 from bounced.suppressions import Suppressions

@@ -9,7 +9,7 @@ import json
 
 import pytest
 from dns_server import DnsServer
-from http_support import Api
+from helpers.http import Api
 from openpyxl import Workbook
 
 ZONE = {"mx.example": {"MX": ["10 mx.mx.example."]}, "nullmx.example": {"MX": ["0 ."]}}
