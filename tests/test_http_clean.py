@@ -8,7 +8,7 @@ import io
 import json
 
 import pytest
-from dns_server import DnsServer
+from helpers.dns_server import DnsServer
 from helpers.http import Api
 from openpyxl import Workbook
 
