@@ -17,7 +17,7 @@ token per `[api] token_cache`, so a revoked token is refused within that time.
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -73,7 +73,7 @@ class TokenCache:
 
 
 @functools.cache
-def authorized(scope: Scope) -> Callable[..., Principal]:
+def authorized(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller, when its token has `scope`."""
 
     async def dependency(
@@ -92,7 +92,7 @@ def authorized(scope: Scope) -> Callable[..., Principal]:
 
 
 @functools.cache
-def acting(scope: Scope) -> Callable[..., Suppressions]:
+def acting(scope: Scope) -> Callable[..., Awaitable[Suppressions]]:
     """A dependency: the Python API acting for the caller, when its token has `scope`."""
 
     async def dependency(

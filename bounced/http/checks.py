@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -37,7 +37,7 @@ async def verdict(address: AddressPath, sup: Checking) -> JSONResponse:
     return JSONResponse(verdict_json(one))  # built as VerdictOut: no second validation
 
 
-_BULK_BODY = {
+_BULK_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
@@ -48,7 +48,7 @@ _BULK_BODY = {
         },
     },
 }
-_BULK_ANSWERS = {
+_BULK_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "One answer per address, in input order: NDJSON unless the request "
         "accepts application/json (then one JSON array).",
