@@ -30,9 +30,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+BOUNCED_ARGV = [sys.executable, "-m", "bounced"]
+
+
 def bounced(*args: str, url: str, env: dict[str, str] | None = None, cwd=None):
     return subprocess.run(
-        [sys.executable, "-m", "bounced", "--database-url", url, *args],
+        [*BOUNCED_ARGV, "--database-url", url, *args],
         capture_output=True,
         text=True,
         env=env or _env(),
@@ -93,7 +96,7 @@ def process(argv: list[str], base: str, env: dict[str, str], cwd=None):
 def api_server(url: str, *extra: str, env: dict[str, str] | None = None):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "bounced", "--database-url", url, "api", "--port", str(port)]
+    argv = [*BOUNCED_ARGV, "--database-url", url, "api", "--port", str(port)]
     with process([*argv, *extra], base, env or _env()):
         yield base
 
@@ -203,13 +206,24 @@ def test_the_readme_curl_examples_run_as_written(database_url, tmp_path):
 def test_the_worker_serves_health_and_metrics_on_its_port(database_url, tmp_path):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "bounced", "--database-url", database_url, "worker"]
+    argv = [*BOUNCED_ARGV, "--database-url", database_url, "worker"]
     bounced("db", "upgrade", url=database_url)
     env = _env(BOUNCED_METRICS_PORT=str(port))
     with process(argv, base, env, cwd=tmp_path):
         assert httpx.get(f"{base}/readyz").text.strip() == "ready"
         assert "bounced_retries_due 0.0" in httpx.get(f"{base}/metrics").text
         assert httpx.get(f"{base}/nothing").status_code == 404
+
+
+def test_the_listener_serves_health_and_metrics_on_its_port(database_url, tmp_path):
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [*BOUNCED_ARGV, "--database-url", database_url, "serve", "--port", str(_free_port())]
+    argv += ["--domain", "bounces.example.com", "--spool-dir", str(tmp_path / "spool")]
+    bounced("db", "upgrade", url=database_url)
+    with process(argv, base, _env(BOUNCED_METRICS_PORT=str(port)), cwd=tmp_path):
+        assert httpx.get(f"{base}/readyz").text.strip() == "ready"
+        assert "bounced_spool_messages 0.0" in httpx.get(f"{base}/metrics").text
 
 
 def test_the_cli_starts_without_the_web_framework():

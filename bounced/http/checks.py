@@ -43,7 +43,7 @@ async def verdict(address: AddressPath, sup: Checking) -> JSONResponse:
     return JSONResponse(verdict_json(one))  # built as VerdictOut: no second validation
 
 
-_BULK_BODY = {
+_BULK_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {

@@ -137,7 +137,8 @@ def _bounced_error(_request: Request, exc: Exception) -> JSONResponse:
 def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = _STATUS_CODES.get(exc.status_code, "error" if exc.status_code < 500 else "internal")
-    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(exc.status_code, code, str(exc.detail), headers)
 
 
 def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
