@@ -14,7 +14,9 @@ files, addresses, the store, the sending log and the retry dispatch.
     ├── UnknownPlan          a retry plan id that does not exist (also a LookupError)
     ├── UnknownMessage       an inbox message id that does not exist (also a LookupError)
     ├── DatabaseUnavailable  the database cannot be reached or opened
-    └── DispatchError        a retry that did not go out
+    ├── DispatchError        a retry that did not go out
+    ├── WebhookRefused       a provider webhook that failed verification
+    └── UnreadableImport     a suppression-list file of none of its format's shapes
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ __all__ = [
     "UnknownMessage",
     "UnknownPlan",
     "UnknownSelection",
+    "UnreadableImport",
+    "WebhookRefused",
 ]
 
 
@@ -89,3 +93,19 @@ class DispatchError(BouncedError):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class WebhookRefused(BouncedError):
+    """A provider webhook request that failed verification (bounced.providers): bad or
+    missing signature or credentials, a stale or replayed one, an unexpected topic or
+    source. `status` is the HTTP answer (401, 403; 406 for a payload never to resend)."""
+
+    def __init__(self, provider: str, reason: str, *, status: int = 403) -> None:
+        super().__init__(f"{provider} webhook refused: {reason}")
+        self.provider = provider
+        self.reason = reason
+        self.status = status
+
+
+class UnreadableImport(BouncedError):
+    """A suppression-list file that is none of the shapes its format has (`bounced import`)."""

@@ -17,7 +17,7 @@ policy. Errors are the documented ones in `bounced.errors` (re-exported here):
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,7 +26,7 @@ from typing import Any, NamedTuple, TextIO
 from bounced.addresses import normalize, normalize_allow_entry, normalize_many
 from bounced.config import Settings, load_settings
 from bounced.db.store import LIST_COLUMNS, NO_FILTERS, Change, Filters, Incoming, Store, batched
-from bounced.dsn import Report, parse
+from bounced.dsn import Bounce, Report, parse
 from bounced.errors import (
     BouncedError,
     ConfigError,
@@ -241,6 +241,25 @@ class Suppressions:
             recorded = iter(self.store.record(incoming))
             for (name, _raw, report), (outcome, rows) in zip(chunk, plans, strict=True):
                 yield self._result(name, report, outcome, rows, recorded)
+
+    def ingest_bounces(
+        self,
+        items: Iterable[tuple[str, str, Sequence[Bounce]]],
+        *,
+        received_at: datetime | None = None,
+    ) -> Iterator[Ingested]:
+        """Record rows read elsewhere than from a returned message (a provider's webhook
+        event, a suppression-list import): (source, notice, bounces) per notice, where
+        `notice` is the notice's identity (a provider's event id), so the same event
+        delivered twice is recorded once. Same policy, store and counting as `ingest`."""
+        return self.ingest_reports(
+            (
+                (source, b"", Report(bounces[0].kind, tuple(bounces), message_id=notice))
+                for source, notice, bounces in items
+                if bounces
+            ),
+            received_at=received_at,
+        )
 
     def _plan(
         self, name: str, raw: bytes | str, report: Report, when: datetime
