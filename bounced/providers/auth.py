@@ -138,7 +138,10 @@ class BasicAuthVerifier:
     def verify(self, request: Request) -> Any:
         s = self.settings
         check_network(self.name, request, s.allowed_networks)
-        if not check_bearer(request, getattr(s, "token", "")):
+        token = getattr(s, "token", "")
+        if token and not check_bearer(request, token) and not (s.username and s.password):
+            raise WebhookRefused(self.name, "wrong or missing token", status=401)
+        if not (token and check_bearer(request, token)):
             check_basic(self.name, request, s.username, s.password)
         try:
             return json.loads(request.body)
