@@ -9,8 +9,8 @@ import json
 from dsn_builder import make_dsn, soft
 
 from bounced import Suppressions
-from bounced.providers import READERS
 from bounced.providers.facts import Events
+from bounced.providers.registry import READERS
 from bounced.suppressions import Outcome
 
 ORIGINAL = "<orig-1@sender.example.com>"

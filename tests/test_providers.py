@@ -21,10 +21,10 @@ from webhook_signing import (
 from bounced.config import BasicAuthWebhook
 from bounced.dsn import BounceClass, Kind, Reason
 from bounced.errors import RulesError, WebhookRefused
-from bounced.providers import Request, verifier
-from bounced.providers.auth import ReplayGuard
+from bounced.providers.auth import ReplayGuard, Request
 from bounced.providers.esp import load_esp, parse_esp
 from bounced.providers.facts import Said, bounce_of, rule_priority
+from bounced.providers.registry import verifier
 from bounced.rules import load
 
 SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"

@@ -17,7 +17,7 @@ import pytest
 from webhook_signing import Signer, signed_request
 
 from bounced.dsn import BounceClass, Kind, Reason
-from bounced.providers import READERS, WEBHOOK_PROVIDERS, verifier
+from bounced.providers.registry import READERS, WEBHOOK_PROVIDERS, verifier
 
 SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
 EXPECTED = ".expected.json"

@@ -24,7 +24,7 @@ from bounced.config import (
     SesWebhook,
     WebhooksSettings,
 )
-from bounced.providers import Request
+from bounced.providers.auth import Request
 from bounced.providers.mailgun import signature_of
 from bounced.providers.sendgrid import SIGNATURE, TIMESTAMP
 from bounced.providers.ses import signing_text

@@ -24,11 +24,13 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
+from bounced.cli.providers import EXPORT_CHOICES, export_to_provider
 from bounced.cli.support import (
     FormatOption,
     buffered_stdout,
@@ -362,15 +364,30 @@ OutputOption = Annotated[
 ]
 
 
+#: `bounced export` also writes the blocked list as a sending provider's import takes it.
+ExportChoice = StrEnum("ExportChoice", {v: v for v in (*Format, *EXPORT_CHOICES)})
+ExportOrProviderFormat = Annotated[
+    ExportChoice,
+    typer.Option(
+        "--format",
+        "-f",
+        help="Output format, or a provider's suppression import: ses, mailgun, postmark, sendgrid.",
+    ),
+]
+
+
 @with_filters
 def export_command(
     ctx: typer.Context,
     output: OutputOption = None,
-    output_format: ExportFormat = Format.CSV,
+    output_format: ExportOrProviderFormat = ExportChoice.csv,
     filters: Any = None,
 ) -> None:
     """Write the filtered addresses to a file or stdout, streaming."""
-    _export(ctx, filters, output_format, output)
+    if output_format in EXPORT_CHOICES:
+        export_to_provider(ctx, filters, output_format.value, output)
+        return
+    _export(ctx, filters, Format(output_format.value), output)
 
 
 def _export(ctx: typer.Context, filters: Any, fmt: Format, output: Path | None) -> None:

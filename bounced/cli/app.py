@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from bounced.cli import admin, listener, parse, sending
+from bounced.cli import admin, listener, parse, providers, sending
 
 __all__ = ["app", "main"]
 
@@ -52,7 +52,7 @@ def _root(
     ctx.obj = {"config": config, "database_url": database_url, "actor": actor}
 
 
-for _module in (parse, admin, listener, sending):
+for _module in (parse, admin, listener, sending, providers):
     _module.register(app)
 
 

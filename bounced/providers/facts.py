@@ -171,10 +171,13 @@ def _failure(esp: EspType, said: Said, detector: str) -> Bounce:
     )
 
 
-def bounce_of(provider: str, said: Said, detector: str) -> Bounce | None:
+def bounce_of(
+    provider: str, said: Said, detector: str, *, esp: EspType | None = None
+) -> Bounce | None:
     """The row `said` amounts to; None for an event to ignore (opens, clicks).
-    NotUnderstood for a type esp.toml does not know, or a row without a recipient."""
-    esp = load_esp().find(provider, said.keys)
+    NotUnderstood for a type esp.toml does not know, or a row without a recipient.
+    `esp` is the type when the caller knows it already (a taxonomy reason in a file)."""
+    esp = esp or load_esp().find(provider, said.keys)
     if esp is None:
         raise NotUnderstood(f"unknown {provider} event type {said.keys[0]!r}")
     if esp.kind is None:
