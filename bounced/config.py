@@ -26,7 +26,10 @@ from bounced.errors import ConfigError
 __all__ = [
     "DEFAULT_RETRYABLE_REASONS",
     "DEFAULT_SENDER_REASONS",
+    "ApiSettings",
     "ListenerSettings",
+    "MetricsSettings",
+    "PolicyServerSettings",
     "PolicySettings",
     "RelaySettings",
     "RetrySettings",
@@ -236,6 +239,48 @@ class VerpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """`[api]`: the HTTP API (`bounced api`, bounced.http). `max_body_size` in bytes,
+    `max_batch` addresses per bulk request; `cors_origins` empty = no CORS headers;
+    `metrics_token` non-empty protects /metrics with that bearer token."""
+
+    host: str = "127.0.0.1"
+    port: int = 8025
+    workers: int = 1
+    root_path: str = ""
+    max_body_size: int = 8 * 1024 * 1024
+    max_batch: int = 100_000
+    cors_origins: tuple[str, ...] = ()
+    allow_anonymous_check: bool = False
+    metrics_token: str = ""
+    page_size: int = 100
+    max_page_size: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyServerSettings:
+    """`[policy_server]`: the Postfix policy service (`bounced policy-server`).
+    `action`: what a recipient that may not be mailed gets: REJECT, DEFER, HOLD, WARN
+    (each with a reason text) or any custom action text; `fail_open`: DUNNO when the
+    store cannot be reached, else DEFER_IF_PERMIT."""
+
+    host: str = "127.0.0.1"
+    port: int = 10040
+    action: str = "REJECT"
+    fail_open: bool = False
+    timeout: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """`[metrics]`: `port` non-zero gives the listener and the worker /healthz, /readyz
+    and /metrics on that port (of `host`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable. Top-level keys come first in config.toml."""
 
@@ -246,6 +291,9 @@ class Settings:
     webhooks: WebhooksSettings = field(default_factory=WebhooksSettings)
     listener: ListenerSettings = field(default_factory=ListenerSettings)
     verp: VerpSettings = field(default_factory=VerpSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    policy_server: PolicyServerSettings = field(default_factory=PolicyServerSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 ENV_PREFIX = "BOUNCED_"

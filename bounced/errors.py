@@ -15,6 +15,7 @@ files, addresses, the store, the sending log and the retry dispatch.
     ├── UnknownMessage       an inbox message id that does not exist (also a LookupError)
     ├── DatabaseUnavailable  the database cannot be reached or opened
     ├── DispatchError        a retry that did not go out
+    ├── UnknownToken         an API token name that is not live (also a LookupError)
     ├── WebhookRefused       a provider webhook that failed verification
     └── UnreadableImport     a suppression-list file of none of its format's shapes
 """
@@ -32,6 +33,7 @@ __all__ = [
     "UnknownMessage",
     "UnknownPlan",
     "UnknownSelection",
+    "UnknownToken",
     "UnreadableImport",
     "WebhookRefused",
 ]
@@ -93,6 +95,10 @@ class DispatchError(BouncedError):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class UnknownToken(BouncedError, LookupError):
+    """No live API token has this name."""
 
 
 class WebhookRefused(BouncedError):

@@ -54,6 +54,7 @@ __all__ = [
     "Suppressions",
     "UnknownAddress",
     "UnknownSelection",
+    "Verdict",
     "plain",
 ]
 
@@ -124,6 +125,14 @@ class Check(NamedTuple):
         if self.normalized is None:
             return "invalid"
         return "send" if self.sendable else "blocked"
+
+
+class Verdict(NamedTuple):
+    """A check with what the store knows besides (`verdicts`): how many returns, when
+    it was blocked, the last bounce. `row` is None for an address the store never saw."""
+
+    check: Check
+    row: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +222,15 @@ class Suppressions:
                     yield new(Check, (text, n, *found.get(n, unknown)))
                 else:
                     yield Check(text, None, False, "", f"invalid address: {n.reason}")
+
+    def verdicts(self, addresses: Iterable[str], *, batch: int = 1000) -> Iterator[Verdict]:
+        """`check_many` with each address's stored row (returns, last bounce, blocked at),
+        in input order, streamed in batches."""
+        for chunk in batched(addresses, batch):
+            checks = list(self.check_many(chunk, batch=batch))
+            rows = self.store.details([c.normalized for c in checks if c.state])
+            for check in checks:
+                yield Verdict(check, rows.get(check.normalized) if check.state else None)
 
     # --- ingesting ----------------------------------------------------------------------
 
@@ -367,9 +385,12 @@ class Suppressions:
         domains = tuple(normalize_allow_entry("@" + d.lstrip("@"))[1:] for d in f.domain)
         return replace(f, domain=domains)
 
-    def list(self, filters: Filters = NO_FILTERS) -> Iterator[dict[str, Any]]:
-        """Addresses matching the filters, streamed, as rows of LIST_COLUMNS."""
-        return self.store.rows(self._filters(filters))
+    def list(
+        self, filters: Filters = NO_FILTERS, *, after: str | None = None, limit: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Addresses matching the filters, streamed in address order, as rows of
+        LIST_COLUMNS; `limit` of them after the address `after` for a page."""
+        return self.store.rows(self._filters(filters), after=after, limit=limit)
 
     def export(self, out: TextIO, filters: Filters = NO_FILTERS, fmt: Format = Format.CSV) -> int:
         """Write the matching addresses to `out` (streaming); returns the row count."""

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from bounced.cli import admin, listener, parse, providers, sending
+from bounced.cli import admin, api, listener, parse, policy_server, providers, sending, tokens
 
 __all__ = ["app", "main"]
 
@@ -52,7 +52,7 @@ def _root(
     ctx.obj = {"config": config, "database_url": database_url, "actor": actor}
 
 
-for _module in (parse, admin, listener, sending, providers):
+for _module in (parse, admin, listener, sending, api, tokens, policy_server, providers):
     _module.register(app)
 
 

@@ -87,6 +87,7 @@ def serve_command(
 ) -> None:
     """Receive bounces by SMTP: spool, then ingest. Stops cleanly on SIGTERM."""
     from bounced.errors import BouncedError
+    from bounced.health import serving
     from bounced.listener.server import serve
 
     overrides = {
@@ -97,7 +98,8 @@ def serve_command(
     }
     settings = command_settings(ctx, overrides)
     try:
-        code = serve(settings)
+        with serving(settings, spool_dir=settings.listener.spool_dir):
+            code = serve(settings)
     except (BouncedError, OSError) as exc:
         say(str(exc))
         raise typer.Exit(2) from None

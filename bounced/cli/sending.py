@@ -219,6 +219,7 @@ def worker_command(
     with --spool (or --spool-dir) also the spool worker, ingesting what a listener
     received."""
     from bounced.errors import DispatchError
+    from bounced.health import serving
     from bounced.sending.dispatch import dispatcher_for
     from bounced.sending.log import SendingLog
     from bounced.sending.worker import Worker
@@ -242,6 +243,12 @@ def worker_command(
             raise typer.Exit(_once(worker, ingest))
         signal.signal(signal.SIGTERM, lambda *_: _stop(worker, ingest))
         say(f"worker {worker.name} started (dispatch = {settings.dispatch})")
+        spooled = (spool_dir or sup.settings.listener.spool_dir) if ingest else ""
+        try:
+            stack.enter_context(serving(sup.settings, spool_dir=spooled))
+        except OSError as exc:
+            say(f"metrics port: {exc}")
+            raise typer.Exit(2) from None
         _loop(worker, ingest)
         say("worker stopped")
 

@@ -102,6 +102,18 @@ LIST_COLUMNS = (
     "blocked_at",
     "selections",
 )
+#: Columns of `details`: an address's verdict with its returns and last bounce.
+VERDICT_COLUMNS = (
+    "address",
+    "state",
+    "blocked_reason",
+    "blocked_at",
+    "returns",
+    "last_reason",
+    "last_status",
+    "last_class",
+    "last_return_at",
+)
 #: Rows per IN (...) query and per transaction of a bulk admin action.
 CHUNK = 1000
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -482,6 +494,17 @@ class Store:
             cursor.close()
         return found
 
+    def details(self, addresses: Sequence[str]) -> dict[str, Any]:
+        """The rows (VERDICT_COLUMNS) of those `addresses` that are in the store: what
+        a verdict over HTTP says besides sendable (returns, last bounce, blocked at)."""
+        found: dict[str, Any] = {}
+        columns = [A.c[c] for c in VERDICT_COLUMNS]
+        with self.read() as conn:
+            for chunk in batched(addresses, CHUNK):
+                for row in conn.execute(select(*columns).where(A.c.address.in_(chunk))):
+                    found[row.address] = row
+        return found
+
     # --- admin actions ------------------------------------------------------------------
 
     def administer(
@@ -652,8 +675,12 @@ class Store:
 
     # --- reading ------------------------------------------------------------------------
 
-    def rows(self, filters: Filters = NO_FILTERS) -> Iterator[dict[str, Any]]:
-        """Addresses matching `filters`, streamed in address order (never all in memory)."""
+    def rows(
+        self, filters: Filters = NO_FILTERS, *, after: str | None = None, limit: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Addresses matching `filters`, streamed in address order (never all in memory);
+        a page of them: the first `limit` after the address `after` (keyset pagination,
+        stable while rows are added)."""
         if filters.selection:
             self.require_selection(filters.selection)
         names = (
@@ -664,6 +691,10 @@ class Store:
         )
         columns = [A.c[c] for c in LIST_COLUMNS[:-1]]
         query = _filtered(select(*columns, names.label("selections")), filters)
+        if after is not None:
+            query = query.where(A.c.address > after)
+        if limit is not None:
+            query = query.limit(limit)
         with self.read() as conn:
             result = conn.execution_options(yield_per=CHUNK).execute(query.order_by(A.c.address))
             try:

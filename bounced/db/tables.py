@@ -29,6 +29,7 @@ __all__ = [
     "OPEN_WHERE",
     "Address",
     "Allow",
+    "ApiToken",
     "Audit",
     "BigId",
     "Event",
@@ -318,3 +319,21 @@ class InboxMessage(SQLModel, table=True):
     received_at: datetime | None = time_column(nullable=False, index=True)
     assigned_to: str = text_column()
     assigned_at: datetime | None = time_column()
+
+
+# Bearer tokens of the HTTP API (migration 0005).
+
+
+class ApiToken(SQLModel, table=True):
+    """One API token: its public key id, the SHA-256 of its secret, its scopes (comma
+    separated). The secret itself is shown once and never stored."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=Text, unique=True)
+    key_id: str = Field(sa_type=Text, unique=True)
+    secret_hash: str = Field(sa_type=Text)
+    scopes: str = Field(sa_type=Text)
+    created_at: datetime | None = time_column(nullable=False)
+    revoked_at: datetime | None = time_column()

@@ -81,6 +81,7 @@ def with_recipient(report: Report, recipient: str, message_key: str, *, detector
 
 def intake(item: Spooled, inbox: Inbox, settings: VerpSettings) -> Intake:
     """Ingest one spooled message (or keep it aside). Safe to repeat."""
+    from bounced.metrics import count_ingested
     from bounced.suppressions import Outcome
 
     report = parse(item.raw)
@@ -94,6 +95,7 @@ def intake(item: Spooled, inbox: Inbox, settings: VerpSettings) -> Intake:
     (result,) = inbox.sup.ingest_reports(
         [(source, item.raw, report)], received_at=item.envelope.received_at
     )
+    count_ingested([result])
     if result.outcome in (Outcome.NOT_BOUNCE, Outcome.UNREADABLE):
         reason = "; ".join([str(result.outcome), *result.problems])
         inbox.add(item.id, item.envelope, item.raw, subject=report.subject, reason=reason)

@@ -343,6 +343,17 @@ class Spool:
         """Files waiting in `new/`, oldest first."""
         return sorted(p.name for p in self.dir("new").iterdir())
 
+    def waiting(self) -> int:
+        """Messages spooled and not yet ingested (in `new/` and `cur/`), for the metrics."""
+        count = 0
+        for folder in ("new", "cur"):
+            for path in self.dir(folder).iterdir():
+                try:
+                    count += len(_whole(path.read_bytes())[0])
+                except FileNotFoundError:  # ingested meanwhile
+                    continue
+        return count
+
     def claim(self, name: str) -> list[Spooled] | None:
         """Take one file's messages for ingesting; None when another process has it.
         The file stays locked until `finish` or `release`."""

@@ -525,11 +525,7 @@ class SendingLog:
                 select(P, SM.c.message_id, SM.c.subject, SM.c.raw, A.c.state)
                 .join(SM, SM.c.id == P.c.sent_id)
                 .outerjoin(A, A.c.address == P.c.address)
-                .where(
-                    P.c.status == PlanStatus.SCHEDULED.value,
-                    P.c.due_at <= now,
-                    or_(P.c.claimed_until.is_(None), P.c.claimed_until < now),
-                )
+                .where(*_due_at(now))
                 .order_by(P.c.due_at, P.c.id)
                 .limit(limit)
             )
@@ -637,11 +633,7 @@ class SendingLog:
             query = query.where(P.c.address == self.sup.normalize(address))
         if due:
             now = self.now()
-            query = query.where(
-                P.c.status == PlanStatus.SCHEDULED.value,
-                P.c.due_at <= now,
-                or_(P.c.claimed_until.is_(None), P.c.claimed_until < now),
-            )
+            query = query.where(*_due_at(now))
         with self.store.read() as conn:
             result = conn.execution_options(yield_per=CHUNK).execute(query.order_by(P.c.id))
             for row in result:
@@ -680,6 +672,13 @@ class SendingLog:
         done = self.store.write(work)
         return done, [i for i in plan_ids if i not in done]
 
+    def due(self) -> int:
+        """How many plans are due now and not claimed (the `bounced_retries_due` gauge)."""
+        now = self.now()
+        query = select(func.count()).where(*_due_at(now))
+        with self.store.read() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def counts(self) -> dict[str, int]:
         """Plans per status (for the worker's log line and the benchmark)."""
         with self.store.read() as conn:
@@ -705,6 +704,15 @@ _UPDATE_PLAN = (
     .where(P.c.id == bindparam("plan_id"))
     .values({name: bindparam(name) for name in (*_PLAN_FIELDS, "claimed_by", "claimed_until")})
 )
+
+
+def _due_at(now: datetime) -> tuple[Any, ...]:
+    """Scheduled, due by `now`, and not claimed (or the claim has run out)."""
+    return (
+        P.c.status == PlanStatus.SCHEDULED.value,
+        P.c.due_at <= now,
+        or_(P.c.claimed_until.is_(None), P.c.claimed_until < now),
+    )
 
 
 def _open() -> Any:

@@ -1,0 +1,71 @@
+"""The shapes of the API's answers and requests (pydantic), shared by the routers.
+
+Every request model refuses unknown fields (`extra="forbid"`: a typo is a 422, not a
+silently ignored option).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from bounced.suppressions import Verdict
+
+__all__ = ["LastBounce", "Request", "VerdictOut", "verdict_json"]
+
+
+class Request(BaseModel):
+    """Base of every request body: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LastBounce(BaseModel):
+    reason: str
+    status: str
+    bounce_class: str
+    at: datetime | None
+
+
+class VerdictOut(BaseModel):
+    """May this address be mailed? An address the store never saw is sendable."""
+
+    address: str
+    normalized: str | None
+    sendable: bool
+    verdict: str
+    state: str | None
+    reason: str
+    blocked_at: datetime | None
+    returns: int
+    last_bounce: LastBounce | None
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="seconds")
+
+
+def verdict_json(verdict: Verdict) -> dict[str, Any]:
+    """A verdict as the JSON of VerdictOut (built by hand: the bulk check makes 100 000)."""
+    check, row = verdict
+    last = None
+    if row is not None and row.last_return_at is not None:
+        last = {
+            "reason": row.last_reason,
+            "status": row.last_status,
+            "bounce_class": row.last_class,
+            "at": _time(row.last_return_at),
+        }
+    return {
+        "address": check.address,
+        "normalized": check.normalized,
+        "sendable": check.sendable,
+        "verdict": check.verdict,
+        "state": check.state or None,
+        "reason": check.reason,
+        "blocked_at": _time(row.blocked_at) if row is not None else None,
+        "returns": row.returns if row is not None else 0,
+        "last_bounce": last,
+    }
