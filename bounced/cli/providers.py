@@ -36,16 +36,12 @@ _PROGRESS_EVERY = 10_000
 
 
 def _columns(specs: list[str] | None) -> dict[str, str]:
-    """`--column address=Email` options as {"address": "Email"}."""
-    found = {}
-    for spec in specs or ():
-        ours, sep, theirs = spec.partition("=")
-        if not sep or ours.strip() not in ("address", "reason", "date") or not theirs.strip():
-            raise typer.BadParameter(
-                f"{spec!r}: write address=COLUMN, reason=COLUMN or date=COLUMN"
-            )
-        found[ours.strip()] = theirs.strip()
-    return found
+    from bounced.providers.imports import parse_columns
+
+    try:
+        return parse_columns(specs or ())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _open(file: str) -> TextIO:

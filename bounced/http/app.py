@@ -40,6 +40,7 @@ ROUTERS: tuple[str, ...] = (
     "bounced.http.ingest",
     "bounced.http.sending",
     "bounced.http.inbox",
+    "bounced.http.webhooks",
 )
 
 _UNMATCHED = "<unmatched>"

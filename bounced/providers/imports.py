@@ -41,7 +41,7 @@ from bounced.providers.facts import NotUnderstood, Said, bounce_of, obj, objects
 if TYPE_CHECKING:
     from bounced.suppressions import Suppressions
 
-__all__ = ["CHUNK", "IMPORT_FORMATS", "Entry", "Imported", "entries", "record"]
+__all__ = ["CHUNK", "IMPORT_FORMATS", "Entry", "Imported", "entries", "parse_columns", "record"]
 
 IMPORT_FORMATS = ("ses", "mailgun", "sendgrid", "postmark", "csv")
 
@@ -228,6 +228,17 @@ _READERS: dict[str, Callable[[Iterator[str]], Iterator[_Row]]] = {
     "sendgrid": _sendgrid,
     "postmark": _postmark,
 }
+
+
+def parse_columns(specs: Iterable[str]) -> dict[str, str]:
+    """`address=Email` specs (`--column`) as {"address": "Email"}; ValueError for others."""
+    found = {}
+    for spec in specs:
+        ours, sep, theirs = (part.strip() for part in spec.partition("="))
+        if not sep or ours not in GENERIC_COLUMNS or not theirs:
+            raise ValueError(f"{spec!r}: write address=COLUMN, reason=COLUMN or date=COLUMN")
+        found[ours] = theirs
+    return found
 
 
 def entries(
