@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
+import httpx
 import pytest
 from http_support import Api
+from test_http_process import api_server
 from webhook_signing import MAILGUN_KEY, PASSWORD, TOPIC, USER, Signer, basic, signed_request
 
+from bounced import Suppressions
 from bounced.http.webhooks import install
 from bounced.listener.inbox import Inbox
 
@@ -179,3 +183,28 @@ def test_import_of_a_generic_csv_with_columns_and_a_dry_run(api) -> None:
         api.client.post("/v1/imports/nonesuch", content=body, headers=api.auth("admin")).status_code
         == 404
     )
+
+
+def test_a_real_server_takes_provider_webhooks(database_url, signer) -> None:
+    """`bounced api` as a process, webhooks keyed in the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNCED_")} | {
+        "BOUNCED_WEBHOOKS_MAILGUN_ENABLED": "true",
+        "BOUNCED_WEBHOOKS_MAILGUN_SIGNING_KEY": MAILGUN_KEY,
+        "BOUNCED_WEBHOOKS_POSTMARK_ENABLED": "true",
+        "BOUNCED_WEBHOOKS_POSTMARK_USERNAME": USER,
+        "BOUNCED_WEBHOOKS_POSTMARK_PASSWORD": PASSWORD,
+    }
+    with api_server(database_url, env=env) as base:
+        hard = json.dumps(sample("postmark-hard-bounce-01")).encode()
+        answer = httpx.post(f"{base}/v1/webhooks/postmark", content=hard, headers=basic())
+        assert answer.status_code == 200, answer.text
+        forged = httpx.post(f"{base}/v1/webhooks/postmark", content=hard, headers=basic("x", "y"))
+        assert forged.status_code == 401
+        body = signer.mailgun(sample("mailgun-permanent-bounce-02"))
+        assert httpx.post(f"{base}/v1/webhooks/mailgun", content=body).status_code == 200
+        assert httpx.post(f"{base}/v1/webhooks/mailgun", content=body).status_code == 406
+        metrics = httpx.get(f"{base}/metrics").text
+    assert 'bounced_webhook_requests_total{outcome="refused",provider="postmark"} 1.0' in metrics
+    with Suppressions.open(database_url) as sup:
+        assert not sup.check("john@example.com").sendable
+        assert not sup.check("alice@example.com").sendable

@@ -15,9 +15,10 @@ import pytest
 from dsn_builder import make_dsn
 
 from bounced import Suppressions
-from bounced.cli.providers import EXPORT_CHOICES, ImportFormat
+from bounced.cli.providers import EXPORT_CHOICES, ExportTarget, ImportFormat
 from bounced.dsn import BounceClass, Kind, Reason
 from bounced.errors import UnreadableImport
+from bounced.formats import Format
 from bounced.providers import exports
 from bounced.providers.exports import EXPORT_FORMATS, write_export
 from bounced.providers.imports import IMPORT_FORMATS, entries, record
@@ -43,6 +44,7 @@ HARD = (Kind.FAILED, BounceClass.HARD, Reason.USER_UNKNOWN)
 def test_cli_choices_are_the_formats() -> None:
     assert tuple(f.value for f in ImportFormat) == IMPORT_FORMATS
     assert EXPORT_CHOICES == EXPORT_FORMATS
+    assert tuple(ExportTarget) == (*Format, *EXPORT_FORMATS)
 
 
 def test_ses_csv_ndjson_and_api_answer() -> None:

@@ -24,13 +24,12 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
-from bounced.cli.providers import EXPORT_CHOICES, export_to_provider
+from bounced.cli.providers import EXPORT_CHOICES, ExportTarget, export_to_provider
 from bounced.cli.support import (
     FormatOption,
     buffered_stdout,
@@ -365,9 +364,8 @@ OutputOption = Annotated[
 
 
 #: `bounced export` also writes the blocked list as a sending provider's import takes it.
-ExportChoice = StrEnum("ExportChoice", {v: v for v in (*Format, *EXPORT_CHOICES)})
 ExportOrProviderFormat = Annotated[
-    ExportChoice,
+    ExportTarget,
     typer.Option(
         "--format",
         "-f",
@@ -380,7 +378,7 @@ ExportOrProviderFormat = Annotated[
 def export_command(
     ctx: typer.Context,
     output: OutputOption = None,
-    output_format: ExportOrProviderFormat = ExportChoice.csv,
+    output_format: ExportOrProviderFormat = ExportTarget.CSV,
     filters: Any = None,
 ) -> None:
     """Write the filtered addresses to a file or stdout, streaming."""

@@ -22,13 +22,36 @@ from bounced.cli.terminal import say
 if TYPE_CHECKING:
     from bounced.db.store import Filters
 
-__all__ = ["EXPORT_CHOICES", "ImportFormat", "export_to_provider", "register"]
+__all__ = ["EXPORT_CHOICES", "ExportTarget", "ImportFormat", "export_to_provider", "register"]
 
-#: Kept here as text so that the CLI starts without importing bounced.providers;
-#: tests/test_imports.py checks them against IMPORT_FORMATS and EXPORT_FORMATS.
-ImportFormat = StrEnum(
-    "ImportFormat", {v: v for v in ("ses", "mailgun", "sendgrid", "postmark", "csv")}
-)
+# The choices are written out here so that the CLI starts without importing
+# bounced.providers; tests/test_imports.py checks them against the formats.
+
+
+class ImportFormat(StrEnum):
+    """`bounced import FORMAT` (bounced.providers.imports.IMPORT_FORMATS)."""
+
+    SES = "ses"
+    MAILGUN = "mailgun"
+    SENDGRID = "sendgrid"
+    POSTMARK = "postmark"
+    CSV = "csv"
+
+
+class ExportTarget(StrEnum):
+    """`bounced export --format`: the output formats (bounced.formats.Format), then the
+    providers' import shapes (bounced.providers.exports.EXPORT_FORMATS)."""
+
+    TABLE = "table"
+    JSON = "json"
+    NDJSON = "ndjson"
+    CSV = "csv"
+    SES = "ses"
+    MAILGUN = "mailgun"
+    POSTMARK = "postmark"
+    SENDGRID = "sendgrid"
+
+
 EXPORT_CHOICES = ("ses", "mailgun", "postmark", "sendgrid")
 
 #: Rows between two progress lines on a terminal.

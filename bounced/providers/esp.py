@@ -37,7 +37,7 @@ _KINDS = {
 _ALWAYS = frozenset({"provider", "type", "kind"})
 _FAILURE_KEYS = frozenset({"reason", "permanent", "priority"})
 #: The keys a row of each kind may have besides _ALWAYS.
-_EXTRA = {
+_EXTRA: dict[Kind | None, frozenset[str]] = {
     Kind.FAILED: _FAILURE_KEYS,
     Kind.DELAYED: _FAILURE_KEYS,
     Kind.COMPLAINT: frozenset({"feedback_type"}),
