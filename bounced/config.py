@@ -242,19 +242,19 @@ class VerpSettings:
 class ApiSettings:
     """`[api]`: the HTTP API (`bounced api`, bounced.http). `max_body_size` in bytes,
     `max_batch` addresses per bulk request; `cors_origins` empty = no CORS headers;
-    `metrics_token` non-empty protects /metrics with that bearer token."""
+    `metrics_token` non-empty protects /metrics with that bearer token; `token_cache`:
+    how long a process trusts a verified token (a revoked one is refused after that)."""
 
     host: str = "127.0.0.1"
     port: int = 8025
     workers: int = 1
     root_path: str = ""
-    max_body_size: int = 8 * 1024 * 1024
+    max_body_size: int = 16 * 1024 * 1024
     max_batch: int = 100_000
     cors_origins: tuple[str, ...] = ()
     allow_anonymous_check: bool = False
     metrics_token: str = ""
-    page_size: int = 100
-    max_page_size: int = 1000
+    token_cache: timedelta = timedelta(seconds=5)
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,12 +107,33 @@ def test_the_documented_routes_are_the_tested_ones(api):
     assert tested == documented - NOT_TOKEN_ROUTES
 
 
-def test_a_revoked_token_is_refused_at_once(api):
+def test_a_revoked_token_is_refused_at_once_without_a_cache(database_url):
     from bounced.http.tokens import Tokens
 
-    assert api.client.get("/v1/stats", headers=api.auth("read")).status_code == 200
+    api = Api.start(database_url, **{"api.token_cache": 0})
+    try:
+        assert api.client.get("/v1/stats", headers=api.auth("read")).status_code == 200
+        Tokens(api.sup.store).revoke("read-token")
+        assert_error(api.client.get("/v1/stats", headers=api.auth("read")), 401, "unauthorized")
+    finally:
+        api.close()
+
+
+def test_the_token_cache_trusts_a_verified_token_for_its_time_only(api):
+    import asyncio
+
+    from bounced.http.auth import TokenCache
+    from bounced.http.tokens import Tokens
+
+    now = [0.0]
+    cache = TokenCache(Tokens(api.sup.store), 5, clock=lambda: now[0])
+    token = api.tokens["read"]
+    assert asyncio.run(cache.verify(token)).name == "read-token"
     Tokens(api.sup.store).revoke("read-token")
-    assert_error(api.client.get("/v1/stats", headers=api.auth("read")), 401, "unauthorized")
+    now[0] = 4.9
+    assert asyncio.run(cache.verify(token)).name == "read-token"
+    now[0] = 5.1
+    assert asyncio.run(cache.verify(token)) is None
 
 
 def test_a_token_with_the_right_key_but_a_wrong_secret_is_refused(api):

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, model_validator
 
 from bounced.http.auth import Scope, acting
+from bounced.http.models import Address, AddressPath
 from bounced.http.models import Request as Body
 from bounced.http.streaming import export_responses
 from bounced.http.suppressions import FilterQuery, Page, PageQuery, Reading, filters_of, listing
@@ -26,7 +27,7 @@ _MAX = 100_000
 
 
 class Addresses(Body):
-    addresses: list[str] = Field(min_length=1, max_length=_MAX)
+    addresses: list[Address] = Field(min_length=1, max_length=_MAX)
 
 
 class BlockRequest(Addresses):
@@ -57,7 +58,7 @@ def block(body: BlockRequest, sup: Admin) -> dict[str, Any]:
 
 
 @router.delete("/v1/suppressions/{address}", response_model=Changed)
-def unmark(address: str, sup: Admin) -> dict[str, Any]:
+def unmark(address: AddressPath, sup: Admin) -> dict[str, Any]:
     """Remove the bounce mark: unblock and reset the count (the history stays)."""
     return _one(sup.unmark([address]))
 
@@ -69,13 +70,13 @@ def former_employee(body: Addresses, sup: Admin) -> dict[str, Any]:
 
 
 @router.delete("/v1/former-employees/{address}", response_model=Changed)
-def undo_former_employee(address: str, sup: Admin) -> dict[str, Any]:
+def undo_former_employee(address: AddressPath, sup: Admin) -> dict[str, Any]:
     """Undo the former-employee mark."""
     return _one(sup.former_employee([address], undo=True))
 
 
 @router.delete("/v1/addresses/{address}", response_model=Changed)
-def erase(address: str, sup: Admin) -> dict[str, Any]:
+def erase(address: AddressPath, sup: Admin) -> dict[str, Any]:
     """Erase an address and its history (the erasure itself is audited)."""
     return _one(sup.delete([address]))
 
@@ -127,7 +128,7 @@ class Selection(BaseModel):
 class SelectionAdd(Body):
     """Addresses by list, or every address matching `filter`: one of the two."""
 
-    addresses: list[str] | None = Field(None, min_length=1, max_length=_MAX)
+    addresses: list[Address] | None = Field(None, min_length=1, max_length=_MAX)
     filter: FilterQuery | None = None
 
     @model_validator(mode="after")

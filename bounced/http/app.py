@@ -26,7 +26,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from bounced.config import Settings, load_settings
 from bounced.db.store import Store
 from bounced.http import errors
+from bounced.http.auth import TokenCache
 from bounced.http.errors import ERROR_RESPONSES, error_response
+from bounced.http.tokens import Tokens
 from bounced.metrics import REQUEST_DURATION
 
 __all__ = ["ROUTERS", "create_app", "factory"]
@@ -114,6 +116,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.store = store or Store.open(settings)
+    ttl = settings.api.token_cache.total_seconds()
+    app.state.tokens = TokenCache(Tokens(app.state.store), ttl)
     errors.install(app)
     for router in (*_routers(ROUTERS), *extra_routers):
         app.include_router(router, responses=ERROR_RESPONSES)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from bounced.http.auth import Scope, acting
 from bounced.http.ingest import IngestedOut, ingested_json
+from bounced.http.models import Address, RowId
 from bounced.http.models import Request as Body
 from bounced.http.suppressions import Reading
 from bounced.listener.inbox import Inbox
@@ -50,7 +51,7 @@ def inbox(sup: Reading, query: Annotated[InboxQuery, Query()]) -> list[dict[str,
 
 
 @router.get("/v1/inbox/{message_id}", response_model=InboxMessage)
-def message(message_id: int, sup: Reading) -> dict[str, Any]:
+def message(message_id: RowId, sup: Reading) -> dict[str, Any]:
     """One message with its bytes (base64)."""
     row = plain(Inbox(sup).get(message_id))
     raw = row.pop("raw")
@@ -58,11 +59,11 @@ def message(message_id: int, sup: Reading) -> dict[str, Any]:
 
 
 class Assign(Body):
-    address: str = Field(min_length=1)
+    address: Address = Field(min_length=1)
 
 
 @router.post("/v1/inbox/{message_id}/assign", response_model=IngestedOut)
-def assign(message_id: int, body: Assign, sup: Admin) -> dict[str, Any]:
+def assign(message_id: RowId, body: Assign, sup: Admin) -> dict[str, Any]:
     """Record the message as a failed delivery to `address`, through the policy."""
     result = Inbox(sup).assign(message_id, body.address)
     count_ingested([result])
@@ -74,7 +75,7 @@ class Deleted(BaseModel):
 
 
 @router.delete("/v1/inbox/{message_id}", response_model=Deleted)
-def delete(message_id: int, sup: Admin) -> dict[str, list[int]]:
+def delete(message_id: RowId, sup: Admin) -> dict[str, list[int]]:
     """Erase one message (404 when it is not there)."""
     Inbox(sup).get(message_id)
     return {"deleted": Inbox(sup).delete([message_id])}

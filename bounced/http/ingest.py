@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from bounced import verp
 from bounced.http.auth import Scope, acting
 from bounced.http.errors import ApiError
+from bounced.http.models import Address
 from bounced.http.models import Request as Body
 from bounced.metrics import count_ingested
 from bounced.sending.log import SENT_COLUMNS, SendingLog, SentStatus
@@ -100,7 +101,7 @@ async def ingest_bounce(request: Request, sup: Ingesting) -> dict[str, Any]:
 
 
 class SentIn(Body):
-    recipient: str = Field(min_length=1)
+    recipient: Address = Field(min_length=1)
     message_id: str = Field(min_length=1)
     subject: str = ""
     status: SentStatus = SentStatus.SENT

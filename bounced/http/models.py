@@ -7,13 +7,32 @@ silently ignored option).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field
 
 from bounced.suppressions import Verdict
 
-__all__ = ["LastBounce", "Request", "VerdictOut", "verdict_json"]
+__all__ = [
+    "Address",
+    "AddressPath",
+    "LastBounce",
+    "Request",
+    "RowId",
+    "VerdictOut",
+    "verdict_json",
+]
+
+_EMAIL = {"format": "email"}
+#: An address in a body, as people write it (bounced normalises it; an invalid one is
+#: answered with its reason).
+Address = Annotated[str, Field(json_schema_extra=_EMAIL)]
+#: An address in a path.
+AddressPath = Annotated[str, Path(json_schema_extra=_EMAIL)]
+
+#: A row id in a path or a body: what a 64-bit database key can hold.
+RowId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class Request(BaseModel):

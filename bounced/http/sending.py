@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from bounced.http.auth import Scope, acting
 from bounced.http.models import Request as Body
+from bounced.http.models import RowId
 from bounced.http.suppressions import Reading
 from bounced.sending.log import SendingLog
 from bounced.suppressions import Suppressions, plain
@@ -65,7 +66,7 @@ class PlanDetail(BaseModel):
 
 
 @router.get("/v1/retries/{plan_id}", response_model=PlanDetail)
-def plan(plan_id: int, sup: Reading) -> dict[str, Any]:
+def plan(plan_id: RowId, sup: Reading) -> dict[str, Any]:
     """One plan, its message and how each of its hand-overs went."""
     found = SendingLog(sup).plan(plan_id)
     return {
@@ -100,7 +101,7 @@ def claim(body: ClaimRequest, sup: Claiming) -> list[dict[str, Any]]:
 
 
 class CancelRequest(Body):
-    plan_ids: list[int] = Field(min_length=1, max_length=10_000)
+    plan_ids: list[RowId] = Field(min_length=1, max_length=10_000)
 
 
 class Cancelled(BaseModel):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from bounced.db.store import LIST_COLUMNS, Filters
 from bounced.http.auth import Scope, acting
 from bounced.http.errors import ApiError
+from bounced.http.models import AddressPath
 from bounced.http.models import Request as Body
 from bounced.http.streaming import export_format, export_responses, stream_rows
 from bounced.suppressions import Suppressions, plain
@@ -128,7 +129,7 @@ class History(BaseModel):
 
 
 @router.get("/v1/suppressions/{address}/history", response_model=History)
-def history(address: str, sup: Reading) -> dict[str, Any]:
+def history(address: AddressPath, sup: Reading) -> dict[str, Any]:
     """Everything recorded about one address (404 when the store never saw it)."""
     found = sup.show(address)
     return {
