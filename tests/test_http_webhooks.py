@@ -208,3 +208,12 @@ def test_a_real_server_takes_provider_webhooks(database_url, signer) -> None:
     with Suppressions.open(database_url) as sup:
         assert not sup.check("john@example.com").sendable
         assert not sup.check("alice@example.com").sendable
+
+
+def test_a_verified_body_that_is_no_json_is_kept_not_refused(api) -> None:
+    answer = api.client.post("/v1/webhooks/postmark", content=b"RecordType=Bounce", headers=basic())
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["kept"] == 1
+    (kept,) = Inbox(api.sup).list()
+    assert kept["reason"] == "the verified body is not JSON"
+    assert Inbox(api.sup).get(kept["id"])["raw"] == b"RecordType=Bounce"

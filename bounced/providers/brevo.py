@@ -11,17 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bounced.config import BrevoWebhook
-from bounced.providers.auth import BasicAuthVerifier
-from bounced.providers.facts import Events, NotUnderstood, Said, gather, objects
+from bounced.providers.facts import Events, NotUnderstood, Said, from_body, gather, objects
 
-__all__ = ["NAME", "read", "verifier"]
+__all__ = ["NAME", "read"]
 
 NAME = "brevo"
-
-
-def verifier(settings: BrevoWebhook) -> BasicAuthVerifier:
-    return BasicAuthVerifier(NAME, settings)
 
 
 def _read_event(event: dict[str, Any]) -> tuple[str, list[Said]]:
@@ -41,6 +35,10 @@ def _read_event(event: dict[str, Any]) -> tuple[str, list[Said]]:
     return identity, [said]
 
 
-def read(payload: Any) -> Events:
+def read(body: bytes) -> Events:
     """The facts of one verified Brevo post."""
-    return gather(NAME, objects(payload if isinstance(payload, list) else [payload]), _read_event)
+    return from_body(NAME, body, lambda document: gather(NAME, _items(document), _read_event))
+
+
+def _items(document: Any) -> list[dict[str, Any]]:
+    return objects(document if isinstance(document, list) else [document])

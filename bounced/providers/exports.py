@@ -31,6 +31,7 @@ EXPORT_FORMATS = ("ses", "mailgun", "postmark", "sendgrid")
 SES_LIMIT = 100_000
 
 Row = Mapping[str, Any]
+Writer = Callable[[Iterable[Row], TextIO], int]
 
 
 def _complaint(row: Row) -> bool:
@@ -60,26 +61,30 @@ def _ses(rows: Iterable[Row], out: TextIO, split: Callable[[int], TextIO] | None
     return count
 
 
-def _mailgun(rows: Iterable[Row], out: TextIO) -> int:
-    writer, count = csv.writer(out), 0
-    writer.writerow(["address", "code", "error", "created_at"])
-    for row in rows:
-        when = _when(row)
-        created = format_datetime(when).replace("-0000", "UTC") if when else ""
-        writer.writerow([row["address"], "550", _why(row), created])
-        count += 1
-    return count
+def _csv(header: list[str], cells: Callable[[Row], list[Any]]) -> Writer:
+    """A writer of a CSV with `header` and one line of `cells(row)` per row."""
+
+    def write(rows: Iterable[Row], out: TextIO) -> int:
+        writer, count = csv.writer(out), 0
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(cells(row))
+            count += 1
+        return count
+
+    return write
 
 
-def _sendgrid(rows: Iterable[Row], out: TextIO) -> int:
-    writer, count = csv.writer(out), 0
-    writer.writerow(["email", "created", "reason", "status"])
-    for row in rows:
-        when = _when(row)
-        status = row.get("last_status") or "5.0.0"
-        writer.writerow([row["address"], int(when.timestamp()) if when else "", _why(row), status])
-        count += 1
-    return count
+def _mailgun_line(row: Row) -> list[Any]:
+    when = _when(row)
+    created = format_datetime(when).replace("-0000", "UTC") if when else ""
+    return [row["address"], "550", _why(row), created]
+
+
+def _sendgrid_line(row: Row) -> list[Any]:
+    when = _when(row)
+    status = row.get("last_status") or "5.0.0"
+    return [row["address"], int(when.timestamp()) if when else "", _why(row), status]
 
 
 def _postmark(rows: Iterable[Row], out: TextIO) -> int:
@@ -110,4 +115,11 @@ def write_export(
     blocked = (row for row in rows if row.get("state") != "active")
     if fmt == "ses":
         return _ses(blocked, out, split)
-    return {"mailgun": _mailgun, "sendgrid": _sendgrid, "postmark": _postmark}[fmt](blocked, out)
+    return _WRITERS[fmt](blocked, out)
+
+
+_WRITERS: dict[str, Writer] = {
+    "mailgun": _csv(["address", "code", "error", "created_at"], _mailgun_line),
+    "sendgrid": _csv(["email", "created", "reason", "status"], _sendgrid_line),
+    "postmark": _postmark,
+}

@@ -32,6 +32,7 @@ __all__ = [
     "Unreadable",
     "bounce_of",
     "digest",
+    "from_body",
     "gather",
     "obj",
     "objects",
@@ -203,6 +204,17 @@ def bounce_of(
         detector=detector,
         rule=esp.rule,
     )
+
+
+def from_body(provider: str, body: bytes, read: Callable[[Any], Events]) -> Events:
+    """The facts of a verified body that should be JSON: `read` of its document, or the
+    body kept aside whole when it is none (verified, so it is kept, never refused)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        notice = f"{provider}:sha256:{hashlib.sha256(body).hexdigest()[:40]}"
+        return Events(unreadable=(Unreadable(notice, "the verified body is not JSON", body),))
+    return read(document)
 
 
 def gather(

@@ -13,17 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bounced.config import BasicAuthWebhook
-from bounced.providers.auth import BasicAuthVerifier
-from bounced.providers.facts import Events, NotUnderstood, Said, gather, obj
+from bounced.providers.facts import Events, NotUnderstood, Said, from_body, gather, obj
 
-__all__ = ["NAME", "read", "verifier"]
+__all__ = ["NAME", "read"]
 
 NAME = "postmark"
-
-
-def verifier(settings: BasicAuthWebhook) -> BasicAuthVerifier:
-    return BasicAuthVerifier(NAME, settings)
 
 
 def _read_record(record: dict[str, Any]) -> tuple[str, list[Said]]:
@@ -42,6 +36,6 @@ def _read_record(record: dict[str, Any]) -> tuple[str, list[Said]]:
     return (f"{kind}-{record_id}" if record_id else ""), [said]
 
 
-def read(payload: Any) -> Events:
+def read(body: bytes) -> Events:
     """The facts of one verified Postmark record."""
-    return gather(NAME, [obj(payload)], _read_record)
+    return from_body(NAME, body, lambda record: gather(NAME, [obj(record)], _read_record))

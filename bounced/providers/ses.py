@@ -152,6 +152,25 @@ def _original_id(mail: dict[str, Any]) -> str:
     return str(mail.get("messageId", ""))
 
 
+def _failures(
+    part: dict[str, Any], listed: str, keys: tuple[str, ...], original: str
+) -> list[Said]:
+    """The recipients of a bounce or a delay, each with its status and the server's words."""
+    return [
+        Said(
+            str(r.get("emailAddress", "")),
+            keys,
+            diagnostic=str(r.get("diagnosticCode", "")),
+            status=str(r.get("status", "")),
+            remote_mta=str(part.get("remoteMtaIp", "")),
+            reporting_mta=str(part.get("reportingMTA", "")).removeprefix("dsn; "),
+            original_message_id=original,
+            arrival_date=str(part.get("timestamp", "")),
+        )
+        for r in objects(part.get(listed))
+    ]
+
+
 def _rows(document: dict[str, Any]) -> list[Said]:
     event = str(document.get("notificationType") or document.get("eventType") or "")
     if not event:
@@ -162,34 +181,11 @@ def _rows(document: dict[str, Any]) -> list[Said]:
         bounce = obj(document.get("bounce"))
         kind = f"Bounce:{bounce.get('bounceType', '')}"
         keys = (f"{kind}/{bounce.get('bounceSubType', '')}", f"{kind}/*")
-        return [
-            Said(
-                str(r.get("emailAddress", "")),
-                keys,
-                diagnostic=str(r.get("diagnosticCode", "")),
-                status=str(r.get("status", "")),
-                remote_mta=str(bounce.get("remoteMtaIp", "")),
-                reporting_mta=str(bounce.get("reportingMTA", "")).removeprefix("dsn; "),
-                original_message_id=original,
-                arrival_date=str(bounce.get("timestamp", "")),
-            )
-            for r in objects(bounce.get("bouncedRecipients"))
-        ]
+        return _failures(bounce, "bouncedRecipients", keys, original)
     if event == "DeliveryDelay":
         delay = obj(document.get("deliveryDelay"))
         keys = (f"DeliveryDelay:{delay.get('delayType', '')}", "DeliveryDelay:*")
-        return [
-            Said(
-                str(r.get("emailAddress", "")),
-                keys,
-                diagnostic=str(r.get("diagnosticCode", "")),
-                status=str(r.get("status", "")),
-                remote_mta=str(delay.get("reportingMTA", "")),
-                original_message_id=original,
-                arrival_date=str(delay.get("timestamp", "")),
-            )
-            for r in objects(delay.get("delayedRecipients"))
-        ]
+        return _failures(delay, "delayedRecipients", keys, original)
     if event == "Complaint":
         complaint = obj(document.get("complaint"))
         return [

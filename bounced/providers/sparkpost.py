@@ -11,20 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from bounced.config import BasicAuthWebhook
-from bounced.providers.auth import BasicAuthVerifier
-from bounced.providers.facts import Events, NotUnderstood, Said, gather, obj, objects
+from bounced.providers.facts import Events, NotUnderstood, Said, from_body, gather, obj, objects
 
-__all__ = ["NAME", "read", "verifier"]
+__all__ = ["NAME", "read"]
 
 NAME = "sparkpost"
 
 #: Categories whose events concern delivery; the others are tracking and the like.
 _READ = ("message_event", "unsubscribe_event")
-
-
-def verifier(settings: BasicAuthWebhook) -> BasicAuthVerifier:
-    return BasicAuthVerifier(NAME, settings)
 
 
 def _read_item(item: dict[str, Any]) -> tuple[str, list[Said]]:
@@ -51,6 +45,10 @@ def _read_item(item: dict[str, Any]) -> tuple[str, list[Said]]:
     return str(event.get("event_id", "")), [said]
 
 
-def read(payload: Any) -> Events:
+def read(body: bytes) -> Events:
     """The facts of one verified SparkPost post."""
-    return gather(NAME, objects(payload if isinstance(payload, list) else [payload]), _read_item)
+    return from_body(NAME, body, lambda document: gather(NAME, _items(document), _read_item))
+
+
+def _items(document: Any) -> list[dict[str, Any]]:
+    return objects(document if isinstance(document, list) else [document])
