@@ -23,8 +23,8 @@ from bounced.dsn import BounceClass, Kind, Reason
 from bounced.errors import RulesError, WebhookRefused
 from bounced.providers.auth import ReplayGuard, Request
 from bounced.providers.esp import load_esp, parse_esp
-from bounced.providers.facts import Said, bounce_of, rule_priority
-from bounced.providers.registry import verifier
+from bounced.providers.facts import Events, Said, bounce_of, rule_priority
+from bounced.providers.registry import READERS, verifier
 from bounced.rules import load
 
 SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
@@ -124,6 +124,12 @@ def test_sns_confirmation_visits_only_sns_hosts(signer: Signer) -> None:
     signer.fetch.served[url] = b"<ConfirmSubscriptionResponse/>"
     check.confirm(url)
     assert signer.fetch.asked[-1] == url
+
+
+def test_sns_unsubscribe_confirmation_is_not_a_subscription(signer: Signer) -> None:
+    message = dict(sample("ses-subscription-confirmation-12"), Type="UnsubscribeConfirmation")
+    payload = ses(signer).verify(Request(signer.ses(message), {}))
+    assert READERS["ses"](payload) == Events(ignored=1)
 
 
 # --- Mailgun -------------------------------------------------------------------------------

@@ -233,7 +233,11 @@ def _read_message(message: dict[str, Any]) -> tuple[str, list[Said]]:
 
 
 def read(message: dict[str, Any]) -> Events:
-    """The facts of one verified SNS message; a confirmation gives its SubscribeURL."""
-    if message.get("Type") != "Notification":
+    """The facts of one verified SNS message; a subscription confirmation gives its
+    SubscribeURL. An unsubscribe confirmation is ignored: its SubscribeURL would
+    subscribe again, which is for a person to decide."""
+    if message.get("Type") == "SubscriptionConfirmation":
         return Events(subscribe_url=str(message.get("SubscribeURL", "")))
+    if message.get("Type") == "UnsubscribeConfirmation":
+        return Events(ignored=1)
     return gather(NAME, [message], _read_message)
