@@ -77,10 +77,17 @@ def bounced_api(url: str, port: int, workers: int, cwd: Path):
     return server([*argv, "--workers", str(workers)], port, cwd)
 
 
+#: The reference under `bounced api`'s uvicorn settings (its protocol, no access log).
+BARE = """
+import sys, uvicorn
+from bounced.http.serving import NoDelayH11
+uvicorn.run("bare_api:app", host="127.0.0.1", port=int(sys.argv[1]), workers=int(sys.argv[2]),
+            http=NoDelayH11, log_level="warning", access_log=False)
+"""
+
+
 def bare_api(port: int, workers: int, cwd: Path):
-    argv = [sys.executable, "-m", "uvicorn", "bare_api:app", "--port", str(port)]
-    argv += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
-    return server(argv, port, BENCHES)
+    return server([sys.executable, "-c", BARE, str(port), str(workers)], port, BENCHES)
 
 
 # --- a small keep-alive HTTP/1.1 client (the load generator costs as little as it can) ---
@@ -117,7 +124,7 @@ def load(port: int, token: str, connections: int, seconds: float) -> dict[str, f
             *(
                 _http_client(port, paths[k::connections], token, until, out)
                 for k in range(connections)
-            )  # fmt: skip
+            )
         )
         return out
 

@@ -25,7 +25,16 @@ from typing import Any, NamedTuple, TextIO
 
 from bounced.addresses import normalize, normalize_allow_entry, normalize_many
 from bounced.config import Settings, load_settings
-from bounced.db.store import LIST_COLUMNS, NO_FILTERS, Change, Filters, Incoming, Store, batched
+from bounced.db.store import (
+    LIST_COLUMNS,
+    NO_FILTERS,
+    Change,
+    Filters,
+    Incoming,
+    Store,
+    batched,
+    sendable,
+)
 from bounced.dsn import Bounce, Report, parse
 from bounced.errors import (
     BouncedError,
@@ -150,6 +159,10 @@ def plain(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _invalid(text: str, error: InvalidAddress) -> Check:
+    return Check(text, None, False, "", f"invalid address: {error.reason}")
+
+
 def _actor(actor: str | None) -> str:
     if actor:
         return actor
@@ -221,16 +234,22 @@ class Suppressions:
                 if type(n) is str:
                     yield new(Check, (text, n, *found.get(n, unknown)))
                 else:
-                    yield Check(text, None, False, "", f"invalid address: {n.reason}")
+                    yield _invalid(text, n)
 
     def verdicts(self, addresses: Iterable[str], *, batch: int = 1000) -> Iterator[Verdict]:
         """`check_many` with each address's stored row (returns, last bounce, blocked at),
-        in input order, streamed in batches."""
+        in input order, streamed: one query per `batch` addresses."""
         for chunk in batched(addresses, batch):
-            checks = list(self.check_many(chunk, batch=batch))
-            rows = self.store.details([c.normalized for c in checks if c.state])
-            for check in checks:
-                yield Verdict(check, rows.get(check.normalized) if check.state else None)
+            normal = normalize_many(chunk, case_sensitive_local_part=self._fold)
+            rows = self.store.details([n for n in normal if type(n) is str])
+            for text, n in zip(chunk, normal, strict=True):
+                if type(n) is not str:
+                    yield Verdict(_invalid(text, n))
+                elif (row := rows.get(n)) is None:
+                    yield Verdict(Check(text, n, True))
+                else:
+                    state, reason = row.state, row.blocked_reason or ""
+                    yield Verdict(Check(text, n, sendable(state), state, reason), row)
 
     # --- ingesting ----------------------------------------------------------------------
 

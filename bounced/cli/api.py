@@ -61,8 +61,16 @@ def api_command(
 def _serve(settings, *, workers: int = 1) -> None:
     import uvicorn
 
+    from bounced.http.serving import NoDelayH11
+
     cfg = settings.api
-    common = {"host": cfg.host, "port": cfg.port, "log_level": "info", "access_log": False}
+    common = {
+        "host": cfg.host,
+        "port": cfg.port,
+        "log_level": "info",
+        "access_log": False,
+        "http": NoDelayH11,
+    }
     if workers == 1:
         from bounced.http.app import create_app
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import groupby, islice
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -76,10 +76,12 @@ __all__ = [
     "NO_FILTERS",
     "SCHEMA_REVISION",
     "Change",
+    "Details",
     "Filters",
     "Incoming",
     "Recorded",
     "Store",
+    "sendable",
 ]
 
 A = Address.__table__  # type: ignore[attr-defined]
@@ -102,18 +104,23 @@ LIST_COLUMNS = (
     "blocked_at",
     "selections",
 )
-#: Columns of `details`: an address's verdict with its returns and last bounce.
-VERDICT_COLUMNS = (
-    "address",
-    "state",
-    "blocked_reason",
-    "blocked_at",
-    "returns",
-    "last_reason",
-    "last_status",
-    "last_class",
-    "last_return_at",
-)
+
+
+class Details(NamedTuple):
+    """One address row as `details` reads it (times aware, in UTC)."""
+
+    address: str
+    state: str
+    blocked_reason: str | None
+    blocked_at: datetime | None
+    returns: int
+    last_reason: str
+    last_status: str
+    last_class: str
+    last_return_at: datetime | None
+
+
+_DETAIL_TIMES = tuple(f in ("blocked_at", "last_return_at") for f in Details._fields)
 #: Rows per IN (...) query and per transaction of a bulk admin action.
 CHUNK = 1000
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -194,6 +201,14 @@ class Change:
     after: AddressState
 
 
+_ACTIVE = State.ACTIVE.value
+
+
+def sendable(state: str) -> bool:
+    """May an address in this state be mailed? (`lookup` says it inline: its hot loop.)"""
+    return state == _ACTIVE
+
+
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Consecutive lists of `size` items (itertools.batched arrived in Python 3.12)."""
     it = iter(items)
@@ -203,6 +218,13 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 def _utc(value: datetime | None) -> datetime | None:
     return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _stored_time(value: Any, is_time: bool) -> Any:
+    """A time column as the DB-API gives it (SQLite: text without a zone) made aware."""
+    if is_time and isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value
 
 
 def _db_error(exc: BaseException, url: str) -> DatabaseUnavailable:
@@ -490,19 +512,26 @@ class Store:
                 else:
                     cursor.execute(_LOOKUP_SQLITE.format(",".join("?" * len(chunk))), chunk)
                 for address, state, reason in cursor.fetchall():
-                    found[address] = (state == "active", state, reason or "")
+                    found[address] = (state == _ACTIVE, state, reason or "")  # sendable()
             cursor.close()
         return found
 
-    def details(self, addresses: Sequence[str]) -> dict[str, Any]:
-        """The rows (VERDICT_COLUMNS) of those `addresses` that are in the store: what
-        a verdict over HTTP says besides sendable (returns, last bounce, blocked at)."""
-        found: dict[str, Any] = {}
-        columns = [A.c[c] for c in VERDICT_COLUMNS]
+    def details(self, addresses: Sequence[str]) -> dict[str, Details]:
+        """The rows of those `addresses` that are in the store: what a verdict over
+        HTTP says besides sendable (returns, last bounce, blocked at). Read like
+        `lookup`, through the DB-API cursor: the single check over HTTP is hot too."""
+        found: dict[str, Details] = {}
+        postgres = self.engine.dialect.name == "postgresql"
         with self.read() as conn:
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             for chunk in batched(addresses, CHUNK):
-                for row in conn.execute(select(*columns).where(A.c.address.in_(chunk))):
-                    found[row.address] = row
+                if postgres:
+                    cursor.execute(_DETAILS_PG, (chunk,))
+                else:
+                    cursor.execute(_DETAILS_SQLITE.format(",".join("?" * len(chunk))), chunk)
+                for row in cursor.fetchall():
+                    found[row[0]] = Details._make(map(_stored_time, row, _DETAIL_TIMES))
+            cursor.close()
         return found
 
     # --- admin actions ------------------------------------------------------------------
@@ -939,6 +968,9 @@ def _describe(f: Filters) -> str:
     return " ".join(parts) or "all addresses"
 
 
+_DETAILS_SELECT = f"SELECT {', '.join(Details._fields)} FROM address WHERE address"
+_DETAILS_SQLITE = _DETAILS_SELECT + " IN ({})"
+_DETAILS_PG = _DETAILS_SELECT + " = ANY(%s)"
 _LOOKUP_SQLITE = "SELECT address, state, blocked_reason FROM address WHERE address IN ({})"
 _LOOKUP_PG = "SELECT address, state, blocked_reason FROM address WHERE address = ANY(%s)"
 
