@@ -37,6 +37,7 @@ __all__ = [
     "obj",
     "objects",
     "rule_priority",
+    "texts",
 ]
 
 
@@ -97,6 +98,11 @@ def obj(value: Any) -> dict[str, Any]:
 def objects(value: Any) -> list[dict[str, Any]]:
     """The objects of a JSON list (anything else in it is no recipient)."""
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def texts(value: Any) -> list[str]:
+    """The strings of a JSON list (a list of addresses)."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def digest(event: Any) -> str:

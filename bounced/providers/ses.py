@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from bounced.config import SesWebhook
 from bounced.errors import WebhookRefused
 from bounced.providers.auth import Request
-from bounced.providers.facts import Events, NotUnderstood, Said, gather, obj, objects
+from bounced.providers.facts import Events, NotUnderstood, Said, gather, obj, objects, texts
 
 __all__ = ["NAME", "SesVerifier", "fetch_https", "read", "signing_text"]
 
@@ -211,13 +211,13 @@ def _rows(document: dict[str, Any]) -> list[Said]:
                 original_message_id=original,
                 arrival_date=str(delivery.get("timestamp", "")),
             )
-            for r in delivery.get("recipients") or ()
+            for r in texts(delivery.get("recipients"))
         ]
     if event == "Reject":
         reason = str(obj(document.get("reject")).get("reason", ""))
         return [
             Said(str(r), (event,), diagnostic=reason, original_message_id=original)
-            for r in mail.get("destination") or ()
+            for r in texts(mail.get("destination"))
         ]
     return [Said("", (event,))]  # Send, Open, Click...: ignored, or unknown
 
