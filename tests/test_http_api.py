@@ -226,28 +226,18 @@ def test_export_streams_the_whole_list(api, accept):
     assert addresses == [f"e{i:04}@example.com" for i in range(2300)]
 
 
-def test_filters_are_checked_and_unknown_parameters_refused(api):
-    read = api.auth("read")
-    assert_error(
-        api.client.get("/v1/suppressions", params={"status": "gone"}, headers=read),
-        422,
-        "invalid_request",
-    )
-    assert_error(
-        api.client.get("/v1/suppressions", params={"colour": "red"}, headers=read),
-        422,
-        "invalid_request",
-    )
-    assert_error(
-        api.client.get("/v1/suppressions", params={"selection": "none"}, headers=read),
-        404,
-        "unknown_selection",
-    )
-    assert_error(
-        api.client.get("/v1/suppressions", params={"cursor": "%%%"}, headers=read),
-        422,
-        "invalid_request",
-    )
+@pytest.mark.parametrize(
+    ("params", "status", "code"),
+    [
+        ({"status": "gone"}, 422, "invalid_request"),
+        ({"colour": "red"}, 422, "invalid_request"),
+        ({"selection": "none"}, 404, "unknown_selection"),
+        ({"cursor": "%%%"}, 422, "invalid_request"),
+    ],
+)
+def test_filters_are_checked_and_unknown_parameters_refused(api, params, status, code):
+    got = api.client.get("/v1/suppressions", params=params, headers=api.auth("read"))
+    assert_error(got, status, code)
 
 
 def test_unknown_fields_in_a_body_are_refused(api):
@@ -482,3 +472,27 @@ def test_a_database_that_went_away_is_a_503_and_not_ready(api, tmp_path):
     ready = api.client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
     assert api.client.get("/healthz").status_code == 200
+
+
+def test_text_the_database_cannot_store_is_a_422(api, database_url):
+    nul = api.client.get(
+        "/v1/suppressions",
+        params={"reason": "a\x00b"},
+        headers=api.auth("read") | {"Accept": "text/csv"},
+    )
+    assert_error(nul, 422, "invalid_request")
+    sent = api.client.post(
+        "/v1/sent",
+        json={"recipient": "a@example.com", "message_id": "<m@x>", "subject": "\x00"},
+        headers=api.auth("ingest"),
+    )
+    assert_error(sent, 422, "invalid_request")
+    named = api.client.post(
+        "/v1/selections/a%00b/members",
+        json={"addresses": ["a@example.com"]},
+        headers=api.auth("admin"),
+    )
+    if database_url.startswith("sqlite"):  # SQLite stores it
+        assert named.json() == {"count": 1}
+    else:  # PostgreSQL cannot: the request's fault, not a 500
+        assert_error(named, 422, "invalid_request")

@@ -501,38 +501,35 @@ class Store:
     def lookup(self, addresses: Sequence[str]) -> dict[str, tuple[bool, str, str]]:
         """(sendable, state, blocked reason) of those `addresses` that are in the store."""
         found: dict[str, tuple[bool, str, str]] = {}
-        postgres = self.engine.dialect.name == "postgresql"
-        with self.read() as conn:
-            # The one hot path: the DB-API cursor directly, without SQLAlchemy's row
-            # objects, so a million checks cost what the database costs.
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            for chunk in batched(addresses, CHUNK):
-                if postgres:
-                    cursor.execute(_LOOKUP_PG, (chunk,))
-                else:
-                    cursor.execute(_LOOKUP_SQLITE.format(",".join("?" * len(chunk))), chunk)
-                for address, state, reason in cursor.fetchall():
-                    found[address] = (state == _ACTIVE, state, reason or "")  # sendable()
-            cursor.close()
+        for address, state, reason in self._rows_of(_LOOKUP, addresses):
+            found[address] = (state == _ACTIVE, state, reason or "")  # sendable(), inline
         return found
 
     def details(self, addresses: Sequence[str]) -> dict[str, Details]:
         """The rows of those `addresses` that are in the store: what a verdict over
-        HTTP says besides sendable (returns, last bounce, blocked at). Read like
-        `lookup`, through the DB-API cursor: the single check over HTTP is hot too."""
-        found: dict[str, Details] = {}
+        HTTP says besides sendable (returns, last bounce, blocked at)."""
+        return {
+            row[0]: Details._make(map(_stored_time, row, _DETAIL_TIMES))
+            for row in self._rows_of(_DETAILS, addresses)
+        }
+
+    def _rows_of(self, select_sql: str, addresses: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """`select_sql` (ending `WHERE address`) for `addresses`, CHUNK at a time, as plain
+        tuples. The checks' hot path: the DB-API cursor directly, without SQLAlchemy's
+        row objects, so a million checks cost what the database costs."""
         postgres = self.engine.dialect.name == "postgresql"
         with self.read() as conn:
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            for chunk in batched(addresses, CHUNK):
-                if postgres:
-                    cursor.execute(_DETAILS_PG, (chunk,))
-                else:
-                    cursor.execute(_DETAILS_SQLITE.format(",".join("?" * len(chunk))), chunk)
-                for row in cursor.fetchall():
-                    found[row[0]] = Details._make(map(_stored_time, row, _DETAIL_TIMES))
-            cursor.close()
-        return found
+            try:
+                for chunk in batched(addresses, CHUNK):
+                    if postgres:
+                        cursor.execute(select_sql + " = ANY(%s)", (chunk,))
+                    else:
+                        marks = ",".join("?" * len(chunk))
+                        cursor.execute(f"{select_sql} IN ({marks})", chunk)
+                    yield from cursor.fetchall()
+            finally:
+                cursor.close()
 
     # --- admin actions ------------------------------------------------------------------
 
@@ -968,11 +965,8 @@ def _describe(f: Filters) -> str:
     return " ".join(parts) or "all addresses"
 
 
-_DETAILS_SELECT = f"SELECT {', '.join(Details._fields)} FROM address WHERE address"
-_DETAILS_SQLITE = _DETAILS_SELECT + " IN ({})"
-_DETAILS_PG = _DETAILS_SELECT + " = ANY(%s)"
-_LOOKUP_SQLITE = "SELECT address, state, blocked_reason FROM address WHERE address IN ({})"
-_LOOKUP_PG = "SELECT address, state, blocked_reason FROM address WHERE address = ANY(%s)"
+_LOOKUP = "SELECT address, state, blocked_reason FROM address WHERE address"
+_DETAILS = f"SELECT {', '.join(Details._fields)} FROM address WHERE address"
 
 
 def alembic_config() -> Any:

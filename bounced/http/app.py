@@ -33,10 +33,11 @@ from bounced.metrics import REQUEST_DURATION
 
 __all__ = ["ROUTERS", "create_app", "factory"]
 
-#: The route modules, each with a `router`, in the order the OpenAPI document lists them.
+#: The route modules, each with a `router`, in the order the OpenAPI document lists them
+#: (and routes are matched: the verdicts, the hot path, first).
 ROUTERS: tuple[str, ...] = (
-    "bounced.http.health",
     "bounced.http.checks",
+    "bounced.http.health",
     "bounced.http.suppressions",
     "bounced.http.admin",
     "bounced.http.ingest",

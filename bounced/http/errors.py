@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 from bounced.errors import (
@@ -138,6 +139,14 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", "; ".join(problems) or "invalid request")
 
 
+def _data_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A value the database cannot store (PostgreSQL refuses NUL characters in text):
+    the request's fault, said without the statement."""
+    detail = str(getattr(exc, "orig", exc)).strip().splitlines()
+    why = detail[0] if detail else "a value the database cannot store"
+    return error_response(422, "invalid_request", f"the database refused a value: {why}")
+
+
 def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error", exc_info=exc)
     return error_response(500, "internal", "internal error (logged on the server)")
@@ -149,4 +158,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(BouncedError, _bounced_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(Exception, _unexpected)

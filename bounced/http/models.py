@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bounced.suppressions import Verdict
 
@@ -36,9 +36,18 @@ RowId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class Request(BaseModel):
-    """Base of every request body: unknown fields are refused."""
+    """Base of every request body and query: unknown fields are refused, and so is text
+    holding NUL (no database stores it; a streamed export would fail after its start)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> Request:
+        for name, value in self:
+            texts = value if isinstance(value, list) else [value]
+            if any(isinstance(t, str) and "\x00" in t for t in texts):
+                raise ValueError(f"{name}: NUL characters are not allowed")
+        return self
 
 
 class LastBounce(BaseModel):

@@ -35,7 +35,7 @@ class FilterQuery(Body):
     domain: list[str] = Field(default_factory=list)
     since: datetime | None = None
     until: datetime | None = None
-    min_returns: int | None = Field(None, ge=0)
+    min_returns: int | None = Field(None, ge=0, le=2**31 - 1)
     selection: str | None = None
 
 
