@@ -31,17 +31,23 @@ __all__ = [
     "DEFAULT_SENDER_REASONS",
     "ENV_PREFIX",
     "ApiSettings",
+    "BasicAuthWebhook",
+    "BrevoWebhook",
     "CleanSettings",
     "DnsSettings",
     "ListenerSettings",
+    "MailgunWebhook",
     "MetricsSettings",
     "PolicyServerSettings",
     "PolicySettings",
     "RelaySettings",
     "RetrySettings",
+    "SendgridWebhook",
+    "SesWebhook",
     "Settings",
     "VerpSettings",
     "WebhookSettings",
+    "WebhooksSettings",
     "find_config",
     "load_settings",
     "parse_duration",
@@ -173,6 +179,67 @@ class ListenerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SesWebhook:
+    """`[webhooks.ses]`: Amazon SES events through an SNS HTTPS subscription. `topics`:
+    the TopicArns accepted (empty refuses all); `confirm`: visit the SubscribeURL of a
+    subscription confirmation (otherwise it is logged for you to visit)."""
+
+    enabled: bool = False
+    topics: tuple[str, ...] = ()
+    confirm: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MailgunWebhook:
+    """`[webhooks.mailgun]`: `signing_key` is the HTTP webhook signing key; a signature
+    older than `max_age` (or a token seen before) is refused."""
+
+    enabled: bool = False
+    signing_key: str = ""
+    max_age: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class SendgridWebhook:
+    """`[webhooks.sendgrid]`: `public_key` is the signed Event Webhook's verification key
+    (base64 DER, as SendGrid shows it, or PEM); older timestamps than `max_age` are refused."""
+
+    enabled: bool = False
+    public_key: str = ""
+    max_age: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class BasicAuthWebhook:
+    """`[webhooks.postmark]`, `[webhooks.sparkpost]`: HTTP basic auth credentials the
+    provider is given in the webhook URL; `allowed_networks` (CIDR) empty = any source."""
+
+    enabled: bool = False
+    username: str = ""
+    password: str = ""
+    allowed_networks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BrevoWebhook(BasicAuthWebhook):
+    """`[webhooks.brevo]`: basic auth as above, or a bearer `token` (either suffices)."""
+
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhooksSettings:
+    """`[webhooks.<provider>]`: sending providers' event webhooks (bounced.providers)."""
+
+    ses: SesWebhook = field(default_factory=SesWebhook)
+    mailgun: MailgunWebhook = field(default_factory=MailgunWebhook)
+    sendgrid: SendgridWebhook = field(default_factory=SendgridWebhook)
+    postmark: BasicAuthWebhook = field(default_factory=BasicAuthWebhook)
+    sparkpost: BasicAuthWebhook = field(default_factory=BasicAuthWebhook)
+    brevo: BrevoWebhook = field(default_factory=BrevoWebhook)
+
+
+@dataclass(frozen=True, slots=True)
 class VerpSettings:
     """`[verp]`: signed return paths (bounced.verp). `strict`: only bounces that carry a
     valid token count (nobody can get an address suppressed by forging a bounce)."""
@@ -251,6 +318,7 @@ class Settings:
     database_timeout: timedelta = timedelta(seconds=30)
     policy: PolicySettings = field(default_factory=PolicySettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
+    webhooks: WebhooksSettings = field(default_factory=WebhooksSettings)
     listener: ListenerSettings = field(default_factory=ListenerSettings)
     verp: VerpSettings = field(default_factory=VerpSettings)
     api: ApiSettings = field(default_factory=ApiSettings)

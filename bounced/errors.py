@@ -17,7 +17,9 @@ files, addresses, the store, the sending log and the retry dispatch.
     ├── RefusedValue         a value the database cannot store (also a ValueError)
     ├── DispatchError        a retry that did not go out
     ├── UnknownToken         an API token name that is not live (also a LookupError)
-    └── UnreadableInput      a list to clean that cannot be read at all
+    ├── UnreadableInput      a list to clean that cannot be read at all
+    ├── WebhookRefused       a provider webhook that failed verification
+    └── UnreadableImport     a suppression-list file of none of its format's shapes
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ __all__ = [
     "UnknownPlan",
     "UnknownSelection",
     "UnknownToken",
+    "UnreadableImport",
     "UnreadableInput",
+    "WebhookRefused",
 ]
 
 
@@ -109,3 +113,19 @@ class UnreadableInput(BouncedError):
 class RefusedValue(BouncedError, ValueError):
     """A value the database cannot store (PostgreSQL refuses NUL characters in text):
     the caller's input, not the database, is at fault."""
+
+
+class WebhookRefused(BouncedError):
+    """A provider webhook request that failed verification (bounced.providers): bad or
+    missing signature or credentials, a stale or replayed one, an unexpected topic or
+    source. `status` is the HTTP answer (401, 403; 406 for a payload never to resend)."""
+
+    def __init__(self, provider: str, reason: str, *, status: int = 403) -> None:
+        super().__init__(f"{provider} webhook refused: {reason}")
+        self.provider = provider
+        self.reason = reason
+        self.status = status
+
+
+class UnreadableImport(BouncedError):
+    """A suppression-list file that is none of the shapes its format has (`bounced import`)."""

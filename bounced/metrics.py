@@ -26,6 +26,7 @@ __all__ = [
     "POLICY_REQUESTS",
     "REGISTRY",
     "REQUEST_DURATION",
+    "WEBHOOKS",
     "count_ingested",
 ]
 
@@ -51,6 +52,13 @@ POLICY_REQUESTS = Counter(
     "bounced_policy_requests",
     "Postfix policy requests answered, by action.",
     ("action",),
+    registry=REGISTRY,
+)
+WEBHOOKS = Counter(
+    "bounced_webhook_requests",
+    "Sending providers' webhook requests, by provider and outcome (recorded, kept, "
+    "refused: verification failed).",
+    ("provider", "outcome"),
     registry=REGISTRY,
 )
 REQUEST_DURATION = Histogram(

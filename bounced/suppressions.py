@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import builtins
 import getpass
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -32,7 +32,7 @@ from bounced.db.replay import Change
 from bounced.db.reports import LIST_COLUMNS
 from bounced.db.store import Store
 from bounced.db.suppression import Incoming, Recorded
-from bounced.dsn import Report, parse
+from bounced.dsn import Bounce, Report, parse
 from bounced.errors import (
     BouncedError,
     ConfigError,
@@ -281,6 +281,25 @@ class Suppressions:
             recorded = iter(self.store.record(incoming))
             for (name, _raw, report), (outcome, rows) in zip(chunk, plans, strict=True):
                 yield self._result(name, report, outcome, rows, recorded)
+
+    def ingest_bounces(
+        self,
+        items: Iterable[tuple[str, str, Sequence[Bounce]]],
+        *,
+        received_at: datetime | None = None,
+    ) -> Iterator[Ingested]:
+        """Record rows read elsewhere than from a returned message (a provider's webhook
+        event, a suppression-list import): (source, notice, bounces) per notice, where
+        `notice` is the notice's identity (a provider's event id), so the same event
+        delivered twice is recorded once. Same policy, store and counting as `ingest`."""
+        return self.ingest_reports(
+            (
+                (source, b"", Report(bounces[0].kind, tuple(bounces), message_id=notice))
+                for source, notice, bounces in items
+                if bounces
+            ),
+            received_at=received_at,
+        )
 
     def _plan(
         self, name: str, raw: bytes | str, report: Report, when: datetime

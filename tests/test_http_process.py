@@ -7,98 +7,23 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from helpers.api_process import (
+    BOUNCED_ARGV,
+    api_server,
+    bounced,
+    bounced_env,
+    process,
+    token,
+)
+from helpers.net import free_port
 
 README = Path(__file__).parent.parent / "README.md"
-#: Where the processes run: a folder without a config.toml (the defaults apply).
-HOME = tempfile.mkdtemp(prefix="bounced-api-test-")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-BOUNCED_ARGV = [sys.executable, "-m", "bounced"]
-
-
-def bounced(*args: str, url: str, env: dict[str, str] | None = None, cwd=None):
-    return subprocess.run(
-        [*BOUNCED_ARGV, "--database-url", url, *args],
-        capture_output=True,
-        text=True,
-        env=env or _env(),
-        cwd=cwd or HOME,
-        timeout=120,
-    )
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNCED_")}
-    return env | extra
-
-
-def token(url: str, name: str, *scopes: str) -> str:
-    done = bounced("token", "create", name, *(f"--scope={s}" for s in scopes), url=url)
-    assert done.returncode == 0, done.stderr
-    (line,) = done.stdout.splitlines()  # the token alone on stdout
-    return line
-
-
-def _wait(proc: subprocess.Popen, base: str, path: str = "/healthz") -> None:
-    for _ in range(600):  # a wait for the port, not a timing assert
-        if proc.poll() is not None:
-            raise AssertionError(f"exited {proc.returncode}: {proc.stderr.read()}")
-        try:
-            if httpx.get(base + path, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"{base} never answered")
-
-
-@contextmanager
-def process(argv: list[str], base: str, env: dict[str, str], cwd=None):
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=cwd or HOME,
-    )
-    try:
-        _wait(proc, base)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        proc.stderr.close()
-
-
-@contextmanager
-def api_server(url: str, *extra: str, env: dict[str, str] | None = None):
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    argv = [*BOUNCED_ARGV, "--database-url", url, "api", "--port", str(port)]
-    with process([*argv, *extra], base, env or _env()):
-        yield base
 
 
 def test_token_create_list_revoke(database_url):
@@ -161,7 +86,7 @@ def test_the_bulk_check_of_100000_addresses_in_one_request(database_url):
 
 def test_several_workers_on_postgresql_share_the_store_and_the_metrics(database_url):
     if database_url.startswith("sqlite"):
-        refused = bounced("api", "--workers", "2", "--port", str(_free_port()), url=database_url)
+        refused = bounced("api", "--workers", "2", "--port", str(free_port()), url=database_url)
         assert refused.returncode == 2 and "PostgreSQL" in refused.stderr
         return
     check = token(database_url, "sender", "check")
@@ -189,7 +114,7 @@ def test_the_readme_curl_examples_run_as_written(database_url, tmp_path):
     assert len(examples) >= 5
     admin = token(database_url, "readme", "admin")
     with api_server(database_url) as base:
-        env = _env(API=base, TOKEN=admin, PATH=os.environ["PATH"])
+        env = bounced_env(API=base, TOKEN=admin, PATH=os.environ["PATH"])
         for block in examples:
             done = subprocess.run(
                 ["bash", "-euo", "pipefail", "-c", block],
@@ -204,11 +129,11 @@ def test_the_readme_curl_examples_run_as_written(database_url, tmp_path):
 
 
 def test_the_worker_serves_health_and_metrics_on_its_port(database_url, tmp_path):
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     argv = [*BOUNCED_ARGV, "--database-url", database_url, "worker"]
     bounced("db", "upgrade", url=database_url)
-    env = _env(BOUNCED_METRICS_PORT=str(port))
+    env = bounced_env(BOUNCED_METRICS_PORT=str(port))
     with process(argv, base, env, cwd=tmp_path):
         assert httpx.get(f"{base}/readyz").text.strip() == "ready"
         assert "bounced_retries_due 0.0" in httpx.get(f"{base}/metrics").text
@@ -216,12 +141,12 @@ def test_the_worker_serves_health_and_metrics_on_its_port(database_url, tmp_path
 
 
 def test_the_listener_serves_health_and_metrics_on_its_port(database_url, tmp_path):
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    argv = [*BOUNCED_ARGV, "--database-url", database_url, "serve", "--port", str(_free_port())]
+    argv = [*BOUNCED_ARGV, "--database-url", database_url, "serve", "--port", str(free_port())]
     argv += ["--domain", "bounces.example.com", "--spool-dir", str(tmp_path / "spool")]
     bounced("db", "upgrade", url=database_url)
-    with process(argv, base, _env(BOUNCED_METRICS_PORT=str(port)), cwd=tmp_path):
+    with process(argv, base, bounced_env(BOUNCED_METRICS_PORT=str(port)), cwd=tmp_path):
         assert httpx.get(f"{base}/readyz").text.strip() == "ready"
         assert "bounced_spool_messages 0.0" in httpx.get(f"{base}/metrics").text
 

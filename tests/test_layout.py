@@ -40,9 +40,10 @@ ALLOWED = {
     "sending": {"sending", "db", "suppressions"},
     "listener": {"listener", "db", "suppressions", "health"},
     "health": {"db", "suppressions", "sending", "listener"},
-    "http": {"http", "db", "suppressions", "sending", "listener", "health", "clean"},
+    "http": {"http", "db", "suppressions", "sending", "listener", "health", "clean", "providers"},
     "postfix": {"postfix", "db", "suppressions", "health"},
     "clean": {"clean", "db", "suppressions"},
+    "providers": {"providers"},
     "domaincheck": {"domaincheck", "clean"},
     "cli": {
         "cli",
@@ -56,6 +57,7 @@ ALLOWED = {
         "postfix",
         "clean",
         "domaincheck",
+        "providers",
     },
 }
 FRONT = {"bounced", "bounced.__main__"}

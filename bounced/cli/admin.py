@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
+from bounced.cli.providers import EXPORT_CHOICES, ExportTarget, export_to_provider
 from bounced.cli.support import (
     FormatOption,
     buffered_stdout,
@@ -54,6 +55,7 @@ __all__ = [
     "TIMELINE_COLUMNS",
     "AddressArgs",
     "ExportFormat",
+    "ExportOrProviderFormat",
     "FileOption",
     "Inputs",
     "NameArg",
@@ -435,15 +437,29 @@ OutputOption = Annotated[
 ]
 
 
+#: `bounced export` also writes the blocked list as a sending provider's import takes it.
+ExportOrProviderFormat = Annotated[
+    ExportTarget,
+    typer.Option(
+        "--format",
+        "-f",
+        help="Output format, or a provider's suppression import: ses, mailgun, postmark, sendgrid.",
+    ),
+]
+
+
 @with_filters
 def export_command(
     ctx: typer.Context,
     output: OutputOption = None,
-    output_format: ExportFormat = Format.CSV,
+    output_format: ExportOrProviderFormat = ExportTarget.CSV,
     filters: Any = None,
 ) -> None:
     """Write the filtered addresses to a file or stdout, streaming."""
-    _export(ctx, filters, output_format, output)
+    if output_format in EXPORT_CHOICES:
+        export_to_provider(ctx, filters, output_format.value, output)
+        return
+    _export(ctx, filters, Format(output_format.value), output)
 
 
 def _export(ctx: typer.Context, filters: Any, fmt: Format, output: Path | None) -> None:

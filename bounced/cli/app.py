@@ -17,7 +17,18 @@ import typer
 # typer (0.24 on) vendors click; its exceptions are public only there.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
-from bounced.cli import admin, api, clean, domain, listener, parse, policy_server, sending, tokens
+from bounced.cli import (
+    admin,
+    api,
+    clean,
+    domain,
+    listener,
+    parse,
+    policy_server,
+    providers,
+    sending,
+    tokens,
+)
 from bounced.cli.terminal import say
 
 __all__ = ["app", "main"]
@@ -77,7 +88,18 @@ def _root(
     ctx.obj = {"config": config, "database_url": database_url, "actor": actor}
 
 
-for _module in (parse, admin, listener, sending, api, tokens, policy_server, clean, domain):
+for _module in (
+    parse,
+    admin,
+    listener,
+    sending,
+    api,
+    tokens,
+    policy_server,
+    clean,
+    domain,
+    providers,
+):
     _module.register(app)
 
 

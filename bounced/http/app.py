@@ -44,6 +44,7 @@ ROUTERS: tuple[str, ...] = (
     "bounced.http.sending",
     "bounced.http.inbox",
     "bounced.http.clean",
+    "bounced.http.webhooks",
 )
 
 _UNMATCHED = "<unmatched>"
