@@ -28,7 +28,16 @@ from bounced import Bounce, Kind, Report, parse
 from bounced.sources import split_mbox
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "sisimai"
+#: `../shared/corpus` of the repository, or of a folder above it (a git worktree
+#: under `wt/` reads the same corpus as the main checkout beside it).
+DEFAULT_CORPUS = next(
+    (
+        found
+        for folder in REPO.parents
+        if (found := folder / "shared" / "corpus" / "sisimai").is_dir()
+    ),
+    REPO.parent / "shared" / "corpus" / "sisimai",
+)
 
 #: Acceptance of issue 3: each ratio must reach its floor ...
 FLOORS = {
@@ -185,8 +194,15 @@ class FileScore:
         return not (self.parsed.crash or self.extra or any(p.misses() for p in self.pairs))
 
 
+def _names_address(row: Bounce, address: str) -> bool:
+    """The labels name the final address after aliasing; our rows name the one
+    mailed, and the final one beside it when they differ: either matches."""
+    return address in (row.recipient.lower(), row.final_recipient.lower())
+
+
 def score_file(name: str, labels: tuple[Label, ...], parsed: Parsed) -> FileScore:
-    """Match each labelled recipient, in order, to the first unused row for that address.
+    """Match each labelled recipient, in order, to the first unused row for that
+    address (its `recipient` or its `final_recipient`).
 
     Rows left over are extra, except that a label with an empty recipient (the
     reference tool saw a different recipient count) stands for one row whose
@@ -197,9 +213,7 @@ def score_file(name: str, labels: tuple[Label, ...], parsed: Parsed) -> FileScor
     for label in labels:
         if not label.recipient:
             continue
-        index = next(
-            (i for i, r in enumerate(unused) if r.recipient.lower() == label.recipient), None
-        )
+        index = next((i for i, r in enumerate(unused) if _names_address(r, label.recipient)), None)
         pairs.append(Pair(label, None if index is None else unused.pop(index)))
     blanks = sum(1 for label in labels if not label.recipient)
     return FileScore(

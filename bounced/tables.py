@@ -124,6 +124,8 @@ class Event(SQLModel, table=True):
     original_message_id: str = _text()
     feedback_type: str = _text()
     detector: str = _text()
+    #: The address the message was last handed to, when not the one mailed (Bounce).
+    final_recipient: str = _text()
     #: The recipient's domain, kept here so deliverability needs no join.
     domain: str = _text()
     source: str = _text()

@@ -3,8 +3,9 @@ providers' older complaint mails that carry the original without a report."""
 
 from __future__ import annotations
 
+from bounced.dsn.address import addresses, clean_address
 from bounced.dsn.evidence import Finding
-from bounced.dsn.fields import ADDRESS, clean_address, field_groups
+from bounced.dsn.fields import field_groups
 from bounced.dsn.mime import Mail
 from bounced.rules import Rules
 
@@ -62,7 +63,7 @@ def _reported(report: str) -> list[str]:
 def _original_recipients(mail: Mail, headers: tuple[str, ...]) -> list[str]:
     """Recipients named by the first of `headers` present in the returned original."""
     for name in headers:
-        found = ADDRESS.findall(mail.original.get(name))
+        found = addresses(mail.original.get(name))
         if found:
-            return list(dict.fromkeys(a.lower() for a in found))
+            return found
     return []

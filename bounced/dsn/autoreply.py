@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bounced.dsn.fields import clean_address
+from bounced.dsn.address import clean_address
 from bounced.dsn.mime import Mail
 from bounced.rules import Rules
 

@@ -11,6 +11,8 @@ class Finding:
 
     recipient: str
     action: str = ""
+    #: The address last handed to, when another than `recipient` (the one mailed).
+    final_recipient: str = ""
     status: str = ""
     reply_code: str = ""
     diagnostic: str = ""

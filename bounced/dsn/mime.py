@@ -133,6 +133,9 @@ class Mail:
         return (p for p in self.parts if p.content_type.startswith(prefixes))
 
 
+_LEADING_BLANK_LINES = re.compile(rb"\A(?:[ \t]*\n)+")
+
+
 def _decoded(raw: bytes | str) -> tuple[str, str, list[str]]:
     """Bytes or text in, LF-only text out, bounded in size; the codec that turns the
     text back into the message's bytes (parts with their own charset or transfer
@@ -144,6 +147,10 @@ def _decoded(raw: bytes | str) -> tuple[str, str, list[str]]:
         raw = raw[:MAX_PARSE_BYTES]
         problems.append(f"message longer than {MAX_PARSE_BYTES} bytes: read the start only")
     raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if raw[:1] in (b"\n", b" ", b"\t"):
+        # Blank or space-only lines before the headers (a message saved by hand,
+        # a spool that prepends a newline): the headers are still the headers.
+        raw = _LEADING_BLANK_LINES.sub(b"", raw, count=1)
     # Headers and 8-bit bodies arrive in any charset; UTF-8 first, then Latin-1
     # byte for byte, so that no input can raise and no byte is lost.
     try:
@@ -452,7 +459,7 @@ def _codec(charset: str) -> str:
     name = _CHARSET_ALIASES.get(name, name)
     try:
         info = codecs.lookup(name)
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL byte in the name is data too
         return "utf-8"
     if not getattr(info, "_is_text_encoding", True) or info.name in _REFUSED:
         return "utf-8"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from bounced.dsn import arf, autoreply, rfc3464, ses, text
+from bounced.dsn.address import addresses
 from bounced.dsn.classify import decide
 from bounced.dsn.evidence import Finding
-from bounced.dsn.fields import ADDRESS, smtp_command
+from bounced.dsn.fields import smtp_command
 from bounced.dsn.mime import Mail, header_block, read
 from bounced.dsn.report import Bounce, Kind, Report
 from bounced.rules import Family, Rules, load
@@ -84,8 +85,7 @@ def _inline_fields(mail: Mail) -> list[Finding]:
 def _original_recipients(mail: Mail, notice: text.Notice, rules: Rules) -> list[Finding]:
     """A notice that names nobody failed for the original's recipients."""
     headers = mail.original if mail.original else header_block(text.quoted_headers(notice))
-    recipients = dict.fromkeys(a.lower() for a in ADDRESS.findall(headers.get("to")))
-    return text.about(list(recipients), notice, rules)
+    return text.about(addresses(headers.get("to")), notice, rules)
 
 
 def _from_daemon(mail: Mail, rules: Rules) -> bool:
@@ -113,7 +113,7 @@ def _senders(mail: Mail) -> set[str]:
         mail.original.get("from"),
         mail.original.get("return-path"),
     ]
-    return {a.lower() for v in values for a in ADDRESS.findall(v)}
+    return {a for v in values for a in addresses(v)}
 
 
 def _with_notice(
@@ -132,10 +132,12 @@ def _with_notice(
 def _merge(primary: list[Finding], extra: list[Finding]) -> list[Finding]:
     """Status-part findings, each with gaps filled from the text about the same
     recipient; the text's diagnostic wins when the part's is empty."""
-    by_recipient = {f.recipient.lower(): f for f in extra}
+    by_recipient = {a.lower(): f for f in extra for a in (f.final_recipient, f.recipient) if a}
     merged = []
     for finding in primary:
-        other = by_recipient.get(finding.recipient.lower())
+        other = by_recipient.get(finding.recipient.lower()) or by_recipient.get(
+            finding.final_recipient.lower() or finding.recipient.lower()
+        )
         merged.append(finding.merged(other) if other else finding)
     return _unique(merged)
 
@@ -208,6 +210,7 @@ def _bounce(
     row_kind = kind or _row_kind(finding)
     common = dict(
         recipient=finding.recipient,
+        final_recipient=finding.final_recipient,
         kind=row_kind,
         status=finding.status,
         reply_code=finding.reply_code,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
+from bounced.dsn.address import clean_address, same_address
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import (
-    clean_address,
     failure_reply_code,
     field_groups,
     first_reply_code,
@@ -23,7 +23,10 @@ from bounced.dsn.fields import (
 from bounced.dsn.mime import Mail
 
 STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
-_RECIPIENT_FIELDS = ("final-recipient", "original-recipient", "x-actual-recipient")
+#: Where a group names its recipient, the address the sender mailed first (RFC
+#: 3464: Original-Recipient is the address of the RCPT TO, Final-Recipient the
+#: one after aliasing and forwarding).
+_RECIPIENT_FIELDS = ("original-recipient", "final-recipient", "x-actual-recipient")
 _RECIPIENT_FIELD = re.compile(r"^(?:final|original)-recipient[ \t]*:", re.IGNORECASE | re.MULTILINE)
 
 
@@ -56,10 +59,8 @@ def from_fields(text: str, source: str) -> list[Finding]:
     per_message: dict[str, str] = {}
     out: list[Finding] = []
     for group in groups:
-        recipient = next(
-            (a for f in _RECIPIENT_FIELDS if (a := clean_address(typed_value(group.get(f, ""))))),
-            "",
-        )
+        named = [clean_address(group.get(f, "")) for f in _RECIPIENT_FIELDS]
+        recipient = next((a for a in named if a), "")
         if not recipient:
             if not out:
                 per_message.update(group)
@@ -68,9 +69,11 @@ def from_fields(text: str, source: str) -> list[Finding]:
         diagnostic = typed_value(code)
         said = diagnostic.lower()
         status = first_status(group.get("status", ""))
+        final = named[1] or named[2]
         out.append(
             Finding(
                 recipient=recipient,
+                final_recipient="" if same_address(final, recipient) else final,
                 diagnostic_type=_diagnostic_type(code, group),
                 action=group.get("action", "").split()[0].lower() if group.get("action") else "",
                 status=status,

@@ -10,12 +10,12 @@ where their text ends) is data in `bounced/rules/families.toml`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
+from bounced.dsn.address import addresses, find_addresses
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import (
-    ADDRESS,
     failure_reply_code,
     failure_status,
     remote_host,
@@ -40,6 +40,10 @@ _STRONG_BEFORE = re.compile(r"(?:rcpt to:|to:|recipient:|address:)\s*<?$")
 #: does not help, write to <help@provider>", in whatever language).
 _ANGLED_BEFORE = re.compile(r"(?<!contact )(?<!mail to )<$")
 _SAID_AFTER = re.compile(r">\s*\S")
+#: An address that the one before it was reached through: Postfix's and
+#: sendmail's "(expanded from <alias>)", Exim's "(generated from alias)" and
+#: "(ultimately generated from alias)". The alias is the address the sender mailed.
+_ALIAS_BEFORE = re.compile(r"(?:expanded|generated) from:?\s*<?$")
 _HEADER_START = re.compile(
     r"^(?:received|return-path|dkim-signature):[ \t]?(?:from |by |<|v=)", re.IGNORECASE
 )
@@ -114,8 +118,8 @@ def _looks_like_headers(text: str) -> bool:
 def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[Finding]:
     """One finding per recipient the notice names, with the block of text about it."""
     lines = text.text.split("\n")
-    anchors = _anchors(lines, rules)
-    failed_header = [a.lower() for a in ADDRESS.findall(mail.headers.get("x-failed-recipients"))]
+    anchors, mailed = _anchors(lines, rules)
+    failed_header = addresses(mail.headers.get("x-failed-recipients"))
     strong = [a for _, a, s in anchors if s and a not in exclude]
     if failed_header and strong and not any(a in text.text.lower() for a in failed_header):
         # The header names an address the notice never mentions (one rewritten
@@ -146,7 +150,10 @@ def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[
         # A notice about one recipient is evidence as a whole, including what
         # it says before naming the address.
         context = unfold(text.text)[:MAX_DIAGNOSTIC] if len(order) == 1 else ""
-        out.append(_finding(recipient, block, context, delayed, text.family))
+        finding = _finding(recipient, block, context, delayed, text.family)
+        if recipient in mailed:
+            finding = replace(finding, recipient=mailed[recipient], final_recipient=recipient)
+        out.append(finding)
     return out
 
 
@@ -207,24 +214,30 @@ def _finding(recipient: str, block: str, context: str, delayed: bool, family: st
     )
 
 
-def _anchors(lines: list[str], rules: Rules) -> list[tuple[int, str, bool]]:
-    """(line index, address, strong) for every address the notice names."""
-    found = []
+def _anchors(lines: list[str], rules: Rules) -> tuple[list[tuple[int, str, bool]], dict[str, str]]:
+    """(line index, address, strong) for every address the notice names, and
+    the address each final one was reached through (final → mailed), for the
+    aliases the notice names (which are no recipients of their own)."""
+    found: list[tuple[int, str, bool]] = []
+    mailed: dict[str, str] = {}
     for index, line in enumerate(lines):
         if "@" not in line or _NOISE_LINE.match(line.strip()):
             continue
-        for match in ADDRESS.finditer(line):
-            address = match.group(1).strip(".").lower()
-            before = line[: match.start()].lower()
+        for start, end, address in find_addresses(line):
+            address = address.lower()
+            before = line[:start].lower()
+            if found and _ALIAS_BEFORE.search(before):
+                mailed.setdefault(found[-1][1], address)
+                continue
             strong = (
                 not before.strip(" \t<\"'*-")
                 or bool(_STRONG_BEFORE.search(before))
-                or bool(_ANGLED_BEFORE.search(before) and _SAID_AFTER.match(line, match.end()))
+                or bool(_ANGLED_BEFORE.search(before) and _SAID_AFTER.match(line, end))
             )
             if _never_recipient(address, strong, rules):
                 continue
             found.append((index, address, strong))
-    return found
+    return found, mailed
 
 
 def _never_recipient(address: str, strong: bool, rules: Rules) -> bool:
