@@ -8,7 +8,7 @@ import pytest
 from dsn_builder import Rcpt, make_dsn
 
 from bounced import parse
-from bounced.dsn.address import addresses, clean_address, same_address
+from bounced.dsn.address import addresses, clean_address
 
 
 @pytest.mark.parametrize(
@@ -36,11 +36,6 @@ def test_the_address_reader_undoes_the_junk_around_an_address(value: str, addres
 
 def test_an_address_after_an_equals_sign_inside_a_word_is_no_address() -> None:
     assert addresses("id=QX9 key=value@notanaddress x=1") == []
-
-
-def test_a_quoted_local_part_is_the_same_mailbox_as_the_unquoted_one() -> None:
-    assert same_address('"a..b"@Example.org', "a..b@example.org")
-    assert not same_address("a@example.org", "b@example.org")
 
 
 def test_original_recipient_is_the_row_and_final_recipient_kept_beside_it() -> None:

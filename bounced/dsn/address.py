@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-__all__ = ["ADDRESS", "addresses", "clean_address", "find_addresses", "same_address"]
+__all__ = ["ADDRESS", "addresses", "clean_address", "find_addresses"]
 
 #: An address as it appears in bounce texts: liberal on the local part (it may
 #: be internationalised), strict enough on the domain to skip IPs and hosts.
@@ -58,9 +58,3 @@ def clean_address(value: str) -> str:
     """The first address in a field value (inside `<...>`, quotes, a notation);
     empty when there is none."""
     return next((a for _, _, a in find_addresses(value)), "")
-
-
-def same_address(a: str, b: str) -> bool:
-    """Whether two spellings name one mailbox: case aside, and a quoted local part
-    the same as the unquoted one (`"a..b"@host` is `a..b@host` to every MTA)."""
-    return a.replace('"', "").lower() == b.replace('"', "").lower()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from bounced.dsn.address import clean_address, same_address
+from bounced.dsn.address import clean_address
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import (
     failure_reply_code,
@@ -73,7 +73,7 @@ def from_fields(text: str, source: str) -> list[Finding]:
         out.append(
             Finding(
                 recipient=recipient,
-                final_recipient="" if same_address(final, recipient) else final,
+                final_recipient=final if final.lower() != recipient.lower() else "",
                 diagnostic_type=_diagnostic_type(code, group),
                 action=group.get("action", "").split()[0].lower() if group.get("action") else "",
                 status=status,
