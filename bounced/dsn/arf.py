@@ -3,6 +3,9 @@ providers' older complaint mails that carry the original without a report."""
 
 from __future__ import annotations
 
+import re
+from functools import cache
+
 from bounced.dsn.address import addresses, clean_address
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import field_groups
@@ -12,16 +15,32 @@ from bounced.rules import Rules
 REPORT_TYPE = "message/feedback-report"
 
 
+def report_text(mail: Mail, rules: Rules) -> str:
+    """The feedback report's fields: its own part, else a text part that a
+    provider's loop wrote them into (a line starting with "Feedback-Type:")."""
+    part = next(mail.parts_of(REPORT_TYPE), None)
+    if part is not None:
+        return part.text
+    fields = _field_lines(rules.complaint["report_fields"])
+    return next((p.text for p in mail.parts_of("text/plain") if fields.search(p.text)), "")
+
+
+@cache
+def _field_lines(names: tuple[str, ...]) -> re.Pattern[str]:
+    """Lines that start with one of the report's field names."""
+    return re.compile("|".join(f"^{re.escape(n)}" for n in names), re.IGNORECASE | re.MULTILINE)
+
+
 def findings(mail: Mail, rules: Rules) -> list[Finding]:
     """One finding per complained-about recipient; empty when not a complaint."""
-    parts = list(mail.parts_of(REPORT_TYPE))
-    if not parts:
+    report = report_text(mail, rules)
+    if not report:
         return _unformatted(mail, rules)
     fields: dict[str, str] = {}
-    for group in field_groups(parts[0].text):
+    for group in field_groups(report):
         for name, value in group.items():
             fields.setdefault(name, value)
-    recipients = _reported(parts[0].text) or _original_recipients(mail, ("to",))
+    recipients = _reported(report) or _original_recipients(mail, ("to",))
     return [
         Finding(
             recipient=r,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bounced.dsn.address import ADDRESS
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import failure_status, unfold
 from bounced.dsn.report import DEFAULT_HARD_REASONS, BounceClass, Kind, Reason
@@ -60,7 +61,11 @@ _LINE_CODES = re.compile(r"(?<=\s)[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s)?")
 
 def _words(text: str) -> str:
     """The server's sentences without the codes that start each reply line, so
-    that a phrase split across lines of a multi-line reply still matches."""
+    that a phrase split across lines of a multi-line reply still matches, and
+    without addresses, whose words are names ("junkmail@example.org" says
+    nothing about spam)."""
+    if "@" in text:
+        text = ADDRESS.sub(" ", text)
     return " ".join(_LINE_CODES.sub(" ", f" {text}").split())
 
 
@@ -148,10 +153,26 @@ def decide(finding: Finding, kind: Kind, family: Family | None, rules: Rules) ->
     if family and reason in family.reads and rule.startswith("phrase:"):
         reason, rule = family.reads[reason], f"{rule}+family:{family.name}"
     permanent = _permanent(status, finding, kind, family)
+    hard = permanent and reason in DEFAULT_HARD_REASONS
+    coded = bool(status or finding.reply_code)  # a code the server gave, not derived
+    if coded and permanent and not hard and (evidence := for_good(reason, finding, rules)):
+        hard, rule = True, f"{rule}+hard:{evidence}"
     if not status:
         status = _derived_status(permanent, reason, finding.smtp_command, family, rules)
-    hard = permanent and reason in DEFAULT_HARD_REASONS
     return Decision(reason, rule, status, BounceClass.HARD if hard else BounceClass.SOFT)
+
+
+def for_good(reason: Reason, finding: Finding, rules: Rules) -> str:
+    """The words that make a permanent failure of this reason hard (the account
+    is closed for good, reasons.toml [[hard_when]]); "" when none say so or
+    words of a passing state ("temporarily", "locked") stand beside them."""
+    text = f"{unfold(finding.diagnostic)} {finding.context}".lower()
+    for rule in rules.hard_when:
+        if rule.reason is reason and not any(u in text for u in rule.unless):
+            found = next((p for p in rule.phrases if p in text), "")
+            if found:
+                return found
+    return ""
 
 
 def _derived_status(

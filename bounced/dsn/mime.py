@@ -144,7 +144,10 @@ def _decoded(raw: bytes | str) -> tuple[str, str, list[str]]:
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogateescape")
     if len(raw) > MAX_PARSE_BYTES:
+        # Cut at a line's end: the cut line's last word is no word of the
+        # message (an address cut to "user@example.n" would be another address).
         raw = raw[:MAX_PARSE_BYTES]
+        raw = raw[: raw.rfind(b"\n") + 1] or raw
         problems.append(f"message longer than {MAX_PARSE_BYTES} bytes: read the start only")
     raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     if raw[:1] in (b"\n", b" ", b"\t"):

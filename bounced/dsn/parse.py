@@ -8,12 +8,15 @@ from bounced.dsn import arf, autoreply, rfc3464, ses, text
 from bounced.dsn.address import addresses
 from bounced.dsn.classify import decide
 from bounced.dsn.evidence import Finding
-from bounced.dsn.fields import smtp_command
+from bounced.dsn.fields import failure_reply_code, failure_status, smtp_command
 from bounced.dsn.mime import Mail, header_block, read
 from bounced.dsn.report import Bounce, Kind, Report
 from bounced.rules import Family, Rules, load
 
 _KINDS = {k.value: k for k in Kind}
+#: How much of a notice is searched for a failure code when only its subject
+#: says it is a returned message.
+_EVIDENCE_SPAN = 8192
 
 
 def parse(raw: bytes | str) -> Report:
@@ -31,14 +34,21 @@ def _parse(mail: Mail, rules: Rules, nested: bool = False) -> Report:
     complaints = arf.findings(mail, rules)
     if complaints:
         return _report(mail, complaints, Kind.COMPLAINT, "arf", rules)
+    if arf.report_text(mail, rules):
+        # A complaint that names nobody (the original went to undisclosed
+        # recipients): still a complaint, never a bounce.
+        return _not_a_row(mail, Kind.COMPLAINT, "arf", "complaint names no recipient")
     notification = ses.findings(mail)
     if notification:
         kind = Kind.COMPLAINT if notification[0].feedback_type else None
         return _report(mail, notification, kind, "amazonses", rules)
     notice = text.notice(mail, rules)
+    status_rows = rfc3464.findings(mail)
+    if not status_rows and _challenge(mail, notice, rules):
+        return _not_a_row(mail, None, "", "challenge-response request: not a bounce")
     exclude = _senders(mail)
-    returned = bool(notice.family) or _looks_returned(mail, rules)
-    status_rows = rfc3464.findings(mail) or (_inline_fields(mail) if returned else [])
+    returned = bool(notice.family) or _looks_returned(mail, notice, rules)
+    status_rows = status_rows or (_inline_fields(mail) if returned else [])
     if status_rows:
         return _report(
             mail,
@@ -64,11 +74,30 @@ def _parse(mail: Mail, rules: Rules, nested: bool = False) -> Report:
     if responder:
         row = Finding(recipient=responder.lower(), source="rfc3834")
         return _report(mail, [row], Kind.AUTOREPLY, "rfc3834", rules, notice)
+    return _not_a_row(mail, None, "", "not a bounce, complaint or auto-reply")
+
+
+def _not_a_row(mail: Mail, kind: Kind | None, detector: str, why: str) -> Report:
+    """A report without rows, saying why it has none."""
     return Report(
-        kind=None,
+        kind=kind,
+        detector=detector,
         message_id=mail.headers.get("message-id"),
         subject=mail.headers.get("subject"),
-        problems=(*mail.problems, "not a bounce, complaint or auto-reply"),
+        problems=(*mail.problems, why),
+    )
+
+
+def _challenge(mail: Mail, notice: text.Notice, rules: Rules) -> bool:
+    """A challenge-response system asking the sender to prove it is a person."""
+    marks = rules.challenge
+    sender = mail.headers.get("from").lower()
+    subject = mail.headers.get("subject").lower()
+    head = notice.text[:4096].lower()
+    return (
+        any(s in sender for s in marks["senders"])
+        or any(s in subject for s in marks["subjects"])
+        or any(m in head for m in marks["markers"])
     )
 
 
@@ -93,16 +122,21 @@ def _from_daemon(mail: Mail, rules: Rules) -> bool:
     return any(s in sender for s in rules.returned["senders"])
 
 
-def _looks_returned(mail: Mail, rules: Rules) -> bool:
+def _looks_returned(mail: Mail, notice: text.Notice, rules: Rules) -> bool:
     """A mailer daemon wrote it, or its subject says so (a person's reply or
-    forward that quotes such a subject is none)."""
+    forward that quotes such a subject is none) and it carries what a returned
+    message does: the original, or a server's failure code. Spam that lands on
+    the return path has subjects like "payment failed" too, but neither."""
     if _from_daemon(mail, rules):
         return True
     subject = mail.headers.get("subject").lower().lstrip()
     marks = rules.returned
-    return not subject.startswith(marks["reply_prefixes"]) and any(
+    if subject.startswith(marks["reply_prefixes"]) or not any(
         s in subject for s in marks["subjects"]
-    )
+    ):
+        return False
+    said = notice.text[:_EVIDENCE_SPAN]
+    return bool(mail.original or notice.rest or failure_status(said) or failure_reply_code(said))
 
 
 def _senders(mail: Mail) -> set[str]:

@@ -81,6 +81,7 @@ def notice(mail: Mail, rules: Rules) -> Notice:
     if not texts:
         texts = [_TAG.sub(" ", p.text) for p in mail.parts_of("text/html")]
     body = "\n".join(t for i, t in enumerate(texts) if i == 0 or not _looks_like_headers(t))
+    body = without_footers(body, rules.footers)
     family = recognise(mail, rules, body)
     name = family.name if family else ""
     second_line = body.find("\n") + 1
@@ -88,6 +89,24 @@ def notice(mail: Mail, rules: Rules) -> Notice:
     if start is None:
         return Notice(body, "", name)
     return Notice(body[: start.start() - 1], body[start.start() :], name)
+
+
+def without_footers(body: str, footers: tuple[str, ...]) -> str:
+    """The text without the footers its mail system appended (antivirus stamps,
+    disclaimers): each from the line that starts it to the end of its paragraph."""
+    lowered = body.lower()
+    if not any(f in lowered for f in footers):
+        return body
+    kept: list[str] = []
+    in_footer = False
+    for line in body.split("\n"):
+        if not line.strip():
+            in_footer = False
+        elif not in_footer and any(f in line.lower() for f in footers):
+            in_footer = True
+        if not in_footer:
+            kept.append(line)
+    return "\n".join(kept)
 
 
 @cache

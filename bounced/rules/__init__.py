@@ -15,6 +15,23 @@ from importlib import resources
 
 from bounced.dsn.report import Reason
 
+__all__ = [
+    "SCHEMA",
+    "START",
+    "Family",
+    "FamilyMarks",
+    "HardWhen",
+    "Pattern",
+    "PhraseRule",
+    "PhraseScan",
+    "ProviderRule",
+    "Recast",
+    "Rules",
+    "RulesError",
+    "check_keys",
+    "load",
+]
+
 
 class RulesError(ValueError):
     """A rules file is malformed (unknown reason, duplicate phrase, bad pattern)."""
@@ -141,6 +158,16 @@ class Recast:
 
 
 @dataclass(frozen=True, slots=True)
+class HardWhen:
+    """A reason that is hard when the text says the state is for good (`phrases`)
+    and nothing says it is passing (`unless`), with a permanent code."""
+
+    reason: Reason
+    phrases: tuple[str, ...]
+    unless: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Rules:
     """Everything the parser decides with, compiled. `phrase_scan` and
     `pattern_list` hold every phrase and pattern arranged for the hot loop of a
@@ -165,6 +192,9 @@ class Rules:
     complaint: dict[str, tuple[str, ...]]
     returned: dict[str, tuple[str, ...]]
     not_recipients: tuple[str, ...]
+    footers: tuple[str, ...]
+    challenge: dict[str, tuple[str, ...]]
+    hard_when: tuple[HardWhen, ...]
     phrase_scan: PhraseScan
     pattern_list: tuple[Pattern, ...]
     phrase_index: dict[str, tuple[int, Reason]]
@@ -175,6 +205,92 @@ class Rules:
 
 def _load_toml(name: str) -> dict:
     return tomllib.loads(resources.files(__package__).joinpath(name).read_text("utf-8"))
+
+
+#: Every table of every rules file and the keys it may hold: a misspelled key
+#: (`phrase =` for `phrases =`) is refused, never silently ignored. Keys are
+#: paths of table names; "[]" stands for each entry of an array of tables.
+SCHEMA: dict[str, dict[str, frozenset[str]]] = {
+    "reasons.toml": {
+        "": frozenset({"reason", "hard_when"}),
+        "reason[]": frozenset({"name", "priority", "phrases", "patterns"}),
+        "reason[].patterns[]": frozenset({"needs", "regex"}),
+        "hard_when[]": frozenset({"reason", "phrases", "unless"}),
+    },
+    "status.toml": {
+        "": frozenset(
+            {"status", "reply", "command", "kind", "diagnostic_type", "recast", "derived"}
+        ),
+        "status[]": frozenset({"priority", "codes"}),
+        "reply[]": frozenset({"priority", "codes"}),
+        "command[]": frozenset({"priority", "commands"}),
+        "kind[]": frozenset({"priority", "kinds"}),
+        "diagnostic_type[]": frozenset({"priority", "types", "details"}),
+        "recast[]": frozenset({"phrases", "commands", "becomes"}),
+    },
+    "providers.toml": {
+        "": frozenset({"rule"}),
+        "rule[]": frozenset(
+            {"name", "hosts", "domains", "reason", "priority", "reply_codes", "statuses", "phrases"}
+        ),
+    },
+    "families.toml": {
+        "": frozenset({"text", "returned", "autoreply", "complaint", "challenge", "family"}),
+        "text": frozenset({"boundaries", "delay_markers", "not_recipients", "footers"}),
+        "returned": frozenset({"senders", "subjects", "reply_prefixes", "evidence"}),
+        "autoreply": frozenset({"headers", "precedence", "subjects"}),
+        "complaint": frozenset(
+            {"senders", "subjects", "recipient_headers", "unsubscribe_headers", "report_fields"}
+        ),
+        "challenge": frozenset({"senders", "subjects", "markers"}),
+        "family[]": frozenset(
+            {
+                "name",
+                "senders",
+                "subjects",
+                "markers",
+                "headers",
+                "reason",
+                "priority",
+                "reads",
+                "text_before_address",
+                "derived_after_command",
+                "temporary",
+            }
+        ),
+    },
+}
+
+
+def check_keys(name: str, data: dict) -> None:
+    """Refuse a key that the file's schema (SCHEMA) does not name, wherever it is."""
+    schema = SCHEMA[name]
+
+    def walk(path: str, table: dict) -> None:
+        allowed = schema.get(path)
+        if allowed is None:  # a table of free keys (codes, reads, ...)
+            return
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            where = path or "top level"
+            raise RulesError(f"{name}: unknown key {unknown[0]!r} in {where}")
+        for key, value in table.items():
+            child = f"{path}.{key}" if path else key
+            if isinstance(value, dict):
+                walk(child, value)
+            elif isinstance(value, list):
+                for entry in value:
+                    if isinstance(entry, dict):
+                        walk(f"{child}[]", entry)
+
+    walk("", data)
+
+
+def _rules_file(name: str) -> dict:
+    """A rules file, read and checked against its schema."""
+    data = _load_toml(name)
+    check_keys(name, data)
+    return data
 
 
 def _reason(value: str, where: str) -> Reason:
@@ -265,10 +381,10 @@ def _families(data: dict) -> tuple[Family, ...]:
 @cache
 def load() -> Rules:
     """The compiled rules; read from the package once per process."""
-    reasons = _load_toml("reasons.toml")
-    status = _load_toml("status.toml")
-    providers = _load_toml("providers.toml")
-    families = _load_toml("families.toml")
+    reasons = _rules_file("reasons.toml")
+    status = _rules_file("status.toml")
+    providers = _rules_file("providers.toml")
+    families = _rules_file("families.toml")
     phrases = _phrase_rules(reasons)
     known = _families(families)
     known_providers = _providers(providers)
@@ -306,4 +422,14 @@ def load() -> Rules:
         complaint={k: _lower(v) for k, v in families["complaint"].items()},
         returned={k: _lower(v) for k, v in families["returned"].items()},
         not_recipients=_lower(families["text"]["not_recipients"]),
+        footers=_lower(families["text"]["footers"]),
+        challenge={k: _lower(v) for k, v in families["challenge"].items()},
+        hard_when=tuple(
+            HardWhen(
+                _reason(row["reason"], "reasons.toml"),
+                _lower(row["phrases"]),
+                _lower(row["unless"]),
+            )
+            for row in reasons.get("hard_when", ())
+        ),
     )
