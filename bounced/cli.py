@@ -127,6 +127,16 @@ def parse_command(
     raise typer.Exit(1 if feedback.failures else 0)
 
 
+@app.command("explain")
+def explain_command(
+    path: Annotated[Path, typer.Argument(help="A message file.", dir_okay=False, exists=True)],
+) -> None:
+    """Why a message parsed as it did: parts, candidates and winner, addresses kept or dropped."""
+    from bounced.dsn.explain import explain, render  # only this command needs it
+
+    typer.echo(render(explain(path.read_bytes())))
+
+
 def _parse_rows(
     results: Iterable[Parsed | Unreadable], feedback: Feedback, show_all: bool
 ) -> Iterator[Row]:

@@ -1,8 +1,8 @@
-"""The one place where the layers' evidence is merged into a `Report`."""
+"""The one place where the layers' evidence is gathered and merged into a `Report`."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from bounced.dsn import arf, autoreply, rfc3464, ses, text
 from bounced.dsn.address import addresses
@@ -19,62 +19,114 @@ _KINDS = {k.value: k for k in Kind}
 _EVIDENCE_SPAN = 8192
 
 
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the layers found in one message, before any reason is decided:
+    `parse` turns it into a `Report`, `bounced.dsn.explain` shows how."""
+
+    mail: Mail
+    rows: tuple[Finding, ...] = ()  # one per recipient
+    kind: Kind | None = None  # the report's kind when the layer knows it
+    detector: str = ""
+    notice: text.Notice | None = None
+    exclude: frozenset[str] = frozenset()  # the sender side's addresses
+    why: str = ""  # what a report without rows says of itself
+
+    def family(self, rules: Rules) -> Family | None:
+        return rules.family(self.notice.family) if self.notice else None
+
+
 def parse(raw: bytes | str) -> Report:
     """Parse one message. Never raises for any input: whatever went wrong is in
     `problems`. (Broken rules files do raise `RulesError`: that is a deployment
     error, not a message's.)"""
     rules = load()
     try:
-        return _parse(read(raw), rules)
+        return report(gather(read(raw), rules), rules)
     except Exception as exc:  # the contract is a Report for any input, even on our own bugs
         return Report(kind=None, problems=(f"parser error: {exc.__class__.__name__}: {exc}",))
 
 
-def _parse(mail: Mail, rules: Rules, nested: bool = False) -> Report:
+def gather(mail: Mail, rules: Rules, nested: bool = False) -> Evidence:
+    """Ask the layers in turn; the first that recognises the message says what it holds."""
     complaints = arf.findings(mail, rules)
     if complaints:
-        return _report(mail, complaints, Kind.COMPLAINT, "arf", rules)
+        return _evidence(mail, complaints, Kind.COMPLAINT, "arf")
     if arf.report_text(mail, rules):
         # A complaint that names nobody (the original went to undisclosed
         # recipients): still a complaint, never a bounce.
-        return _not_a_row(mail, Kind.COMPLAINT, "arf", "complaint names no recipient")
+        return Evidence(
+            mail, kind=Kind.COMPLAINT, detector="arf", why="complaint names no recipient"
+        )
     notification = ses.findings(mail)
     if notification:
         kind = Kind.COMPLAINT if notification[0].feedback_type else None
-        return _report(mail, notification, kind, "amazonses", rules)
+        return _evidence(mail, notification, kind, "amazonses")
     notice = text.notice(mail, rules)
     status_rows = rfc3464.findings(mail)
     if not status_rows and _challenge(mail, notice, rules):
-        return _not_a_row(mail, None, "", "challenge-response request: not a bounce")
-    exclude = _senders(mail)
+        return Evidence(mail, notice=notice, why="challenge-response request: not a bounce")
+    exclude = frozenset(_senders(mail))
     returned = bool(notice.family) or _looks_returned(mail, notice, rules)
     status_rows = status_rows or (_inline_fields(mail) if returned else [])
     if status_rows:
-        return _report(
-            mail,
-            _with_notice(status_rows, mail, rules, notice, exclude),
-            None,
-            "rfc3464",
-            rules,
-            notice,
-        )
+        rows = _with_notice(status_rows, mail, rules, notice, exclude)
+        return _evidence(mail, rows, None, "rfc3464", notice, exclude)
     if returned:
         detector = notice.family or "text"
         rows = text.findings(mail, rules, notice, exclude)
         if rows:
-            return _report(mail, rows, None, detector, rules, notice)
+            return _evidence(mail, rows, None, detector, notice, exclude)
         if not nested and mail.original_raw:
-            inner = _parse(read(mail.original_raw), rules, nested=True)
-            if inner.bounces:
+            inner = gather(read(mail.original_raw), rules, nested=True)
+            if inner.rows:
                 return inner
         rows = _original_recipients(mail, notice, rules)
         if rows:
-            return _report(mail, rows, None, detector, rules, notice)
+            return _evidence(mail, rows, None, detector, notice, exclude)
     responder = "" if _from_daemon(mail, rules) else autoreply.responder(mail, rules)
     if responder:
         row = Finding(recipient=responder.lower(), source="rfc3834")
-        return _report(mail, [row], Kind.AUTOREPLY, "rfc3834", rules, notice)
-    return _not_a_row(mail, None, "", "not a bounce, complaint or auto-reply")
+        return _evidence(mail, [row], Kind.AUTOREPLY, "rfc3834", notice)
+    return Evidence(mail, notice=notice, why="not a bounce, complaint or auto-reply")
+
+
+def _evidence(
+    mail: Mail,
+    rows: list[Finding],
+    kind: Kind | None,
+    detector: str,
+    notice: text.Notice | None = None,
+    exclude: frozenset[str] = frozenset(),
+) -> Evidence:
+    return Evidence(mail, tuple(_unique(rows)), kind, detector, notice, exclude)
+
+
+def report(evidence: Evidence, rules: Rules) -> Report:
+    """The rows of the evidence, each with its reason and class decided."""
+    mail = evidence.mail
+    if not evidence.rows:
+        return _not_a_row(mail, evidence.kind, evidence.detector, evidence.why)
+    notice = evidence.notice
+    original_id = (
+        text.original_message_id(notice, mail.original)
+        if notice
+        else mail.original.get("message-id")
+    )
+    original_sender = mail.original.get("from") or mail.original.get("return-path")
+    family = evidence.family(rules)
+    bounces = tuple(
+        _bounce(row, evidence.kind, evidence.detector, original_id, original_sender, family, rules)
+        for row in evidence.rows
+    )
+    return Report(
+        kind=evidence.kind or _report_kind(bounces),
+        bounces=bounces,
+        detector=evidence.detector,
+        message_id=mail.headers.get("message-id"),
+        subject=mail.headers.get("subject"),
+        problems=mail.problems,
+    )
 
 
 def _not_a_row(mail: Mail, kind: Kind | None, detector: str, why: str) -> Report:
@@ -182,36 +234,6 @@ def _unique(rows: list[Finding]) -> list[Finding]:
         key = row.recipient.lower()
         seen[key] = seen[key].merged(row) if key in seen else row
     return list(seen.values())
-
-
-def _report(
-    mail: Mail,
-    rows: list[Finding],
-    kind: Kind | None,
-    detector: str,
-    rules: Rules,
-    notice: text.Notice | None = None,
-) -> Report:
-    original_id = (
-        text.original_message_id(notice, mail.original)
-        if notice
-        else mail.original.get("message-id")
-    )
-    original_sender = mail.original.get("from") or mail.original.get("return-path")
-    family = rules.family(notice.family) if notice else None
-    bounces = tuple(
-        _bounce(row, kind, detector, original_id, original_sender, family, rules)
-        for row in _unique(rows)
-    )
-    report_kind = kind or _report_kind(bounces)
-    return Report(
-        kind=report_kind,
-        bounces=bounces,
-        detector=detector,
-        message_id=mail.headers.get("message-id"),
-        subject=mail.headers.get("subject"),
-        problems=mail.problems,
-    )
 
 
 def _report_kind(bounces: tuple[Bounce, ...]) -> Kind:

@@ -134,17 +134,13 @@ def _looks_like_headers(text: str) -> bool:
     )
 
 
-def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[Finding]:
+def findings(
+    mail: Mail, rules: Rules, text: Notice, exclude: frozenset[str] | set[str]
+) -> list[Finding]:
     """One finding per recipient the notice names, with the block of text about it."""
     lines = text.text.split("\n")
-    anchors, mailed = _anchors(lines, rules)
-    failed_header = addresses(mail.headers.get("x-failed-recipients"))
-    strong = [a for _, a, s in anchors if s and a not in exclude]
-    if failed_header and strong and not any(a in text.text.lower() for a in failed_header):
-        # The header names an address the notice never mentions (one rewritten
-        # before delivery): the notice's own list is the better evidence.
-        failed_header = []
-    order = (failed_header or _recipients(anchors, exclude))[:MAX_RECIPIENTS]
+    anchors, mailed, _ = _anchors(lines, rules)
+    order = _chosen(mail, text, anchors, exclude)
     if not order:
         return []
     wanted = set(order)
@@ -174,6 +170,61 @@ def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[
             finding = replace(finding, recipient=mailed[recipient], final_recipient=recipient)
         out.append(finding)
     return out
+
+
+def _chosen(
+    mail: Mail,
+    text: Notice,
+    anchors: list[tuple[int, str, bool]],
+    exclude: frozenset[str] | set[str],
+) -> list[str]:
+    """The recipients among the addresses named: X-Failed-Recipients when it
+    agrees with the notice, else those the notice sets apart (see _recipients)."""
+    failed_header = addresses(mail.headers.get("x-failed-recipients"))
+    strong = [a for _, a, s in anchors if s and a not in exclude]
+    if failed_header and strong and not any(a in text.text.lower() for a in failed_header):
+        # The header names an address the notice never mentions (one rewritten
+        # before delivery): the notice's own list is the better evidence.
+        failed_header = []
+    return (failed_header or _recipients(anchors, exclude))[:MAX_RECIPIENTS]
+
+
+@dataclass(frozen=True, slots=True)
+class AddressVerdict:
+    """One address a notice names, and whether it was taken as a recipient."""
+
+    address: str
+    line: int  # in the notice, from 1
+    kept: bool
+    why: str
+
+
+def address_verdicts(
+    mail: Mail, rules: Rules, text: Notice, exclude: frozenset[str] | set[str]
+) -> list[AddressVerdict]:
+    """Every address of the notice with the reason it was kept or dropped, by
+    the same selection that `findings` makes."""
+    anchors, mailed, dropped = _anchors(text.text.split("\n"), rules)
+    chosen = set(_chosen(mail, text, anchors, exclude))
+    stands_apart = any(s and a not in exclude for _, a, s in anchors)
+    verdicts = [AddressVerdict(a, i + 1, False, why) for i, a, why in dropped]
+    seen: set[str] = set()
+    for index, address, strong in anchors:
+        if address in seen:
+            continue
+        seen.add(address)
+        if address in chosen:
+            why = "set apart as a recipient" if strong else "mentioned, and no address stands apart"
+            if address in mailed:
+                why += f"; reached as {address}, mailed as {mailed[address]}"
+        elif address in exclude:
+            why = "the sender side's own address (From, To, the original's From or Return-Path)"
+        elif stands_apart and not strong:
+            why = "only mentioned, while other addresses stand apart"
+        else:
+            why = "not in X-Failed-Recipients, which names the recipients"
+        verdicts.append(AddressVerdict(address, index + 1, address in chosen, why))
+    return sorted(verdicts, key=lambda v: v.line)
 
 
 def _block(named: list[tuple[int, str]], position: int, total: int) -> slice:
@@ -233,12 +284,16 @@ def _finding(recipient: str, block: str, context: str, delayed: bool, family: st
     )
 
 
-def _anchors(lines: list[str], rules: Rules) -> tuple[list[tuple[int, str, bool]], dict[str, str]]:
-    """(line index, address, strong) for every address the notice names, and
-    the address each final one was reached through (final → mailed), for the
-    aliases the notice names (which are no recipients of their own)."""
+def _anchors(
+    lines: list[str], rules: Rules
+) -> tuple[list[tuple[int, str, bool]], dict[str, str], list[tuple[int, str, str]]]:
+    """(line index, address, strong) for every address the notice names; the
+    address each final one was reached through (final → mailed), for the
+    aliases the notice names (which are no recipients of their own); and the
+    addresses dropped here, (line index, address, why)."""
     found: list[tuple[int, str, bool]] = []
     mailed: dict[str, str] = {}
+    dropped: list[tuple[int, str, str]] = []
     for index, line in enumerate(lines):
         if "@" not in line or _NOISE_LINE.match(line.strip()):
             continue
@@ -247,6 +302,7 @@ def _anchors(lines: list[str], rules: Rules) -> tuple[list[tuple[int, str, bool]
             before = line[:start].lower()
             if found and _ALIAS_BEFORE.search(before):
                 mailed.setdefault(found[-1][1], address)
+                dropped.append((index, address, f"the address mailed, reached as {found[-1][1]}"))
                 continue
             strong = (
                 not before.strip(" \t<\"'*-")
@@ -254,9 +310,10 @@ def _anchors(lines: list[str], rules: Rules) -> tuple[list[tuple[int, str, bool]
                 or bool(_ANGLED_BEFORE.search(before) and _SAID_AFTER.match(line, end))
             )
             if _never_recipient(address, strong, rules):
+                dropped.append((index, address, "a mail system's role address, only mentioned"))
                 continue
             found.append((index, address, strong))
-    return found, mailed
+    return found, mailed, dropped
 
 
 def _never_recipient(address: str, strong: bool, rules: Rules) -> bool:
