@@ -184,7 +184,7 @@ ATOM = st.text(
 )
 #: A local part's first atom: the address reader takes a leading ' or ` for the
 #: junk mangled notices leave (bounced.dsn.address), so none is generated there.
-FIRST_ATOM = ATOM.filter(lambda atom: atom[0] not in "'`" or set(atom) <= set("'`"))
+FIRST_ATOM = ATOM.filter(lambda atom: atom[0] not in "'`")
 UNICODE_ATOM = st.sampled_from(["josé", "müller", "δοκιμή", "用户", "пример", "ñandú", "ÿ"])
 LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
 PARENT_DOMAIN = st.sampled_from(["example.com", "example.net", "example.org"])
