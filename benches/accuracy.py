@@ -271,6 +271,41 @@ class CorpusScore:
         return sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
 
 
+def family_of(name: str) -> str:
+    """`lhost-exim-07` → `lhost-exim`: the format and the family of a corpus name."""
+    return name.rsplit("-", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyScore:
+    """The figures of one family's files (class and reason over its labelled rows)."""
+
+    family: str
+    rows: int
+    found: int
+    agree: dict[str, int]
+
+    def ratio(self, metric: str) -> float:
+        return ratio(self.agree[metric], self.rows)
+
+
+def family_scores(score: CorpusScore) -> list[FamilyScore]:
+    """Per family, worst first: lowest reason agreement, then class, then the larger family."""
+    pairs: dict[str, list[Pair]] = defaultdict(list)
+    for f, p in score.pairs():
+        pairs[family_of(f.name)].append(p)
+    families = [
+        FamilyScore(
+            name,
+            len(rows),
+            sum(1 for p in rows if p.row is not None),
+            {m.name: sum(1 for p in rows if m.covers(p.label) and p.agrees(m)) for m in METRICS},
+        )
+        for name, rows in pairs.items()
+    ]
+    return sorted(families, key=lambda f: (f.ratio("reason"), f.ratio("class"), -f.rows, f.family))
+
+
 def load_labels(corpus: Path) -> dict[str, tuple[Label, ...]]:
     rows = json.loads((corpus / "labels.json").read_text(encoding="utf-8"))
     return {
@@ -535,6 +570,22 @@ def _disagreement_lines(score: CorpusScore, top: int) -> list[str]:
     return lines
 
 
+def _family_lines(score: CorpusScore, top: int) -> list[str]:
+    """The worst families, so that a rule fitted to one family's samples shows up
+    as that family's figures, not as a hundredth of the total."""
+    families = family_scores(score)
+    worst = [f for f in families if f.ratio("reason") < 1 or f.ratio("class") < 1][:top]
+    if not worst:
+        return []
+    lines = [f"worst families ({len(families)} families; recall, class, reason over rows):"]
+    for f in worst:
+        lines.append(
+            f"  {f.family:24} {f.rows:3} rows  recall {ratio(f.found, f.rows):.2f}"
+            f"  class {f.ratio('class'):.2f}  reason {f.ratio('reason'):.2f}"
+        )
+    return lines
+
+
 def _extra_lines(score: CorpusScore, top: int) -> list[str]:
     worst = sorted((f for f in score.files if f.extra), key=lambda f: (-len(f.extra), f.name))
     if not worst:
@@ -613,6 +664,7 @@ def render(
         f" ({each:.1f} ms each); {labels} labels, {score.rows} with a recipient"
     )
     lines += _disagreement_lines(score, top)
+    lines += _family_lines(score, top)
     lines += _extra_lines(score, top)
     problems = [c for c in extras.checks if c.problem]
     if problems:
@@ -635,6 +687,9 @@ def as_json(score: CorpusScore, extras: ExtrasScore) -> dict[str, object]:
                 for (e, g), n in score.disagreements(m)
             ]
             for m in METRICS
+        },
+        "families": {
+            f.family: {"rows": f.rows, "found": f.found, **f.agree} for f in family_scores(score)
         },
         "extra": {f.name: [r.recipient for r in f.extra] for f in score.files if f.extra},
         "extra_problems": {c.key: c.problem for c in extras.checks if c.problem},
