@@ -17,6 +17,7 @@ import pytest
 
 from bounced import Bounce, BounceClass, Kind, Reason, parse
 from bounced.dsn import DEFAULT_HARD_REASONS
+from bounced.rules import load
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "dsn_samples"
 EXPECTED_SUFFIX = ".expected.json"
@@ -24,6 +25,7 @@ EXPECTED_SUFFIX = ".expected.json"
 #: Expectation keys and the `Bounce` attribute each one checks.
 ROW_FIELDS = {
     "recipient": "recipient",
+    "final_recipient": "final_recipient",
     "kind": "kind",
     "class": "bounce_class",
     "reason": "reason",
@@ -131,5 +133,6 @@ def test_expectations_are_well_formed(eml: Path) -> None:
         if row["kind"] == Kind.DELAYED.value:
             assert row.get("class") in (None, BounceClass.SOFT.value), "a delay is soft"
         if row.get("class") == BounceClass.HARD.value:
-            assert row.get("reason") in {r.value for r in DEFAULT_HARD_REASONS}
+            can_be_hard = {*DEFAULT_HARD_REASONS, *(r.reason for r in load().hard_when)}
+            assert row.get("reason") in {r.value for r in can_be_hard}
             assert row.get("status", "5")[0] == "5", "hard needs a permanent status"

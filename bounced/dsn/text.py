@@ -304,7 +304,7 @@ def _anchors(
                 mailed.setdefault(found[-1][1], address)
                 dropped.append((index, address, f"the address mailed, reached as {found[-1][1]}"))
                 continue
-            strong = (
+            strong = not _list_address(address, rules) and (
                 not before.strip(" \t<\"'*-")
                 or bool(_STRONG_BEFORE.search(before))
                 or bool(_ANGLED_BEFORE.search(before) and _SAID_AFTER.match(line, end))
@@ -314,6 +314,14 @@ def _anchors(
                 continue
             found.append((index, address, strong))
     return found, mailed, dropped
+
+
+def _list_address(address: str, rules: Rules) -> bool:
+    """A mailing list's own address (members-request@, owner-members@)."""
+    local = address.partition("@")[0]
+    return any(
+        local.endswith(a) if a[0] == "-" else local.startswith(a) for a in rules.list_affixes
+    )
 
 
 def _never_recipient(address: str, strong: bool, rules: Rules) -> bool:

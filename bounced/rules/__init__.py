@@ -192,6 +192,7 @@ class Rules:
     complaint: dict[str, tuple[str, ...]]
     returned: dict[str, tuple[str, ...]]
     not_recipients: tuple[str, ...]
+    list_affixes: tuple[str, ...]
     footers: tuple[str, ...]
     challenge: dict[str, tuple[str, ...]]
     hard_when: tuple[HardWhen, ...]
@@ -236,7 +237,9 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
     },
     "families.toml": {
         "": frozenset({"text", "returned", "autoreply", "complaint", "challenge", "family"}),
-        "text": frozenset({"boundaries", "delay_markers", "not_recipients", "footers"}),
+        "text": frozenset(
+            {"boundaries", "delay_markers", "not_recipients", "list_affixes", "footers"}
+        ),
         "returned": frozenset({"senders", "subjects", "reply_prefixes", "evidence"}),
         "autoreply": frozenset({"headers", "precedence", "subjects"}),
         "complaint": frozenset(
@@ -422,6 +425,7 @@ def load() -> Rules:
         complaint={k: _lower(v) for k, v in families["complaint"].items()},
         returned={k: _lower(v) for k, v in families["returned"].items()},
         not_recipients=_lower(families["text"]["not_recipients"]),
+        list_affixes=_lower(families["text"]["list_affixes"]),
         footers=_lower(families["text"]["footers"]),
         challenge={k: _lower(v) for k, v in families["challenge"].items()},
         hard_when=tuple(
