@@ -18,43 +18,51 @@ from collections.abc import Iterator
 __all__ = ["ADDRESS", "addresses", "clean_address", "find_addresses"]
 
 #: An address as it appears in bounce texts: liberal on the local part (it may
-#: be internationalised), strict enough on the domain to skip IPs and hosts.
+#: be internationalised), strict enough on the domain to skip IPs and hosts. No
+#: address starts right after "=" (so `a=b@c` inside a VERP address is none).
 ADDRESS = re.compile(
     r"(?<![\w.+=-])((?:\"[^\"\n]{1,64}\"|[\w.!#$%&'*+/=?^`{|}~-]{1,64})@(?:\[[0-9.:a-fA-F]+\]|[\w-]{1,63}(?:\.[\w-]{1,63}){0,10}\.(?:[a-zA-Z]{1,63}|xn--[a-zA-Z0-9-]{1,59})))",
 )
-#: Notations that put an address after "=" or ":" (which the pattern above
-#: refuses before an address, so `a=b@c` inside a VERP address is no address):
-#: Exchange's proxy addresses and X.400 O/R addresses.
-_NOTATION = re.compile(r"(?:\bdda:)?\bsmtp[=:](?=\S)|\bmailto:|\brfc822;", re.IGNORECASE)
+#: Exchange's and X.400's notation, which puts an address right after "=".
+_SMTP_EQUALS = re.compile(r"smtp=", re.IGNORECASE)
 #: Characters a mangled text leaves before a local part: never the address's own.
 _LEADING_JUNK = "'`"
 
 
-def _blanked(text: str) -> str:
-    """The text with each notation replaced by as many spaces, so that positions
-    in it are positions in the original."""
-    if "=" not in text and ":" not in text and ";" not in text:
-        return text
-    return _NOTATION.sub(lambda m: " " * len(m.group(0)), text)
+def _unmarked(text: str) -> str:
+    """The text with `SMTP=` blanked out (as many spaces: positions stay)."""
+    if "=" in text and ("MTP=" in text or "mtp=" in text):
+        return _SMTP_EQUALS.sub("     ", text)
+    return text
+
+
+def _normal(address: str) -> tuple[int, str]:
+    """How many junk characters lead the address, and the address without them."""
+    if address[0] not in _LEADING_JUNK and address[0] != ".":
+        return 0, address
+    local = address.partition("@")[0]
+    junk = len(local) - len(local.lstrip(_LEADING_JUNK))
+    if junk == len(local):  # nothing but the quote: that is the local part
+        junk = 0
+    return junk, address[junk:].strip(".")
 
 
 def find_addresses(text: str) -> Iterator[tuple[int, int, str]]:
     """(start, end, address) of every address in `text`, normalised."""
-    for match in ADDRESS.finditer(_blanked(text)):
-        start, address = match.start(1), match.group(1)
-        local = address.partition("@")[0]
-        junk = len(local) - len(local.lstrip(_LEADING_JUNK))
-        if junk == len(local):  # nothing but the quote: that is the local part
-            junk = 0
-        yield start + junk, match.end(1), address[junk:].strip(".")
+    for match in ADDRESS.finditer(_unmarked(text)):
+        junk, address = _normal(match.group(1))
+        yield match.start(1) + junk, match.end(1), address
 
 
 def addresses(text: str) -> list[str]:
     """Every address in `text`, lower-cased, each once, in order."""
-    return list(dict.fromkeys(a.lower() for _, _, a in find_addresses(text)))
+    if "@" not in text:
+        return []
+    return list(dict.fromkeys(_normal(a)[1].lower() for a in ADDRESS.findall(_unmarked(text))))
 
 
 def clean_address(value: str) -> str:
     """The first address in a field value (inside `<...>`, quotes, a notation);
     empty when there is none."""
-    return next((a for _, _, a in find_addresses(value)), "")
+    match = ADDRESS.search(_unmarked(value)) if "@" in value else None
+    return _normal(match.group(1))[1] if match else ""

@@ -13,6 +13,9 @@ from bounced.dsn.mime import Mail
 from bounced.rules import Rules
 
 REPORT_TYPE = "message/feedback-report"
+_DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
+#: A report written into a text part gives its fields in the part's first lines.
+_HEAD = 4096
 
 
 def report_text(mail: Mail, rules: Rules) -> str:
@@ -21,8 +24,22 @@ def report_text(mail: Mail, rules: Rules) -> str:
     part = next(mail.parts_of(REPORT_TYPE), None)
     if part is not None:
         return part.text
-    fields = _field_lines(rules.complaint["report_fields"])
-    return next((p.text for p in mail.parts_of("text/plain") if fields.search(p.text)), "")
+    if next(mail.parts_of(*_DSN_TYPES), None) is not None:
+        return ""  # a delivery report, not a complaint
+    names = rules.complaint["report_fields"]
+    spellings = _spellings(names)
+    for part in mail.parts_of("text/plain"):
+        text = part.text
+        found = any(text.find(s, 0, _HEAD) >= 0 for s in spellings)
+        if found and _field_lines(names).search(text, 0, _HEAD):
+            return text
+    return ""
+
+
+@cache
+def _spellings(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The field names as reports write them, for a quick look before the pattern."""
+    return tuple({spelled for n in names for spelled in (n, n.title(), n.upper())})
 
 
 @cache

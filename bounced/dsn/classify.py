@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bounced.dsn.address import ADDRESS
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import failure_status, unfold
 from bounced.dsn.report import DEFAULT_HARD_REASONS, BounceClass, Kind, Reason
@@ -59,13 +58,17 @@ def _suffixes(*hosts: str) -> set[str]:
 _LINE_CODES = re.compile(r"(?<=\s)[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s)?")
 
 
+#: The words that hold an "@": addresses, whatever their shape.
+_ADDRESS_WORDS = re.compile(r"[^\s<>()\[\]]*@[^\s<>()\[\]]*")
+
+
 def _words(text: str) -> str:
     """The server's sentences without the codes that start each reply line, so
     that a phrase split across lines of a multi-line reply still matches, and
     without addresses, whose words are names ("junkmail@example.org" says
     nothing about spam)."""
     if "@" in text:
-        text = ADDRESS.sub(" ", text)
+        text = _ADDRESS_WORDS.sub(" ", text)
     return " ".join(_LINE_CODES.sub(" ", f" {text}").split())
 
 
@@ -166,9 +169,12 @@ def for_good(reason: Reason, finding: Finding, rules: Rules) -> str:
     """The words that make a permanent failure of this reason hard (the account
     is closed for good, reasons.toml [[hard_when]]); "" when none say so or
     words of a passing state ("temporarily", "locked") stand beside them."""
+    ruled = [rule for rule in rules.hard_when if rule.reason is reason]
+    if not ruled:
+        return ""
     text = f"{unfold(finding.diagnostic)} {finding.context}".lower()
-    for rule in rules.hard_when:
-        if rule.reason is reason and not any(u in text for u in rule.unless):
+    for rule in ruled:
+        if not any(u in text for u in rule.unless):
             found = next((p for p in rule.phrases if p in text), "")
             if found:
                 return found

@@ -81,14 +81,12 @@ def notice(mail: Mail, rules: Rules) -> Notice:
     if not texts:
         texts = [_TAG.sub(" ", p.text) for p in mail.parts_of("text/html")]
     body = "\n".join(t for i, t in enumerate(texts) if i == 0 or not _looks_like_headers(t))
-    body = without_footers(body, rules.footers)
-    family = recognise(mail, rules, body)
-    name = family.name if family else ""
     second_line = body.find("\n") + 1
     start = _original_start(rules.boundaries).search(body, second_line) if second_line else None
-    if start is None:
-        return Notice(body, "", name)
-    return Notice(body[: start.start() - 1], body[start.start() :], name)
+    cut = len(body) + 1 if start is None else start.start()
+    own = without_footers(body[: cut - 1], rules.footers)
+    family = recognise(mail, rules, body)
+    return Notice(own, body[cut:], family.name if family else "")
 
 
 def without_footers(body: str, footers: tuple[str, ...]) -> str:
