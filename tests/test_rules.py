@@ -136,3 +136,9 @@ def test_a_footer_marker_is_never_a_reason_phrase() -> None:
     could never decide anything."""
     rules = load()
     assert set(rules.footers) & set(rules.phrase_index) == set()
+
+
+def test_every_footer_holds_one_of_the_footer_words() -> None:
+    """The words are looked for first; a footer without one would never be cut."""
+    rules = load()
+    assert [f for f in rules.footers if not any(w in f for w in rules.footer_words)] == []

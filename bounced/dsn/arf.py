@@ -48,9 +48,9 @@ def _field_lines(names: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(f"^{re.escape(n)}" for n in names), re.IGNORECASE | re.MULTILINE)
 
 
-def findings(mail: Mail, rules: Rules) -> list[Finding]:
-    """One finding per complained-about recipient; empty when not a complaint."""
-    report = report_text(mail, rules)
+def findings(mail: Mail, rules: Rules, report: str) -> list[Finding]:
+    """One finding per complained-about recipient of the report (`report_text`),
+    or of a complaint mail without one; empty when not a complaint."""
     if not report:
         return _unformatted(mail, rules)
     fields: dict[str, str] = {}

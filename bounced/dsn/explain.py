@@ -120,6 +120,8 @@ def _addresses(evidence: Evidence, rules: Rules) -> list[AddressVerdict]:
     for row in evidence.rows:
         if row.recipient.lower() not in taken and row.final_recipient.lower() not in taken:
             why = f"named by the {row.source or evidence.detector} layer's fields"
+            if row.final_recipient:
+                why += f" as the address mailed; reached as {row.final_recipient}"
             verdicts.append(AddressVerdict(row.recipient, 0, True, why))
     return verdicts
 

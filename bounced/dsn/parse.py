@@ -49,10 +49,11 @@ def parse(raw: bytes | str) -> Report:
 
 def gather(mail: Mail, rules: Rules, nested: bool = False) -> Evidence:
     """Ask the layers in turn; the first that recognises the message says what it holds."""
-    complaints = arf.findings(mail, rules)
+    feedback = arf.report_text(mail, rules)
+    complaints = arf.findings(mail, rules, feedback)
     if complaints:
         return _evidence(mail, complaints, Kind.COMPLAINT, "arf")
-    if arf.report_text(mail, rules):
+    if feedback:
         # A complaint that names nobody (the original went to undisclosed
         # recipients): still a complaint, never a bounce.
         return Evidence(
@@ -64,7 +65,7 @@ def gather(mail: Mail, rules: Rules, nested: bool = False) -> Evidence:
         return _evidence(mail, notification, kind, "amazonses")
     notice = text.notice(mail, rules)
     status_rows = rfc3464.findings(mail)
-    if not status_rows and _challenge(mail, notice, rules):
+    if not (status_rows or notice.family) and _challenge(mail, notice, rules):
         return Evidence(mail, notice=notice, why="challenge-response request: not a bounce")
     exclude = frozenset(_senders(mail))
     returned = bool(notice.family) or _looks_returned(mail, notice, rules)
@@ -141,7 +142,8 @@ def _not_a_row(mail: Mail, kind: Kind | None, detector: str, why: str) -> Report
 
 
 def _challenge(mail: Mail, notice: text.Notice, rules: Rules) -> bool:
-    """A challenge-response system asking the sender to prove it is a person."""
+    """A challenge-response system asking the sender to prove it is a person
+    (asked only of messages that no MTA family wrote and that carry no DSN)."""
     marks = rules.challenge
     sender = mail.headers.get("from").lower()
     subject = mail.headers.get("subject").lower()

@@ -194,6 +194,7 @@ class Rules:
     not_recipients: tuple[str, ...]
     list_affixes: tuple[str, ...]
     footers: tuple[str, ...]
+    footer_words: tuple[str, ...]
     challenge: dict[str, tuple[str, ...]]
     hard_when: tuple[HardWhen, ...]
     phrase_scan: PhraseScan
@@ -238,7 +239,14 @@ SCHEMA: dict[str, dict[str, frozenset[str]]] = {
     "families.toml": {
         "": frozenset({"text", "returned", "autoreply", "complaint", "challenge", "family"}),
         "text": frozenset(
-            {"boundaries", "delay_markers", "not_recipients", "list_affixes", "footers"}
+            {
+                "boundaries",
+                "delay_markers",
+                "not_recipients",
+                "list_affixes",
+                "footers",
+                "footer_words",
+            }
         ),
         "returned": frozenset({"senders", "subjects", "reply_prefixes", "evidence"}),
         "autoreply": frozenset({"headers", "precedence", "subjects"}),
@@ -427,6 +435,7 @@ def load() -> Rules:
         not_recipients=_lower(families["text"]["not_recipients"]),
         list_affixes=_lower(families["text"]["list_affixes"]),
         footers=_lower(families["text"]["footers"]),
+        footer_words=_lower(families["text"]["footer_words"]),
         challenge={k: _lower(v) for k, v in families["challenge"].items()},
         hard_when=tuple(
             HardWhen(
