@@ -80,3 +80,26 @@ def test_an_alias_the_notice_names_is_the_row_and_not_a_second_recipient(line: s
     (row,) = parse(NOTICE.format(line=line).encode()).bounces
     assert (row.recipient, row.final_recipient) == ("kim@example.org", "kim@mailhost.example.net")
     assert row.reason == "user_unknown"
+
+
+SENDER_SIDE = """\
+From: MAILER-DAEMON@mx.example.net
+To: bounces+x7@sender.example.com
+Delivered-To: bounces+x7@sender.example.com
+Subject: Mail delivery failed
+
+Your message to kim@example.org could not be delivered: 550 5.1.1 user unknown.
+Replies went to replies@sender.example.com, and the list is news-request@lists.example.com.
+Delivered-To: bounces+x7@sender.example.com
+
+------ This is a copy of the message, including all the headers. ------
+From: news@sender.example.com
+Reply-To: replies@sender.example.com
+To: kim@example.org
+Subject: News
+"""
+
+
+def test_the_sender_side_and_list_addresses_are_no_recipients() -> None:
+    (row,) = parse(SENDER_SIDE.encode()).bounces
+    assert (row.recipient, row.reason) == ("kim@example.org", "user_unknown")

@@ -194,12 +194,13 @@ def _looks_returned(mail: Mail, notice: text.Notice, rules: Rules) -> bool:
 
 
 def _senders(mail: Mail) -> set[str]:
-    """Addresses of the original's sender side: never the failed recipient."""
+    """Addresses of the original's sender side: never the failed recipient. The
+    notice's own To, Delivered-To and X-Original-To are the return path (a VERP
+    address among them); the original's From, Sender, Reply-To and Return-Path
+    are who sent it."""
     values = [
-        mail.headers.get("to"),
-        mail.headers.get("from"),
-        mail.original.get("from"),
-        mail.original.get("return-path"),
+        *(mail.headers.get(h) for h in ("to", "from", "delivered-to", "x-original-to")),
+        *(mail.original.get(h) for h in ("from", "sender", "reply-to", "return-path")),
     ]
     return {a for v in values for a in addresses(v)}
 

@@ -48,7 +48,9 @@ _HEADER_START = re.compile(
     r"^(?:received|return-path|dkim-signature):[ \t]?(?:from |by |<|v=)", re.IGNORECASE
 )
 _NOISE_LINE = re.compile(
-    r"^(?:from|to|cc|reply-to|return-path|sender|subject|date|message-id)\s*:", re.IGNORECASE
+    r"^(?:from|to|cc|bcc|reply-to|return-path|sender|subject|date|message-id|in-reply-to"
+    r"|references|delivered-to|x-original-to|envelope-to|errors-to|list-[a-z]+)\s*:",
+    re.IGNORECASE,
 )
 
 
