@@ -9,7 +9,7 @@ from bounced.dsn.address import addresses
 from bounced.dsn.classify import decide
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import failure_reply_code, failure_status, smtp_command
-from bounced.dsn.mime import Mail, header_block, read
+from bounced.dsn.mime import Headers, Mail, header_block, read
 from bounced.dsn.report import Bounce, Kind, Report
 from bounced.rules import Family, Rules, load
 
@@ -67,7 +67,7 @@ def gather(mail: Mail, rules: Rules, nested: bool = False) -> Evidence:
     status_rows = rfc3464.findings(mail)
     if not (status_rows or notice.family) and _challenge(mail, notice, rules):
         return Evidence(mail, notice=notice, why="challenge-response request: not a bounce")
-    exclude = frozenset(_senders(mail))
+    exclude = frozenset(_senders(mail, notice))
     returned = bool(notice.family) or _looks_returned(mail, notice, rules)
     status_rows = status_rows or (_inline_fields(mail) if returned else [])
     if status_rows:
@@ -167,8 +167,13 @@ def _inline_fields(mail: Mail) -> list[Finding]:
 
 def _original_recipients(mail: Mail, notice: text.Notice, rules: Rules) -> list[Finding]:
     """A notice that names nobody failed for the original's recipients."""
-    headers = mail.original if mail.original else header_block(text.quoted_headers(notice))
+    headers = _original_headers(mail, notice)
     return text.about(addresses(headers.get("to")), notice, rules)
+
+
+def _original_headers(mail: Mail, notice: text.Notice) -> Headers:
+    """The returned original's headers: attached, else quoted after the notice."""
+    return mail.original or header_block(text.quoted_headers(notice))
 
 
 def _from_daemon(mail: Mail, rules: Rules) -> bool:
@@ -193,14 +198,15 @@ def _looks_returned(mail: Mail, notice: text.Notice, rules: Rules) -> bool:
     return bool(mail.original or notice.rest or failure_status(said) or failure_reply_code(said))
 
 
-def _senders(mail: Mail) -> set[str]:
+def _senders(mail: Mail, notice: text.Notice) -> set[str]:
     """Addresses of the original's sender side: never the failed recipient. The
     notice's own To, Delivered-To and X-Original-To are the return path (a VERP
     address among them); the original's From, Sender, Reply-To and Return-Path
-    are who sent it."""
+    are who sent it (its quoted headers when it is not attached)."""
+    original = _original_headers(mail, notice)
     values = [
         *(mail.headers.get(h) for h in ("to", "from", "delivered-to", "x-original-to")),
-        *(mail.original.get(h) for h in ("from", "sender", "reply-to", "return-path")),
+        *(original.get(h) for h in ("from", "sender", "reply-to", "return-path")),
     ]
     return {a for v in values for a in addresses(v)}
 

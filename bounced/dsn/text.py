@@ -306,7 +306,7 @@ def _anchors(
                 mailed.setdefault(found[-1][1], address)
                 dropped.append((index, address, f"the address mailed, reached as {found[-1][1]}"))
                 continue
-            strong = not _list_address(address, rules) and (
+            strong = (
                 not before.strip(" \t<\"'*-")
                 or bool(_STRONG_BEFORE.search(before))
                 or bool(_ANGLED_BEFORE.search(before) and _SAID_AFTER.match(line, end))
@@ -314,6 +314,11 @@ def _anchors(
             if _never_recipient(address, strong, rules):
                 dropped.append((index, address, "a mail system's role address, only mentioned"))
                 continue
+            if _list_address(address, rules):
+                if not strong:
+                    dropped.append((index, address, "a mailing list's own address, mentioned"))
+                    continue
+                strong = False  # set apart, it is still only the list's address
             found.append((index, address, strong))
     return found, mailed, dropped
 
