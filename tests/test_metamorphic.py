@@ -175,13 +175,21 @@ def test_renaming_the_recipients_renames_the_rows_and_nothing_else(path: Path) -
     assert after == expected
 
 
-@pytest.mark.parametrize("edit", sorted(EDITS))
-@pytest.mark.parametrize("path", MESSAGES)
-def test_an_edit_that_changes_no_meaning_changes_no_row(path: Path, edit: str) -> None:
-    raw = _read(path)
-    edited = EDITS[edit](raw)
-    if edited is None or edited == raw:
-        pytest.skip(f"nothing to {edit} in this message")
+def _applicable() -> list:
+    """(message, edit) for each edit that finds its place in the message."""
+    out = []
+    for param in MESSAGES:
+        (path,) = param.values
+        raw = _read(path)
+        for name in sorted(EDITS):
+            edited = EDITS[name](raw)
+            if edited is not None and edited != raw:
+                out.append(pytest.param(raw, edited, id=f"{param.id}-{name.replace(' ', '-')}"))
+    return out
+
+
+@pytest.mark.parametrize(("raw", "edited"), _applicable())
+def test_an_edit_that_changes_no_meaning_changes_no_row(raw: bytes, edited: bytes) -> None:
     assert _meaning(parse(edited)) == _meaning(parse(raw))
 
 
