@@ -12,6 +12,8 @@ from bounced.dsn.fields import field_groups
 from bounced.dsn.mime import Mail
 from bounced.rules import Rules
 
+__all__ = ["REPORT_TYPE", "findings", "report_text"]
+
 REPORT_TYPE = "message/feedback-report"
 _DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
 #: A report written into a text part gives its fields in the part's first lines.

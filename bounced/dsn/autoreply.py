@@ -6,6 +6,8 @@ from bounced.dsn.address import clean_address
 from bounced.dsn.mime import Mail
 from bounced.rules import Rules
 
+__all__ = ["responder"]
+
 
 def responder(mail: Mail, rules: Rules) -> str:
     """The address that answered automatically, or "" when this is no auto-reply."""

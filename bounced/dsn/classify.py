@@ -19,6 +19,8 @@ from bounced.dsn.fields import failure_status, unfold
 from bounced.dsn.report import DEFAULT_HARD_REASONS, BounceClass, Kind, Reason
 from bounced.rules import START, Family, Rules
 
+__all__ = ["Decision", "best_status", "candidates", "decide", "for_good"]
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+__all__ = ["Finding"]
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from bounced.dsn.classify import best_status, candidates
 from bounced.dsn.evidence import Finding
 from bounced.dsn.mime import Mail, read
-from bounced.dsn.parse import Evidence, gather, report
+from bounced.dsn.parse import Evidence, gather, report, senders
 from bounced.dsn.report import Bounce, Kind, Reason, Report
 from bounced.dsn.text import AddressVerdict, address_verdicts
 from bounced.rules import Rules, load
@@ -115,7 +115,8 @@ def _addresses(evidence: Evidence, rules: Rules) -> list[AddressVerdict]:
     """The notice's addresses with their verdicts, and the rows named by fields."""
     verdicts: list[AddressVerdict] = []
     if evidence.notice and evidence.detector not in _FIELD_LAYERS:
-        verdicts = address_verdicts(evidence.mail, rules, evidence.notice, evidence.exclude)
+        exclude = senders(evidence.mail, evidence.notice)
+        verdicts = address_verdicts(evidence.mail, rules, evidence.notice, exclude)
     taken = {v.address for v in verdicts if v.kept}
     for row in evidence.rows:
         if row.recipient.lower() not in taken and row.final_recipient.lower() not in taken:

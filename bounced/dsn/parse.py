@@ -13,6 +13,8 @@ from bounced.dsn.mime import Headers, Mail, header_block, read
 from bounced.dsn.report import Bounce, Kind, Report
 from bounced.rules import Family, Rules, load
 
+__all__ = ["Evidence", "gather", "parse", "report", "senders"]
+
 _KINDS = {k.value: k for k in Kind}
 #: How much of a notice is searched for a failure code when only its subject
 #: says it is a returned message.
@@ -29,7 +31,6 @@ class Evidence:
     kind: Kind | None = None  # the report's kind when the layer knows it
     detector: str = ""
     notice: text.Notice | None = None
-    exclude: frozenset[str] = frozenset()  # the sender side's addresses
     why: str = ""  # what a report without rows says of itself
 
     def family(self, rules: Rules) -> Family | None:
@@ -67,24 +68,23 @@ def gather(mail: Mail, rules: Rules, nested: bool = False) -> Evidence:
     status_rows = rfc3464.findings(mail)
     if not (status_rows or notice.family) and _challenge(mail, notice, rules):
         return Evidence(mail, notice=notice, why="challenge-response request: not a bounce")
-    exclude = frozenset(_senders(mail, notice))
     returned = bool(notice.family) or _looks_returned(mail, notice, rules)
     status_rows = status_rows or (_inline_fields(mail) if returned else [])
     if status_rows:
-        rows = _with_notice(status_rows, mail, rules, notice, exclude)
-        return _evidence(mail, rows, None, "rfc3464", notice, exclude)
+        rows = _with_notice(status_rows, mail, rules, notice)
+        return _evidence(mail, rows, None, "rfc3464", notice)
     if returned:
         detector = notice.family or "text"
-        rows = text.findings(mail, rules, notice, exclude)
+        rows = text.findings(mail, rules, notice, senders(mail, notice))
         if rows:
-            return _evidence(mail, rows, None, detector, notice, exclude)
+            return _evidence(mail, rows, None, detector, notice)
         if not nested and mail.original_raw:
             inner = gather(read(mail.original_raw), rules, nested=True)
             if inner.rows:
                 return inner
         rows = _original_recipients(mail, notice, rules)
         if rows:
-            return _evidence(mail, rows, None, detector, notice, exclude)
+            return _evidence(mail, rows, None, detector, notice)
     responder = "" if _from_daemon(mail, rules) else autoreply.responder(mail, rules)
     if responder:
         row = Finding(recipient=responder.lower(), source="rfc3834")
@@ -98,9 +98,8 @@ def _evidence(
     kind: Kind | None,
     detector: str,
     notice: text.Notice | None = None,
-    exclude: frozenset[str] = frozenset(),
 ) -> Evidence:
-    return Evidence(mail, tuple(_unique(rows)), kind, detector, notice, exclude)
+    return Evidence(mail, tuple(_unique(rows)), kind, detector, notice)
 
 
 def report(evidence: Evidence, rules: Rules) -> Report:
@@ -198,7 +197,7 @@ def _looks_returned(mail: Mail, notice: text.Notice, rules: Rules) -> bool:
     return bool(mail.original or notice.rest or failure_status(said) or failure_reply_code(said))
 
 
-def _senders(mail: Mail, notice: text.Notice) -> set[str]:
+def senders(mail: Mail, notice: text.Notice) -> frozenset[str]:
     """Addresses of the original's sender side: never the failed recipient. The
     notice's own To, Delivered-To and X-Original-To are the return path (a VERP
     address among them); the original's From, Sender, Reply-To and Return-Path
@@ -208,11 +207,11 @@ def _senders(mail: Mail, notice: text.Notice) -> set[str]:
         *(mail.headers.get(h) for h in ("to", "from", "delivered-to", "x-original-to")),
         *(original.get(h) for h in ("from", "sender", "reply-to", "return-path")),
     ]
-    return {a for v in values for a in addresses(v)}
+    return frozenset(a for v in values for a in addresses(v))
 
 
 def _with_notice(
-    rows: list[Finding], mail: Mail, rules: Rules, notice: text.Notice, exclude: set[str]
+    rows: list[Finding], mail: Mail, rules: Rules, notice: text.Notice
 ) -> list[Finding]:
     """Status-part findings completed from the notice, which is read only for
     what the part leaves open. One recipient with a diagnostic needs at most
@@ -221,7 +220,7 @@ def _with_notice(
         if rows[0].smtp_command:
             return rows
         return [replace(rows[0], smtp_command=smtp_command(notice.text.lower()))]
-    return _merge(rows, text.findings(mail, rules, notice, exclude))
+    return _merge(rows, text.findings(mail, rules, notice, senders(mail, notice)))
 
 
 def _merge(primary: list[Finding], extra: list[Finding]) -> list[Finding]:

@@ -22,6 +22,8 @@ from bounced.dsn.fields import (
 )
 from bounced.dsn.mime import Mail
 
+__all__ = ["STATUS_TYPES", "findings", "from_fields", "names_recipients"]
+
 STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 #: Where a group names its recipient, the address the sender mailed first (RFC
 #: 3464: Original-Recipient is the address of the RCPT TO, Final-Recipient the

@@ -25,6 +25,21 @@ from bounced.dsn.fields import (
 from bounced.dsn.mime import Headers, Mail
 from bounced.rules import Family, Rules
 
+__all__ = [
+    "MAX_DIAGNOSTIC",
+    "MAX_RECIPIENTS",
+    "AddressVerdict",
+    "Notice",
+    "about",
+    "address_verdicts",
+    "findings",
+    "notice",
+    "original_message_id",
+    "quoted_headers",
+    "recognise",
+    "without_footers",
+]
+
 #: The longest diagnostic kept per recipient; notices rarely say more that matters.
 MAX_DIAGNOSTIC = 1200
 #: Recipients read from one notice at the most (an MTA splits larger deliveries).
