@@ -540,8 +540,9 @@ def _split_header_block(block: str) -> list[tuple[str, str]]:
 
 
 def header_block(text: str) -> Headers:
-    """Headers found at the start of a text block (inline quoted originals)."""
-    return Headers(_split_header_block(text))
+    """Headers found at the start of a text block (inline quoted originals),
+    decoded only as their names are looked up."""
+    return Headers._read(_fields(text, 0, lenient=True)[0])
 
 
 def _unfold(value: str) -> str:

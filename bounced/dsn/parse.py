@@ -19,6 +19,9 @@ _KINDS = {k.value: k for k in Kind}
 #: How much of a notice is searched for a failure code when only its subject
 #: says it is a returned message.
 _EVIDENCE_SPAN = 8192
+#: How much of a quoted original is read for its sender's headers (they stand
+#: in its header block, after the Received lines).
+_QUOTED_SENDER_SPAN = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +204,11 @@ def senders(mail: Mail, notice: text.Notice) -> frozenset[str]:
     """Addresses of the original's sender side: never the failed recipient. The
     notice's own To, Delivered-To and X-Original-To are the return path (a VERP
     address among them); the original's From, Sender, Reply-To and Return-Path
-    are who sent it (its quoted headers when it is not attached)."""
-    original = _original_headers(mail, notice)
+    are who sent it (its quoted headers when it is not attached, read only when
+    the notice names more than one address: else there is nothing to choose)."""
+    original = mail.original
+    if not original and notice.rest and notice.text.count("@") > 1:
+        original = header_block(text.quoted_headers(notice)[:_QUOTED_SENDER_SPAN])
     values = [
         *(mail.headers.get(h) for h in ("to", "from", "delivered-to", "x-original-to")),
         *(original.get(h) for h in ("from", "sender", "reply-to", "return-path")),

@@ -340,10 +340,15 @@ def _anchors(
 
 def _list_address(address: str, rules: Rules) -> bool:
     """A mailing list's own address (members-request@, owner-members@)."""
+    suffixes, prefixes = _affixes(rules.list_affixes)
     local = address.partition("@")[0]
-    return any(
-        local.endswith(a) if a[0] == "-" else local.startswith(a) for a in rules.list_affixes
-    )
+    return local.endswith(suffixes) or local.startswith(prefixes)
+
+
+@cache
+def _affixes(affixes: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The list affixes as (suffixes "-request", prefixes "owner-")."""
+    return tuple(a for a in affixes if a[0] == "-"), tuple(a for a in affixes if a[0] != "-")
 
 
 def _never_recipient(address: str, strong: bool, rules: Rules) -> bool:
