@@ -27,6 +27,8 @@ ADDRESS = re.compile(
 _SMTP_EQUALS = re.compile(r"smtp=", re.IGNORECASE)
 #: Characters a mangled text leaves before a local part: never the address's own.
 _LEADING_JUNK = "'`"
+#: What an address that needs normalising starts with (junk, or a stray dot).
+_FIRST_JUNK = frozenset("'`.")
 
 
 def _unmarked(text: str) -> str:
@@ -38,7 +40,7 @@ def _unmarked(text: str) -> str:
 
 def _normal(address: str) -> tuple[int, str]:
     """How many junk characters lead the address, and the address without them."""
-    if address[0] not in _LEADING_JUNK and address[0] != ".":
+    if address[0] not in _FIRST_JUNK:
         return 0, address
     local = address.partition("@")[0]
     junk = len(local) - len(local.lstrip(_LEADING_JUNK))
@@ -50,8 +52,12 @@ def _normal(address: str) -> tuple[int, str]:
 def find_addresses(text: str) -> Iterator[tuple[int, int, str]]:
     """(start, end, address) of every address in `text`, normalised."""
     for match in ADDRESS.finditer(_unmarked(text)):
-        junk, address = _normal(match.group(1))
-        yield match.start(1) + junk, match.end(1), address
+        address = match.group(1)
+        if address[0] in _FIRST_JUNK:
+            junk, address = _normal(address)
+            yield match.start(1) + junk, match.end(1), address
+        else:
+            yield match.start(1), match.end(1), address
 
 
 def addresses(text: str) -> list[str]:

@@ -66,12 +66,21 @@ _ADDRESS_WORDS = re.compile(r"[^\s<>()\[\]]*@[^\s<>()\[\]]*")
 
 def _words(text: str) -> str:
     """The server's sentences without the codes that start each reply line, so
-    that a phrase split across lines of a multi-line reply still matches, and
-    without addresses, whose words are names ("junkmail@example.org" says
-    nothing about spam)."""
-    if "@" in text:
-        text = _ADDRESS_WORDS.sub(" ", text)
+    that a phrase split across lines of a multi-line reply still matches."""
     return " ".join(_LINE_CODES.sub(" ", f" {text}").split())
+
+
+def _said(text: str, command: str, rules: Rules) -> list[tuple[int, Reason, str]]:
+    """The phrase candidates of a text, whose addresses are names, not words:
+    "junkmail@example.org" says nothing about spam. The text is read again
+    without its addresses only when a phrase found stands inside one."""
+    words = _words(text)
+    found = _phrases(words, command, rules)
+    if found and "@" in words:
+        names = " ".join(w for w in words.split(" ") if "@" in w)
+        if any(rule.partition(":")[2] in names for _, _, rule in found):
+            found = _phrases(_words(_ADDRESS_WORDS.sub(" ", text)), command, rules)
+    return found
 
 
 def _phrases(text: str, command: str, rules: Rules) -> list[tuple[int, Reason, str]]:
@@ -128,9 +137,9 @@ def candidates(
     found = _providers(finding, status, text, rules)
     # The recipient's own text first; the rest of its notice only when that
     # text names no reason (it is longer, and it may speak of other things).
-    phrases = _phrases(_words(own), finding.smtp_command, rules) if own else []
+    phrases = _said(own, finding.smtp_command, rules) if own else []
     if not phrases and finding.context:
-        phrases = _phrases(_words(finding.context.lower()), finding.smtp_command, rules)
+        phrases = _said(finding.context.lower(), finding.smtp_command, rules)
     found.extend(phrases)
     if status and (entry := rules.statuses.get(_status_key(status))):
         found.append((entry[1], entry[0], f"status:{status}"))

@@ -209,11 +209,11 @@ def senders(mail: Mail, notice: text.Notice) -> frozenset[str]:
     original = mail.original
     if not original and notice.rest and notice.text.count("@") > 1:
         original = header_block(text.quoted_headers(notice)[:_QUOTED_SENDER_SPAN])
-    values = [
+    values = {
         *(mail.headers.get(h) for h in ("to", "from", "delivered-to", "x-original-to")),
         *(original.get(h) for h in ("from", "sender", "reply-to", "return-path")),
-    ]
-    return frozenset(a for v in values for a in addresses(v))
+    }
+    return frozenset(a for v in values if "@" in v for a in addresses(v))
 
 
 def _with_notice(

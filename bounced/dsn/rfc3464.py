@@ -61,8 +61,9 @@ def from_fields(text: str, source: str) -> list[Finding]:
     per_message: dict[str, str] = {}
     out: list[Finding] = []
     for group in groups:
-        named = [clean_address(group.get(f, "")) for f in _RECIPIENT_FIELDS]
-        recipient = next((a for a in named if a), "")
+        original, final = (clean_address(group.get(f, "")) for f in _RECIPIENT_FIELDS[:2])
+        final = final or clean_address(group.get(_RECIPIENT_FIELDS[2], ""))
+        recipient = original or final
         if not recipient:
             if not out:
                 per_message.update(group)
@@ -71,7 +72,6 @@ def from_fields(text: str, source: str) -> list[Finding]:
         diagnostic = typed_value(code)
         said = diagnostic.lower()
         status = first_status(group.get("status", ""))
-        final = named[1] or named[2]
         out.append(
             Finding(
                 recipient=recipient,

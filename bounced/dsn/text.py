@@ -100,10 +100,11 @@ def notice(mail: Mail, rules: Rules) -> Notice:
     body = "\n".join(t for i, t in enumerate(texts) if i == 0 or not _looks_like_headers(t))
     second_line = body.find("\n") + 1
     start = _original_start(rules.boundaries).search(body, second_line) if second_line else None
-    cut = len(body) + 1 if start is None else start.start()
-    own = without_footers(body[: cut - 1], rules.footers, rules.footer_words)
+    own, rest = (body, "") if start is None else (body[: start.start() - 1], body[start.start() :])
     family = recognise(mail, rules, body)
-    return Notice(own, body[cut:], family.name if family else "")
+    return Notice(
+        without_footers(own, rules.footers, rules.footer_words), rest, family.name if family else ""
+    )
 
 
 def without_footers(body: str, footers: tuple[str, ...], words: tuple[str, ...]) -> str:
@@ -329,7 +330,7 @@ def _anchors(
             if _never_recipient(address, strong, rules):
                 dropped.append((index, address, "a mail system's role address, only mentioned"))
                 continue
-            if _list_address(address, rules):
+            if ("-" in address or address.startswith("owner")) and _list_address(address, rules):
                 if not strong:
                     dropped.append((index, address, "a mailing list's own address, mentioned"))
                     continue
