@@ -142,3 +142,10 @@ def test_every_footer_holds_one_of_the_footer_words() -> None:
     """The words are looked for first; a footer without one would never be cut."""
     rules = load()
     assert [f for f in rules.footers if not any(w in f for w in rules.footer_words)] == []
+
+
+def test_family_marks_come_in_family_order() -> None:
+    """recognise() stops at the first body marker of a family no better than one found."""
+    marks = load().family_marks
+    for flat in (marks.senders, marks.subjects, marks.headers, marks.markers):
+        assert [i for _, i in flat] == sorted(i for _, i in flat)

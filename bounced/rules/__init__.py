@@ -132,8 +132,10 @@ START = 3
 
 @dataclass(frozen=True, slots=True)
 class FamilyMarks:
-    """Every family's sniffing data flat, as (mark, family index) pairs, so one
-    pass over each list recognises a notice; the lowest index wins."""
+    """Every family's sniffing data flat, as (mark, family index) pairs in family
+    order, so one pass over each list recognises a notice; the lowest index
+    wins (and a pass may stop at the first mark of a family no better than one
+    already found)."""
 
     senders: tuple[tuple[str, int], ...]
     subjects: tuple[tuple[str, int], ...]
