@@ -89,6 +89,8 @@ def _phrases(text: str, command: str, rules: Rules) -> list[tuple[int, Reason, s
     scan = rules.phrase_scan
     words = set(text.split(" "))
     matched = [p for p in scan.unkeyed if p in text]
+    if not text.isascii():
+        matched += [p for p in scan.unkeyed_wide if p in text]
     for word in scan.keyed.keys() & words:
         matched += [p for p in scan.keyed[word] if p in text]
     for start in scan.by_start.keys() & {w[:START] for w in words}:

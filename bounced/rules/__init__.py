@@ -96,11 +96,14 @@ class PhraseScan:
     as whole words of the text, so it is tried only when its longest inner
     word does (`keyed`). A phrase of two words occurs only where a word of the
     text starts like its second word (`by_start`, on the first three letters).
-    The rest are tried always (`unkeyed`). `order` is each phrase's place in
-    the rules files, to report hits in a fixed order.
+    The rest are tried always (`unkeyed`), but those with letters outside
+    ASCII (Japanese, most often) only in texts that have such letters
+    (`unkeyed_wide`). `order` is each phrase's place in the rules files, to
+    report hits in a fixed order.
     """
 
     unkeyed: tuple[str, ...]
+    unkeyed_wide: tuple[str, ...]
     keyed: dict[str, tuple[str, ...]]
     by_start: dict[str, tuple[str, ...]]
     order: dict[str, int]
@@ -119,7 +122,8 @@ class PhraseScan:
             else:
                 unkeyed.append(phrase)
         return cls(
-            tuple(unkeyed),
+            tuple(p for p in unkeyed if p.isascii()),
+            tuple(p for p in unkeyed if not p.isascii()),
             {k: tuple(v) for k, v in keyed.items()},
             {k: tuple(v) for k, v in by_start.items()},
             {p: i for i, p in enumerate(phrases)},
