@@ -78,7 +78,7 @@ def gather(mail: Mail, rules: Rules, nested: bool = False) -> Evidence:
         return _evidence(mail, rows, None, "rfc3464", notice)
     if returned:
         detector = notice.family or "text"
-        rows = text.findings(mail, rules, notice, senders(mail, notice))
+        rows = text.findings(mail, rules, notice, lambda: senders(mail, notice))
         if rows:
             return _evidence(mail, rows, None, detector, notice)
         if not nested and mail.original_raw:
@@ -226,7 +226,7 @@ def _with_notice(
         if rows[0].smtp_command:
             return rows
         return [replace(rows[0], smtp_command=smtp_command(notice.text.lower()))]
-    return _merge(rows, text.findings(mail, rules, notice, senders(mail, notice)))
+    return _merge(rows, text.findings(mail, rules, notice, lambda: senders(mail, notice)))
 
 
 def _merge(primary: list[Finding], extra: list[Finding]) -> list[Finding]:

@@ -10,6 +10,7 @@ where their text ends) is data in `bounced/rules/families.toml`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
 
@@ -160,11 +161,20 @@ def _looks_like_headers(text: str) -> bool:
 
 
 def findings(
-    mail: Mail, rules: Rules, text: Notice, exclude: frozenset[str] | set[str]
+    mail: Mail, rules: Rules, text: Notice, senders: Callable[[], frozenset[str]]
 ) -> list[Finding]:
-    """One finding per recipient the notice names, with the block of text about it."""
+    """One finding per recipient the notice names, with the block of text about
+    it. `senders` gives the sender side's addresses; it is asked only when the
+    choice depends on them (more than one address, one only mentioned, or an
+    X-Failed-Recipients header to weigh against the notice)."""
     lines = text.text.split("\n")
     anchors, mailed, _ = _anchors(lines, rules)
+    alone = (
+        len({a for _, a, _ in anchors}) == 1
+        and all(s for _, _, s in anchors)
+        and "x-failed-recipients" not in mail.headers
+    )
+    exclude = frozenset() if alone else senders()
     order = _chosen(mail, text, anchors, exclude)
     if not order:
         return []
