@@ -46,6 +46,14 @@ def test_original_recipient_is_the_row_and_final_recipient_kept_beside_it() -> N
     assert row.to_dict()["final_recipient"] == "kim.forwarded@mail.example.net"
 
 
+def test_an_exchange_encapsulated_original_recipient_is_not_the_address_mailed() -> None:
+    original = (
+        "IMCEAEX-_O=EXAMPLE_OU=FIRST+20ADMINISTRATIVE+20GROUP_CN=RECIPIENTS_CN=KIM@corp.example.org"
+    )
+    (row,) = parse(make_dsn(Rcpt("kim@example.org", original=original))).bounces
+    assert row.recipient == "kim@example.org"
+
+
 @pytest.mark.parametrize("original", ["", "KIM@example.org", "rfc822;"])
 def test_final_recipient_stays_empty_when_it_is_the_address_mailed(original: str) -> None:
     (row,) = parse(make_dsn(Rcpt("kim@example.org", original=original))).bounces

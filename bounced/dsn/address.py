@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-__all__ = ["ADDRESS", "addresses", "clean_address", "find_addresses"]
+__all__ = ["ADDRESS", "addresses", "clean_address", "encapsulated", "find_addresses"]
 
 #: An address as it appears in bounce texts: liberal on the local part (it may
 #: be internationalised), strict enough on the domain to skip IPs and hosts. No
@@ -72,3 +72,10 @@ def clean_address(value: str) -> str:
     empty when there is none."""
     match = ADDRESS.search(_unmarked(value)) if "@" in value else None
     return _normal(match.group(1))[1] if match else ""
+
+
+def encapsulated(address: str) -> bool:
+    """Whether an address is Exchange's encapsulation of another one
+    (`IMCEAEX-_O=ORG_OU=..._CN=KIM@corp.example.com`, IMCEA + type): Exchange's
+    name for a mailbox, never what a sender typed."""
+    return address[:5].upper() == "IMCEA"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from bounced.dsn.address import clean_address
+from bounced.dsn.address import clean_address, encapsulated
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import (
     failure_reply_code,
@@ -63,6 +63,8 @@ def from_fields(text: str, source: str) -> list[Finding]:
     for group in groups:
         original, final = (clean_address(group.get(f, "")) for f in _RECIPIENT_FIELDS[:2])
         final = final or clean_address(group.get(_RECIPIENT_FIELDS[2], ""))
+        if encapsulated(original) and final:
+            original = ""  # Exchange's X.500 form of an address, never one that was mailed
         recipient = original or final
         if not recipient:
             if not out:
