@@ -254,6 +254,8 @@ def address_verdicts(
                 why += f"; reached as {address}, mailed as {mailed[address]}"
         elif address in exclude:
             why = "the sender side's own address (From, To, the original's From or Return-Path)"
+        elif _list_address(address, rules):
+            why = "a mailing list's own address, set apart yet only mentioned"
         elif stands_apart and not strong:
             why = "only mentioned, while other addresses stand apart"
         else:
