@@ -51,6 +51,7 @@ This is the mail system at host mx.example.net.
 
 For further assistance, please send mail to postmaster@mx.example.net
 Your message was sent by news@sender.example.com
+To leave the list, write to news-request@lists.example.com
 """
 
 
@@ -64,6 +65,8 @@ def test_every_address_of_a_notice_is_kept_or_dropped_with_why() -> None:
     assert "role address" in verdicts["postmaster@mx.example.net"].why
     assert not verdicts["news@sender.example.com"].kept
     assert "sender side" in verdicts["news@sender.example.com"].why
+    assert not verdicts["news-request@lists.example.com"].kept
+    assert "mailing list" in verdicts["news-request@lists.example.com"].why
 
 
 def test_the_rendered_text_names_the_winner_and_every_candidate() -> None:
