@@ -18,7 +18,7 @@ from bounced.dsn.evidence import Finding
 from bounced.dsn.mime import Mail, read
 from bounced.dsn.parse import Evidence, gather, report, senders
 from bounced.dsn.report import Bounce, Kind, Reason, Report
-from bounced.dsn.text import AddressVerdict, address_verdicts
+from bounced.dsn.text import AddressVerdict, address_verdicts, without_footers
 from bounced.rules import Rules, load
 
 __all__ = ["Candidate", "Explanation", "RecipientExplanation", "explain", "render"]
@@ -115,8 +115,9 @@ def _addresses(evidence: Evidence, rules: Rules) -> list[AddressVerdict]:
     """The notice's addresses with their verdicts, and the rows named by fields."""
     verdicts: list[AddressVerdict] = []
     if evidence.notice and evidence.detector not in _FIELD_LAYERS:
-        exclude = senders(evidence.mail, evidence.notice)
-        verdicts = address_verdicts(evidence.mail, rules, evidence.notice, exclude)
+        notice = without_footers(evidence.notice, rules)
+        exclude = senders(evidence.mail, notice)
+        verdicts = address_verdicts(evidence.mail, rules, notice, exclude)
     taken = {v.address for v in verdicts if v.kept}
     for row in evidence.rows:
         if row.recipient.lower() not in taken and row.final_recipient.lower() not in taken:

@@ -77,6 +77,7 @@ def gather(mail: Mail, rules: Rules, nested: bool = False) -> Evidence:
         rows = _with_notice(status_rows, mail, rules, notice)
         return _evidence(mail, rows, None, "rfc3464", notice)
     if returned:
+        notice = text.without_footers(notice, rules)
         detector = notice.family or "text"
         rows = text.findings(mail, rules, notice, lambda: senders(mail, notice))
         if rows:
@@ -226,6 +227,7 @@ def _with_notice(
         if rows[0].smtp_command:
             return rows
         return [replace(rows[0], smtp_command=smtp_command(notice.text.lower()))]
+    notice = text.without_footers(notice, rules)
     return _merge(rows, text.findings(mail, rules, notice, lambda: senders(mail, notice)))
 
 

@@ -72,7 +72,8 @@ _NOISE_LINE = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """The notice text of a message, cut where the returned original begins."""
+    """The notice text of a message, cut where the returned original begins
+    (`without_footers` cuts what its mail system appended too)."""
 
     text: str
     rest: str
@@ -110,16 +111,20 @@ def notice(mail: Mail, rules: Rules) -> Notice:
     start = _original_start(rules.boundaries).search(body, second_line) if second_line else None
     own, rest = (body, "") if start is None else (body[: start.start() - 1], body[start.start() :])
     family = recognise(mail, rules, body)
-    return Notice(
-        without_footers(own, rules.footers, rules.footer_words), rest, family.name if family else ""
-    )
+    return Notice(own, rest, family.name if family else "")
 
 
-def without_footers(body: str, footers: tuple[str, ...], words: tuple[str, ...]) -> str:
-    """The text without the footers its mail system appended (antivirus stamps,
-    disclaimers): each from the line that starts it to the end of its paragraph.
-    Every footer holds one of `words` (a rules test says so): a text with none
-    of them has no footer, found with fewer searches."""
+def without_footers(text: Notice, rules: Rules) -> Notice:
+    """The notice without the footers its mail system appended (antivirus
+    stamps, disclaimers), for the readers that take recipients and reasons
+    from its text: each footer from the line that starts it to the end of its
+    paragraph. Every footer holds one of the footer words (a rules test says
+    so): a text with none of them has no footer, found with fewer searches."""
+    kept = _without_footers(text.text, rules.footers, rules.footer_words)
+    return text if kept is text.text else replace(text, text=kept)
+
+
+def _without_footers(body: str, footers: tuple[str, ...], words: tuple[str, ...]) -> str:
     lowered = body.lower()
     if not any(w in lowered for w in words) or not any(f in lowered for f in footers):
         return body
