@@ -28,7 +28,16 @@ from bounced import Bounce, Kind, Report, parse
 from bounced.inputs.sources import split_mbox
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "sisimai"
+#: `../shared/corpus` of the repository, or of a folder above it (a git worktree
+#: under `wt/` reads the same corpus as the main checkout beside it).
+DEFAULT_CORPUS = next(
+    (
+        found
+        for folder in REPO.parents
+        if (found := folder / "shared" / "corpus" / "sisimai").is_dir()
+    ),
+    REPO.parent / "shared" / "corpus" / "sisimai",
+)
 
 #: Acceptance of issue 3: each ratio must reach its floor ...
 FLOORS = {
@@ -185,8 +194,15 @@ class FileScore:
         return not (self.parsed.crash or self.extra or any(p.misses() for p in self.pairs))
 
 
+def _names_address(row: Bounce, address: str) -> bool:
+    """The labels name the final address after aliasing; our rows name the one
+    mailed, and the final one beside it when they differ: either matches."""
+    return address in (row.recipient.lower(), row.final_recipient.lower())
+
+
 def score_file(name: str, labels: tuple[Label, ...], parsed: Parsed) -> FileScore:
-    """Match each labelled recipient, in order, to the first unused row for that address.
+    """Match each labelled recipient, in order, to the first unused row for that
+    address (its `recipient` or its `final_recipient`).
 
     Rows left over are extra, except that a label with an empty recipient (the
     reference tool saw a different recipient count) stands for one row whose
@@ -197,9 +213,7 @@ def score_file(name: str, labels: tuple[Label, ...], parsed: Parsed) -> FileScor
     for label in labels:
         if not label.recipient:
             continue
-        index = next(
-            (i for i, r in enumerate(unused) if r.recipient.lower() == label.recipient), None
-        )
+        index = next((i for i, r in enumerate(unused) if _names_address(r, label.recipient)), None)
         pairs.append(Pair(label, None if index is None else unused.pop(index)))
     blanks = sum(1 for label in labels if not label.recipient)
     return FileScore(
@@ -255,6 +269,41 @@ class CorpusScore:
             if (missing or p.row) and metric.covers(p.label) and not p.agrees(metric):
                 groups[(metric.expected(p.label), p.got(metric))].append(f.name)
         return sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+
+
+def family_of(name: str) -> str:
+    """`lhost-exim-07` → `lhost-exim`: the format and the family of a corpus name."""
+    return name.rsplit("-", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyScore:
+    """The figures of one family's files (class and reason over its labelled rows)."""
+
+    family: str
+    rows: int
+    found: int
+    agree: dict[str, int]
+
+    def ratio(self, metric: str) -> float:
+        return ratio(self.agree[metric], self.rows)
+
+
+def family_scores(score: CorpusScore) -> list[FamilyScore]:
+    """Per family, worst first: lowest reason agreement, then class, then the larger family."""
+    pairs: dict[str, list[Pair]] = defaultdict(list)
+    for f, p in score.pairs():
+        pairs[family_of(f.name)].append(p)
+    families = [
+        FamilyScore(
+            name,
+            len(rows),
+            sum(1 for p in rows if p.row is not None),
+            {m.name: sum(1 for p in rows if m.covers(p.label) and p.agrees(m)) for m in METRICS},
+        )
+        for name, rows in pairs.items()
+    ]
+    return sorted(families, key=lambda f: (f.ratio("reason"), f.ratio("class"), -f.rows, f.family))
 
 
 def load_labels(corpus: Path) -> dict[str, tuple[Label, ...]]:
@@ -521,6 +570,22 @@ def _disagreement_lines(score: CorpusScore, top: int) -> list[str]:
     return lines
 
 
+def _family_lines(score: CorpusScore, top: int) -> list[str]:
+    """The worst families, so that a rule fitted to one family's samples shows up
+    as that family's figures, not as a hundredth of the total."""
+    families = family_scores(score)
+    worst = [f for f in families if f.ratio("reason") < 1 or f.ratio("class") < 1][:top]
+    if not worst:
+        return []
+    lines = [f"worst families ({len(families)} families; recall, class, reason over rows):"]
+    for f in worst:
+        lines.append(
+            f"  {f.family:24} {f.rows:3} rows  recall {ratio(f.found, f.rows):.2f}"
+            f"  class {f.ratio('class'):.2f}  reason {f.ratio('reason'):.2f}"
+        )
+    return lines
+
+
 def _extra_lines(score: CorpusScore, top: int) -> list[str]:
     worst = sorted((f for f in score.files if f.extra), key=lambda f: (-len(f.extra), f.name))
     if not worst:
@@ -599,6 +664,7 @@ def render(
         f" ({each:.1f} ms each); {labels} labels, {score.rows} with a recipient"
     )
     lines += _disagreement_lines(score, top)
+    lines += _family_lines(score, top)
     lines += _extra_lines(score, top)
     problems = [c for c in extras.checks if c.problem]
     if problems:
@@ -621,6 +687,9 @@ def as_json(score: CorpusScore, extras: ExtrasScore) -> dict[str, object]:
                 for (e, g), n in score.disagreements(m)
             ]
             for m in METRICS
+        },
+        "families": {
+            f.family: {"rows": f.rows, "found": f.found, **f.agree} for f in family_scores(score)
         },
         "extra": {f.name: [r.recipient for r in f.extra] for f in score.files if f.extra},
         "extra_problems": {c.key: c.problem for c in extras.checks if c.problem},

@@ -25,6 +25,7 @@ COLUMNS = [
     "kind",
     "class",
     "reason",
+    "final_recipient",
     "status",
     "reply_code",
     "diagnostic",

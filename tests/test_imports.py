@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from dsn_builder import make_dsn
+from helpers.dsn import make_dsn
 
 from bounced import Suppressions
 from bounced.cli.providers import EXPORT_CHOICES, ExportTarget, ImportFormat

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from dsn_builder import make_dsn, soft
+from helpers.dsn import make_dsn, soft
 
 from bounced import Suppressions
 from bounced.providers.facts import Events

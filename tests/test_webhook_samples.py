@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers.samples import ROW_FIELDS as DSN_FIELDS
 from helpers.webhook_signing import Signer, signed_request
-from test_samples import ROW_FIELDS as DSN_FIELDS
 
 from bounced.dsn import BounceClass, Kind, Reason
 from bounced.providers.registry import READERS, WEBHOOK_PROVIDERS, verifier

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import closing
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,6 +26,7 @@ from bounced.inputs.sources import Skipped, Unreadable, input_size, iter_sources
 __all__ = [
     "PARSE_COLUMNS",
     "PARSE_TABLE_COLUMNS",
+    "explain_command",
     "parse_command",
     "parse_rows",
     "register",
@@ -39,8 +41,9 @@ _EMPTY_ROW = dict.fromkeys(PARSE_COLUMNS, "")
 
 
 def register(app: typer.Typer) -> None:
-    """Add `bounced parse` to `app`."""
+    """Add `bounced parse` and `bounced explain` to `app`."""
     app.command("parse")(parse_command)
+    app.command("explain")(explain_command)
 
 
 def parse_command(
@@ -77,6 +80,15 @@ def parse_command(
             say("interrupted")
             raise typer.Exit(130) from None
     raise typer.Exit(1 if feedback.failures else 0)
+
+
+def explain_command(
+    path: Annotated[Path, typer.Argument(help="A message file.", dir_okay=False, exists=True)],
+) -> None:
+    """Why a message parsed as it did: parts, candidates and winner, addresses kept or dropped."""
+    from bounced.dsn.explain import explain, render  # only this command needs it
+
+    typer.echo(render(explain(path.read_bytes())))
 
 
 def parse_rows(

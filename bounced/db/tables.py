@@ -161,6 +161,8 @@ class EventRow(SQLModel, table=True):
     original_message_id: str = text_column()
     feedback_type: str = text_column()
     detector: str = text_column()
+    #: The address the message was last handed to, when not the one mailed (Bounce).
+    final_recipient: str = text_column()
     #: The recipient's domain, kept here so deliverability needs no join.
     domain: str = text_column()
     source: str = text_column()

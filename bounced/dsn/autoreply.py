@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from bounced.dsn.fields import clean_address
+from bounced.dsn.address import clean_address
 from bounced.dsn.mime import Mail
 from bounced.rules import Rules
 
-__all__ = [
-    "responder",
-]
+__all__ = ["responder"]
 
 
 def responder(mail: Mail, rules: Rules) -> str:

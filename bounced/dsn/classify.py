@@ -24,14 +24,12 @@ __all__ = [
     "best_status",
     "candidates",
     "classify",
+    "for_good",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class Classification:
-    """What the evidence says of one recipient: the winning reason, the rule that named
-    it, the status and the class."""
-
     reason: Reason
     rule: str
     status: str
@@ -68,10 +66,27 @@ def _suffixes(*hosts: str) -> set[str]:
 _LINE_CODES = re.compile(r"(?<=\s)[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s)?")
 
 
+#: The words that hold an "@": addresses, whatever their shape.
+_ADDRESS_WORDS = re.compile(r"[^\s<>()\[\]]*@[^\s<>()\[\]]*")
+
+
 def _words(text: str) -> str:
     """The server's sentences without the codes that start each reply line, so
     that a phrase split across lines of a multi-line reply still matches."""
     return " ".join(_LINE_CODES.sub(" ", f" {text}").split())
+
+
+def _said(text: str, command: str, rules: Rules) -> list[tuple[int, Reason, str]]:
+    """The phrase candidates of a text, whose addresses are names, not words:
+    "junkmail@example.org" says nothing about spam. The text is read again
+    without its addresses only when a phrase found stands inside one."""
+    words = _words(text)
+    found = _phrases(words, command, rules)
+    if found and "@" in words:
+        names = " ".join(w for w in words.split(" ") if "@" in w)
+        if any(rule.partition(":")[2] in names for _, _, rule in found):
+            found = _phrases(_words(_ADDRESS_WORDS.sub(" ", text)), command, rules)
+    return found
 
 
 def _phrases(text: str, command: str, rules: Rules) -> list[tuple[int, Reason, str]]:
@@ -80,6 +95,8 @@ def _phrases(text: str, command: str, rules: Rules) -> list[tuple[int, Reason, s
     scan = rules.phrase_scan
     words = set(text.split(" "))
     matched = [p for p in scan.unkeyed if p in text]
+    if not text.isascii():
+        matched += [p for p in scan.unkeyed_wide if p in text]
     for word in scan.keyed.keys() & words:
         matched += [p for p in scan.keyed[word] if p in text]
     for start in scan.by_start.keys() & {w[:START] for w in words}:
@@ -128,9 +145,9 @@ def candidates(
     found = _providers(finding, status, text, rules)
     # The recipient's own text first; the rest of its notice only when that
     # text names no reason (it is longer, and it may speak of other things).
-    phrases = _phrases(_words(own), finding.smtp_command, rules) if own else []
+    phrases = _said(own, finding.smtp_command, rules) if own else []
     if not phrases and finding.context:
-        phrases = _phrases(_words(finding.context.lower()), finding.smtp_command, rules)
+        phrases = _said(finding.context.lower(), finding.smtp_command, rules)
     found.extend(phrases)
     if status and (entry := rules.statuses.get(_status_key(status))):
         found.append((entry[1], entry[0], f"status:{status}"))
@@ -158,10 +175,29 @@ def classify(finding: Finding, kind: Kind, family: Family | None, rules: Rules) 
     if family and reason in family.reads and rule.startswith("phrase:"):
         reason, rule = family.reads[reason], f"{rule}+family:{family.name}"
     permanent = _permanent(status, finding, kind, family)
+    hard = permanent and reason in DEFAULT_HARD_REASONS
+    coded = bool(status or finding.reply_code)  # a code the server gave, not derived
+    if coded and permanent and not hard and (evidence := for_good(reason, finding, rules)):
+        hard, rule = True, f"{rule}+hard:{evidence}"
     if not status:
         status = _derived_status(permanent, reason, finding.smtp_command, family, rules)
-    hard = permanent and reason in DEFAULT_HARD_REASONS
     return Classification(reason, rule, status, BounceClass.HARD if hard else BounceClass.SOFT)
+
+
+def for_good(reason: Reason, finding: Finding, rules: Rules) -> str:
+    """The words that make a permanent failure of this reason hard (the account
+    is closed for good, reasons.toml [[hard_when]]); "" when none say so or
+    words of a passing state ("temporarily", "locked") stand beside them."""
+    ruled = [rule for rule in rules.hard_when if rule.reason is reason]
+    if not ruled:
+        return ""
+    text = f"{unfold(finding.diagnostic)} {finding.context}".lower()
+    for rule in ruled:
+        if not any(u in text for u in rule.unless):
+            found = next((p for p in rule.phrases if p in text), "")
+            if found:
+                return found
+    return ""
 
 
 def _derived_status(

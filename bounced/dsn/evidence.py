@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-__all__ = [
-    "Finding",
-]
+__all__ = ["Finding"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +13,8 @@ class Finding:
 
     recipient: str
     action: str = ""
+    #: The address last handed to, when another than `recipient` (the one mailed).
+    final_recipient: str = ""
     status: str = ""
     reply_code: str = ""
     diagnostic: str = ""

@@ -10,10 +10,8 @@ from __future__ import annotations
 import re
 
 __all__ = [
-    "ADDRESS",
     "REPLY_CODE",
     "STATUS",
-    "clean_address",
     "failure_reply_code",
     "failure_status",
     "field_groups",
@@ -28,11 +26,6 @@ __all__ = [
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient")
 _FIELD = re.compile(r"([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)")
 
-#: An address as it appears in bounce texts: liberal on the local part (it may
-#: be internationalised), strict enough on the domain to skip IPs and hosts.
-ADDRESS = re.compile(
-    r"(?<![\w.+=-])((?:\"[^\"\n]{1,64}\"|[\w.!#$%&'*+/=?^`{|}~-]{1,64})@(?:\[[0-9.:a-fA-F]+\]|[\w-]{1,63}(?:\.[\w-]{1,63}){0,10}\.(?:[a-zA-Z]{2,63}|xn--[a-zA-Z0-9-]{1,59})))",
-)
 STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
 REPLY_CODE = re.compile(r"(?<![\w.-])([245][0-7]\d)(?=[ :,-]|$)", re.MULTILINE)
 
@@ -116,14 +109,6 @@ def typed_value(value: str) -> str:
     if sep and " " not in kind.strip() and kind.strip():
         return rest.strip()
     return value.strip()
-
-
-def clean_address(value: str) -> str:
-    """The address inside `<...>`, quotes or `mailto:`; empty when there is none."""
-    match = ADDRESS.search(value.replace("mailto:", " "))
-    if not match:
-        return ""
-    return match.group(1).strip("<>.")
 
 
 def first_status(text: str) -> str:

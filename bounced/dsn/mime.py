@@ -146,6 +146,9 @@ class Mail:
         return (p for p in self.parts if p.content_type.startswith(prefixes))
 
 
+_LEADING_BLANK_LINES = re.compile(rb"\A(?:[ \t]*\n)+")
+
+
 def decoded(raw: bytes | str) -> tuple[str, str, list[str]]:
     """Bytes or text in, LF-only text out, bounded in size; the codec that turns the
     text back into the message's bytes (parts with their own charset or transfer
@@ -154,9 +157,16 @@ def decoded(raw: bytes | str) -> tuple[str, str, list[str]]:
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogateescape")
     if len(raw) > MAX_PARSE_BYTES:
+        # Cut at a line's end: the cut line's last word is no word of the
+        # message (an address cut to "user@example.n" would be another address).
         raw = raw[:MAX_PARSE_BYTES]
+        raw = raw[: raw.rfind(b"\n") + 1] or raw
         problems.append(f"message longer than {MAX_PARSE_BYTES} bytes: read the start only")
     raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if raw[:1] in (b"\n", b" ", b"\t"):
+        # Blank or space-only lines before the headers (a message saved by hand,
+        # a spool that prepends a newline): the headers are still the headers.
+        raw = _LEADING_BLANK_LINES.sub(b"", raw, count=1)
     # Headers and 8-bit bodies arrive in any charset; UTF-8 first, then Latin-1
     # byte for byte, so that no input can raise and no byte is lost.
     try:
@@ -465,7 +475,7 @@ def _codec(charset: str) -> str:
     name = _CHARSET_ALIASES.get(name, name)
     try:
         info = codecs.lookup(name)
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL byte in the name is data too
         return "utf-8"
     if not getattr(info, "_is_text_encoding", True) or info.name in _REFUSED:
         return "utf-8"
@@ -543,8 +553,9 @@ def _split_header_block(block: str) -> list[tuple[str, str]]:
 
 
 def header_block(text: str) -> Headers:
-    """Headers found at the start of a text block (inline quoted originals)."""
-    return Headers(_split_header_block(text))
+    """Headers found at the start of a text block (inline quoted originals),
+    decoded only as their names are looked up."""
+    return Headers._read(_fields(text, 0, lenient=True)[0])
 
 
 def _unfold(value: str) -> str:

@@ -87,6 +87,8 @@ DEFAULT_HARD_REASONS = frozenset(
 class Bounce:
     """Everything known about what happened to one recipient of one original message."""
 
+    #: The address the sender mailed (the DSN's Original-Recipient when it differs
+    #: from the Final-Recipient): the one in the sending log and the suppression list.
     recipient: str
     kind: Kind
     bounce_class: BounceClass | None = None
@@ -104,6 +106,9 @@ class Bounce:
     smtp_command: str = ""
     detector: str = ""
     rule: str = ""
+    #: The address the message was last handed to, when aliasing or forwarding
+    #: made it another than `recipient`; empty otherwise.
+    final_recipient: str = ""
 
     def to_dict(self) -> dict[str, str]:
         """Flat, JSON-ready mapping (enums as their values, missing as empty strings)."""
@@ -115,6 +120,7 @@ _BOUNCE_FIELDS = tuple(f.name for f in fields(Bounce))
 #: The plain-text facts of a row that parse output and the store's events both carry,
 #: in the order they are shown.
 TEXT_FACTS = (
+    "final_recipient",
     "status",
     "reply_code",
     "diagnostic",

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
+from bounced.dsn.address import clean_address, encapsulated
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import (
-    clean_address,
     failure_reply_code,
     field_groups,
     first_reply_code,
@@ -22,15 +22,13 @@ from bounced.dsn.fields import (
 )
 from bounced.dsn.mime import Mail
 
-__all__ = [
-    "STATUS_TYPES",
-    "findings",
-    "from_fields",
-    "names_recipients",
-]
+__all__ = ["STATUS_TYPES", "findings", "from_fields", "names_recipients"]
 
 STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
-_RECIPIENT_FIELDS = ("final-recipient", "original-recipient", "x-actual-recipient")
+#: Where a group names its recipient, the address the sender mailed first (RFC
+#: 3464: Original-Recipient is the address of the RCPT TO, Final-Recipient the
+#: one after aliasing and forwarding).
+_RECIPIENT_FIELDS = ("original-recipient", "final-recipient", "x-actual-recipient")
 _RECIPIENT_FIELD = re.compile(r"^(?:final|original)-recipient[ \t]*:", re.IGNORECASE | re.MULTILINE)
 
 
@@ -63,10 +61,11 @@ def from_fields(text: str, source: str) -> list[Finding]:
     per_message: dict[str, str] = {}
     out: list[Finding] = []
     for group in groups:
-        recipient = next(
-            (a for f in _RECIPIENT_FIELDS if (a := clean_address(typed_value(group.get(f, ""))))),
-            "",
-        )
+        original, final = (clean_address(group.get(f, "")) for f in _RECIPIENT_FIELDS[:2])
+        final = final or clean_address(group.get(_RECIPIENT_FIELDS[2], ""))
+        if encapsulated(original) and final:
+            original = ""  # Exchange's X.500 form of an address, never one that was mailed
+        recipient = original or final
         if not recipient:
             if not out:
                 per_message.update(group)
@@ -78,6 +77,7 @@ def from_fields(text: str, source: str) -> list[Finding]:
         out.append(
             Finding(
                 recipient=recipient,
+                final_recipient=final if final.lower() != recipient.lower() else "",
                 diagnostic_type=_diagnostic_type(code, group),
                 action=group.get("action", "").split()[0].lower() if group.get("action") else "",
                 status=status,

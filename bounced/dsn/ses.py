@@ -11,9 +11,7 @@ from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import failure_reply_code, first_reply_code, first_status, typed_value
 from bounced.dsn.mime import Mail
 
-__all__ = [
-    "findings",
-]
+__all__ = ["findings"]
 
 _OPENER = re.compile(r'\{\s{0,20}"(?:notificationType|eventType|Type)"\s{0,20}:')
 

@@ -10,12 +10,14 @@ where their text ends) is data in `bounced/rules/families.toml`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, replace
 from functools import cache
 
+from bounced.dsn.address import addresses, find_addresses
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import (
-    ADDRESS,
     failure_reply_code,
     failure_status,
     remote_host,
@@ -28,13 +30,16 @@ from bounced.rules import Family, Rules
 __all__ = [
     "MAX_DIAGNOSTIC",
     "MAX_RECIPIENTS",
+    "AddressVerdict",
     "Notice",
     "about",
+    "address_verdicts",
     "findings",
     "notice",
     "original_message_id",
     "quoted_headers",
     "recognise",
+    "without_footers",
 ]
 
 #: The longest diagnostic kept per recipient; notices rarely say more that matters.
@@ -52,17 +57,24 @@ _STRONG_BEFORE = re.compile(r"(?:rcpt to:|to:|recipient:|address:)\s*<?$")
 #: does not help, write to <help@provider>", in whatever language).
 _ANGLED_BEFORE = re.compile(r"(?<!contact )(?<!mail to )<$")
 _SAID_AFTER = re.compile(r">\s*\S")
+#: An address that the one before it was reached through: Postfix's and
+#: sendmail's "(expanded from <alias>)", Exim's "(generated from alias)" and
+#: "(ultimately generated from alias)". The alias is the address the sender mailed.
+_ALIAS_BEFORE = re.compile(r"(?:expanded|generated) from:?\s*<?$")
 _HEADER_START = re.compile(
     r"^(?:received|return-path|dkim-signature):[ \t]?(?:from |by |<|v=)", re.IGNORECASE
 )
 _NOISE_LINE = re.compile(
-    r"^(?:from|to|cc|reply-to|return-path|sender|subject|date|message-id)\s*:", re.IGNORECASE
+    r"^(?:from|to|cc|bcc|reply-to|return-path|sender|subject|date|message-id|in-reply-to"
+    r"|references|delivered-to|x-original-to|envelope-to|errors-to|list-[a-z]+)\s*:",
+    re.IGNORECASE,
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """The notice text of a message, cut where the returned original begins."""
+    """The notice text of a message, cut where the returned original begins
+    (`without_footers` cuts what its mail system appended too)."""
 
     text: str
     rest: str
@@ -79,8 +91,15 @@ def recognise(mail: Mail, rules: Rules, body: str) -> Family | None:
     hits = [i for s, i in marks.senders if s in sender]
     hits += [i for s, i in marks.subjects if subject.startswith(s)]
     hits += [i for h, i in marks.headers if h in mail.headers]
-    hits += [i for m, i in marks.markers if m in head]
-    return rules.families[min(hits)] if hits else None
+    best = min(hits, default=len(rules.families))
+    # Markers come in family order: past the best family found, none can win.
+    for marker, i in marks.markers:
+        if i >= best:
+            break
+        if marker in head:
+            best = i
+            break
+    return rules.families[best] if best < len(rules.families) else None
 
 
 def notice(mail: Mail, rules: Rules) -> Notice:
@@ -89,13 +108,37 @@ def notice(mail: Mail, rules: Rules) -> Notice:
     if not texts:
         texts = [_TAG.sub(" ", p.text) for p in mail.parts_of("text/html")]
     body = "\n".join(t for i, t in enumerate(texts) if i == 0 or not _looks_like_headers(t))
-    family = recognise(mail, rules, body)
-    name = family.name if family else ""
     second_line = body.find("\n") + 1
     start = _original_start(rules.boundaries).search(body, second_line) if second_line else None
-    if start is None:
-        return Notice(body, "", name)
-    return Notice(body[: start.start() - 1], body[start.start() :], name)
+    own, rest = (body, "") if start is None else (body[: start.start() - 1], body[start.start() :])
+    family = recognise(mail, rules, body)
+    return Notice(own, rest, family.name if family else "")
+
+
+def without_footers(text: Notice, rules: Rules) -> Notice:
+    """The notice without the footers its mail system appended (antivirus
+    stamps, disclaimers), for the readers that take recipients and reasons
+    from its text: each footer from the line that starts it to the end of its
+    paragraph. Every footer holds one of the footer words (a rules test says
+    so): a text with none of them has no footer, found with fewer searches."""
+    kept = _without_footers(text.text, rules.footers, rules.footer_words)
+    return text if kept is text.text else replace(text, text=kept)
+
+
+def _without_footers(body: str, footers: tuple[str, ...], words: tuple[str, ...]) -> str:
+    lowered = body.lower()
+    if not any(w in lowered for w in words) or not any(f in lowered for f in footers):
+        return body
+    kept: list[str] = []
+    in_footer = False
+    for line in body.split("\n"):
+        if not line.strip():
+            in_footer = False
+        elif not in_footer and any(f in line.lower() for f in footers):
+            in_footer = True
+        if not in_footer:
+            kept.append(line)
+    return "\n".join(kept)
 
 
 @cache
@@ -123,17 +166,22 @@ def _looks_like_headers(text: str) -> bool:
     )
 
 
-def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[Finding]:
-    """One finding per recipient the notice names, with the block of text about it."""
+def findings(
+    mail: Mail, rules: Rules, text: Notice, senders: Callable[[], frozenset[str]]
+) -> list[Finding]:
+    """One finding per recipient the notice names, with the block of text about
+    it. `senders` gives the sender side's addresses; it is asked only when the
+    choice depends on them (more than one address, one only mentioned, or an
+    X-Failed-Recipients header to weigh against the notice)."""
     lines = text.text.split("\n")
-    anchors = _anchors(lines, rules)
-    failed_header = [a.lower() for a in ADDRESS.findall(mail.headers.get("x-failed-recipients"))]
-    strong = [a for _, a, s in anchors if s and a not in exclude]
-    if failed_header and strong and not any(a in text.text.lower() for a in failed_header):
-        # The header names an address the notice never mentions (one rewritten
-        # before delivery): the notice's own list is the better evidence.
-        failed_header = []
-    order = (failed_header or _recipients(anchors, exclude))[:MAX_RECIPIENTS]
+    anchors, mailed, _ = _anchors(lines, rules)
+    alone = (
+        len({a for _, a, _ in anchors}) == 1
+        and all(s for _, _, s in anchors)
+        and "x-failed-recipients" not in mail.headers
+    )
+    exclude = frozenset() if alone else senders()
+    order = _chosen(mail, text, anchors, exclude)
     if not order:
         return []
     wanted = set(order)
@@ -148,18 +196,78 @@ def findings(mail: Mail, rules: Rules, text: Notice, exclude: set[str]) -> list[
     text_before = family is not None and family.text_before_address
     out = []
     for recipient in order:
-        first = first_line.get(recipient)
-        if first is None:
+        at = first_line.get(recipient)
+        if at is None:
             block = text.text
         elif text_before:
             block = "\n".join(lines[_block_before(named, last_line[recipient])])
         else:
-            block = "\n".join(lines[_block(named, first, len(lines))])
+            block = "\n".join(lines[_block(named, at, len(lines))])
         # A notice about one recipient is evidence as a whole, including what
         # it says before naming the address.
         context = unfold(text.text)[:MAX_DIAGNOSTIC] if len(order) == 1 else ""
-        out.append(_finding(recipient, block, context, delayed, text.family))
+        finding = _finding(recipient, block, context, delayed, text.family)
+        if recipient in mailed:
+            finding = replace(finding, recipient=mailed[recipient], final_recipient=recipient)
+        out.append(finding)
     return out
+
+
+def _chosen(
+    mail: Mail,
+    text: Notice,
+    anchors: list[tuple[int, str, bool]],
+    exclude: frozenset[str] | set[str],
+) -> list[str]:
+    """The recipients among the addresses named: X-Failed-Recipients when it
+    agrees with the notice, else those the notice sets apart (see _recipients)."""
+    failed_header = addresses(mail.headers.get("x-failed-recipients"))
+    strong = [a for _, a, s in anchors if s and a not in exclude]
+    if failed_header and strong and not any(a in text.text.lower() for a in failed_header):
+        # The header names an address the notice never mentions (one rewritten
+        # before delivery): the notice's own list is the better evidence.
+        failed_header = []
+    return (failed_header or _recipients(anchors, exclude))[:MAX_RECIPIENTS]
+
+
+@dataclass(frozen=True, slots=True)
+class AddressVerdict:
+    """One address a notice names, and whether it was taken as a recipient."""
+
+    address: str
+    line: int  # in the notice, from 1
+    kept: bool
+    why: str
+
+
+def address_verdicts(
+    mail: Mail, rules: Rules, text: Notice, exclude: frozenset[str] | set[str]
+) -> list[AddressVerdict]:
+    """Every address of the notice with the reason it was kept or dropped, by
+    the same selection that `findings` makes."""
+    anchors, mailed, dropped = _anchors(text.text.split("\n"), rules)
+    chosen = set(_chosen(mail, text, anchors, exclude))
+    stands_apart = any(s and a not in exclude for _, a, s in anchors)
+    verdicts = [AddressVerdict(a, i + 1, False, why) for i, a, why in dropped]
+    seen: set[str] = set()
+    for index, address, strong in anchors:
+        if address in seen:
+            continue
+        seen.add(address)
+        if address in chosen:
+            why = "set apart as a recipient" if strong else "mentioned, and no address stands apart"
+            if address in mailed:
+                why += f"; reached as {address}, mailed as {mailed[address]}"
+        elif address in exclude:
+            why = "the sender side's own address (From, To, the original's From or Return-Path)"
+        elif _list_address(address, rules):
+            why = "a mailing list's own address, set apart yet only mentioned"
+        elif stands_apart and not strong:
+            why = "only mentioned, while other addresses stand apart"
+        else:
+            why = "not in X-Failed-Recipients, which names the recipients"
+        verdicts.append(AddressVerdict(address, index + 1, address in chosen, why))
+    return sorted(verdicts, key=lambda v: v.line)
 
 
 def _block(named: list[tuple[int, str]], position: int, total: int) -> slice:
@@ -219,24 +327,54 @@ def _finding(recipient: str, block: str, context: str, delayed: bool, family: st
     )
 
 
-def _anchors(lines: list[str], rules: Rules) -> list[tuple[int, str, bool]]:
-    """(line index, address, strong) for every address the notice names."""
-    found = []
+def _anchors(
+    lines: list[str], rules: Rules
+) -> tuple[list[tuple[int, str, bool]], dict[str, str], list[tuple[int, str, str]]]:
+    """(line index, address, strong) for every address the notice names; the
+    address each final one was reached through (final → mailed), for the
+    aliases the notice names (which are no recipients of their own); and the
+    addresses dropped here, (line index, address, why)."""
+    found: list[tuple[int, str, bool]] = []
+    mailed: dict[str, str] = {}
+    dropped: list[tuple[int, str, str]] = []
     for index, line in enumerate(lines):
         if "@" not in line or _NOISE_LINE.match(line.strip()):
             continue
-        for match in ADDRESS.finditer(line):
-            address = match.group(1).strip(".").lower()
-            before = line[: match.start()].lower()
+        for start, end, address in find_addresses(line):
+            address = address.lower()
+            before = line[:start].lower()
+            if found and _ALIAS_BEFORE.search(before):
+                mailed.setdefault(found[-1][1], address)
+                dropped.append((index, address, f"the address mailed, reached as {found[-1][1]}"))
+                continue
             strong = (
                 not before.strip(" \t<\"'*-")
                 or bool(_STRONG_BEFORE.search(before))
-                or bool(_ANGLED_BEFORE.search(before) and _SAID_AFTER.match(line, match.end()))
+                or bool(_ANGLED_BEFORE.search(before) and _SAID_AFTER.match(line, end))
             )
             if _never_recipient(address, strong, rules):
+                dropped.append((index, address, "a mail system's role address, only mentioned"))
                 continue
+            if ("-" in address or address.startswith("owner")) and _list_address(address, rules):
+                if not strong:
+                    dropped.append((index, address, "a mailing list's own address, mentioned"))
+                    continue
+                strong = False  # set apart, it is still only the list's address
             found.append((index, address, strong))
-    return found
+    return found, mailed, dropped
+
+
+def _list_address(address: str, rules: Rules) -> bool:
+    """A mailing list's own address (members-request@, owner-members@)."""
+    suffixes, prefixes = _affixes(rules.list_affixes)
+    local = address.partition("@")[0]
+    return local.endswith(suffixes) or local.startswith(prefixes)
+
+
+@cache
+def _affixes(affixes: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The list affixes as (suffixes "-request", prefixes "owner-")."""
+    return tuple(a for a in affixes if a[0] == "-"), tuple(a for a in affixes if a[0] != "-")
 
 
 def _never_recipient(address: str, strong: bool, rules: Rules) -> bool:
@@ -246,7 +384,7 @@ def _never_recipient(address: str, strong: bool, rules: Rules) -> bool:
     return local.startswith("mailer-daemon") or (not strong and local in rules.not_recipients)
 
 
-def _recipients(anchors: list[tuple[int, str, bool]], exclude: set[str]) -> list[str]:
+def _recipients(anchors: list[tuple[int, str, bool]], exclude: AbstractSet[str]) -> list[str]:
     """Addresses the notice sets apart (own line, RCPT TO) before those it only
     mentions; the sender side's own addresses only when the text names no other
     (anonymised or forwarded mail can return to the address it was sent to)."""

@@ -15,11 +15,14 @@ from importlib import resources
 from typing import Any
 
 from bounced.dsn.report import Reason
+from bounced.errors import RulesError
 
 __all__ = [
+    "SCHEMA",
     "START",
     "Family",
     "FamilyMarks",
+    "HardWhen",
     "Pattern",
     "PhraseRule",
     "PhraseScan",
@@ -27,13 +30,10 @@ __all__ = [
     "Recast",
     "Rules",
     "RulesError",
+    "check_keys",
     "load",
     "phrase_rules",
 ]
-
-
-class RulesError(ValueError):
-    """A rules file is malformed (unknown reason, duplicate phrase, bad pattern)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +95,14 @@ class PhraseScan:
     as whole words of the text, so it is tried only when its longest inner
     word does (`keyed`). A phrase of two words occurs only where a word of the
     text starts like its second word (`by_start`, on the first three letters).
-    The rest are tried always (`unkeyed`). `order` is each phrase's place in
-    the rules files, to report hits in a fixed order.
+    The rest are tried always (`unkeyed`), but those with letters outside
+    ASCII (Japanese, most often) only in texts that have such letters
+    (`unkeyed_wide`). `order` is each phrase's place in the rules files, to
+    report hits in a fixed order.
     """
 
     unkeyed: tuple[str, ...]
+    unkeyed_wide: tuple[str, ...]
     keyed: dict[str, tuple[str, ...]]
     by_start: dict[str, tuple[str, ...]]
     order: dict[str, int]
@@ -118,7 +121,8 @@ class PhraseScan:
             else:
                 unkeyed.append(phrase)
         return cls(
-            tuple(unkeyed),
+            tuple(p for p in unkeyed if p.isascii()),
+            tuple(p for p in unkeyed if not p.isascii()),
             {k: tuple(v) for k, v in keyed.items()},
             {k: tuple(v) for k, v in by_start.items()},
             {p: i for i, p in enumerate(phrases)},
@@ -131,8 +135,10 @@ START = 3
 
 @dataclass(frozen=True, slots=True)
 class FamilyMarks:
-    """Every family's sniffing data flat, as (mark, family index) pairs, so one
-    pass over each list recognises a notice; the lowest index wins."""
+    """Every family's sniffing data flat, as (mark, family index) pairs in family
+    order, so one pass over each list recognises a notice; the lowest index
+    wins (and a pass may stop at the first mark of a family no better than one
+    already found)."""
 
     senders: tuple[tuple[str, int], ...]
     subjects: tuple[tuple[str, int], ...]
@@ -154,6 +160,16 @@ class Recast:
     phrases: tuple[str, ...]
     commands: tuple[str, ...]
     becomes: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class HardWhen:
+    """A reason that is hard when the text says the state is for good (`phrases`)
+    and nothing says it is passing (`unless`), with a permanent code."""
+
+    reason: Reason
+    phrases: tuple[str, ...]
+    unless: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +197,11 @@ class Rules:
     complaint: dict[str, tuple[str, ...]]
     returned: dict[str, tuple[str, ...]]
     not_recipients: tuple[str, ...]
+    list_affixes: tuple[str, ...]
+    footers: tuple[str, ...]
+    footer_words: tuple[str, ...]
+    challenge: dict[str, tuple[str, ...]]
+    hard_when: tuple[HardWhen, ...]
     phrase_scan: PhraseScan
     pattern_list: tuple[Pattern, ...]
     phrase_index: dict[str, tuple[int, Reason]]
@@ -191,6 +212,101 @@ class Rules:
 
 def _load_toml(name: str) -> dict[str, Any]:
     return tomllib.loads(resources.files(__package__).joinpath(name).read_text("utf-8"))
+
+
+#: Every table of every rules file and the keys it may hold: a misspelled key
+#: (`phrase =` for `phrases =`) is refused, never silently ignored. Keys are
+#: paths of table names; "[]" stands for each entry of an array of tables.
+SCHEMA: dict[str, dict[str, frozenset[str]]] = {
+    "reasons.toml": {
+        "": frozenset({"reason", "hard_when"}),
+        "reason[]": frozenset({"name", "priority", "phrases", "patterns"}),
+        "reason[].patterns[]": frozenset({"needs", "regex"}),
+        "hard_when[]": frozenset({"reason", "phrases", "unless"}),
+    },
+    "status.toml": {
+        "": frozenset(
+            {"status", "reply", "command", "kind", "diagnostic_type", "recast", "derived"}
+        ),
+        "status[]": frozenset({"priority", "codes"}),
+        "reply[]": frozenset({"priority", "codes"}),
+        "command[]": frozenset({"priority", "commands"}),
+        "kind[]": frozenset({"priority", "kinds"}),
+        "diagnostic_type[]": frozenset({"priority", "types", "details"}),
+        "recast[]": frozenset({"phrases", "commands", "becomes"}),
+    },
+    "providers.toml": {
+        "": frozenset({"rule"}),
+        "rule[]": frozenset(
+            {"name", "hosts", "domains", "reason", "priority", "reply_codes", "statuses", "phrases"}
+        ),
+    },
+    "families.toml": {
+        "": frozenset({"text", "returned", "autoreply", "complaint", "challenge", "family"}),
+        "text": frozenset(
+            {
+                "boundaries",
+                "delay_markers",
+                "not_recipients",
+                "list_affixes",
+                "footers",
+                "footer_words",
+            }
+        ),
+        "returned": frozenset({"senders", "subjects", "reply_prefixes", "evidence"}),
+        "autoreply": frozenset({"headers", "precedence", "subjects"}),
+        "complaint": frozenset(
+            {"senders", "subjects", "recipient_headers", "unsubscribe_headers", "report_fields"}
+        ),
+        "challenge": frozenset({"senders", "subjects", "markers"}),
+        "family[]": frozenset(
+            {
+                "name",
+                "senders",
+                "subjects",
+                "markers",
+                "headers",
+                "reason",
+                "priority",
+                "reads",
+                "text_before_address",
+                "derived_after_command",
+                "temporary",
+            }
+        ),
+    },
+}
+
+
+def check_keys(name: str, data: dict[str, Any]) -> None:
+    """Refuse a key that the file's schema (SCHEMA) does not name, wherever it is."""
+    schema = SCHEMA[name]
+
+    def walk(path: str, table: dict[str, Any]) -> None:
+        allowed = schema.get(path)
+        if allowed is None:  # a table of free keys (codes, reads, ...)
+            return
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            where = path or "top level"
+            raise RulesError(f"{name}: unknown key {unknown[0]!r} in {where}")
+        for key, value in table.items():
+            child = f"{path}.{key}" if path else key
+            if isinstance(value, dict):
+                walk(child, value)
+            elif isinstance(value, list):
+                for entry in value:
+                    if isinstance(entry, dict):
+                        walk(f"{child}[]", entry)
+
+    walk("", data)
+
+
+def _rules_file(name: str) -> dict[str, Any]:
+    """A rules file, read and checked against its schema."""
+    data = _load_toml(name)
+    check_keys(name, data)
+    return data
 
 
 def _reason(value: str, where: str) -> Reason:
@@ -283,10 +399,10 @@ def _families(data: dict[str, Any]) -> tuple[Family, ...]:
 @cache
 def load() -> Rules:
     """The compiled rules; read from the package once per process."""
-    reasons = _load_toml("reasons.toml")
-    status = _load_toml("status.toml")
-    providers = _load_toml("providers.toml")
-    families = _load_toml("families.toml")
+    reasons = _rules_file("reasons.toml")
+    status = _rules_file("status.toml")
+    providers = _rules_file("providers.toml")
+    families = _rules_file("families.toml")
     phrases = phrase_rules(reasons)
     known = _families(families)
     known_providers = _providers(providers)
@@ -324,4 +440,16 @@ def load() -> Rules:
         complaint={k: _lower(v) for k, v in families["complaint"].items()},
         returned={k: _lower(v) for k, v in families["returned"].items()},
         not_recipients=_lower(families["text"]["not_recipients"]),
+        list_affixes=_lower(families["text"]["list_affixes"]),
+        footers=_lower(families["text"]["footers"]),
+        footer_words=_lower(families["text"]["footer_words"]),
+        challenge={k: _lower(v) for k, v in families["challenge"].items()},
+        hard_when=tuple(
+            HardWhen(
+                _reason(row["reason"], "reasons.toml"),
+                _lower(row["phrases"]),
+                _lower(row["unless"]),
+            )
+            for row in reasons.get("hard_when", ())
+        ),
     )

@@ -27,6 +27,8 @@ class Rcpt:
     status: str = "5.1.1"
     action: str = "failed"
     diagnostic: str = "550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+    #: The Original-Recipient field's address (the one mailed), when not `address`.
+    original: str = ""
 
 
 HARD = "5.1.1"
@@ -43,7 +45,8 @@ def make_dsn(
     """A DSN reporting on `recipients` (addresses or Rcpt rows) of one original message."""
     rows = [r if isinstance(r, Rcpt) else Rcpt(r) for r in recipients]
     per_recipient = "\n".join(
-        f"Final-Recipient: rfc822; {r.address}\n"
+        (f"Original-Recipient: rfc822; {r.original}\n" if r.original else "")
+        + f"Final-Recipient: rfc822; {r.address}\n"
         f"Action: {r.action}\n"
         f"Status: {r.status}\n"
         f"Remote-MTA: dns; {remote_mta}\n"
