@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from helpers.certs import self_signed
 from helpers.postgres import pg_schema_url, postgres_base
 
 
@@ -40,30 +41,22 @@ def certificate(tmp_path_factory):
     """A self-signed certificate for 127.0.0.1, and its key, as PEM files (a TLS relay
     in the dispatch tests, the listener's STARTTLS)."""
     import ipaddress
-    from datetime import UTC, datetime, timedelta
 
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+    cert = self_signed(
+        key,
+        "relay.test",
+        extensions=[
+            (
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                False,
+            ),
+            (x509.BasicConstraints(ca=True, path_length=None), True),
+        ],
     )
     folder = tmp_path_factory.mktemp("tls")
     cert_file, key_file = folder / "cert.pem", folder / "key.pem"

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers.api_process import api_server
+from helpers.http import Api
 from helpers.webhook_signing import (
     MAILGUN_KEY,
     PASSWORD,
@@ -22,7 +23,6 @@ from helpers.webhook_signing import (
     basic,
     signed_request,
 )
-from http_support import Api
 
 from bounced import Suppressions
 from bounced.http.webhooks import install

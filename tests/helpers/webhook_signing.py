@@ -8,13 +8,10 @@ import base64
 import json
 import secrets
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
 
 from bounced.config import (
     BasicAuthWebhook,
@@ -28,6 +25,7 @@ from bounced.providers.auth import Request
 from bounced.providers.mailgun import signature_of
 from bounced.providers.sendgrid import SIGNATURE, TIMESTAMP
 from bounced.providers.ses import signing_text
+from helpers.certs import self_signed
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-notifications"
 CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"
@@ -37,18 +35,7 @@ BREVO_TOKEN = "brevo-token-0123456789"
 
 
 def _certificate(key: rsa.RSAPrivateKey) -> bytes:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed(key, "sns.amazonaws.com", days=30)
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
