@@ -214,7 +214,13 @@ def _mapping(row: Row) -> Mapping[str, Any]:
 
 
 def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+    """A cell as a terminal shows it: control characters (a NUL or an escape in a
+    message's header) are shown as `?`, never sent to the terminal."""
+    text = "" if value is None else str(value)
+    return text if text.isprintable() else _CONTROL.sub("?", text)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 _WRITERS: dict[Format, Callable[[Sequence[str], Iterable[Mapping[str, Any]], TextIO], int]] = {
