@@ -16,12 +16,15 @@ the package itself is made callable (it calls `clean`) and `bounced.clean(rows)`
 means the same whichever was imported first.
 """
 
+import importlib
 import sys
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bounced.clean.checks import CleanReason, Mode, Status
-from bounced.clean.pipeline import Cleaned, CleanOptions, Record, Unreadable, clean
+from bounced.clean.kinds import CleanReason, Mode, Status
+
+if TYPE_CHECKING:
+    from bounced.clean.pipeline import Cleaned, CleanOptions, Record, Unreadable, clean
 
 __all__ = [
     "CleanOptions",
@@ -35,8 +38,21 @@ __all__ = [
 ]
 
 
+#: Served on first use: the pipeline pulls in email-validator, dnspython and the
+#: public suffix list, which `bounced --help` and `bounced parse` should not pay for.
+_LAZY = frozenset({"Cleaned", "CleanOptions", "Record", "Unreadable", "clean"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module("bounced.clean.pipeline"), name)
+
+
 class _Callable(types.ModuleType):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from bounced.clean.pipeline import clean
+
         return clean(*args, **kwargs)
 
 

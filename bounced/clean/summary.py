@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from bounced.clean.checks import CleanReason
+from bounced.clean.kinds import CleanReason
 from bounced.clean.pipeline import Cleaned
 
 __all__ = ["DNS_REASONS", "Tally"]

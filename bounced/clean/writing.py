@@ -12,21 +12,15 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from enum import StrEnum
 from typing import Any, BinaryIO, Protocol
 
+from bounced.clean.kinds import OutputFormat
 from bounced.clean.pipeline import Cleaned
 
 __all__ = ["ADDED", "OutputFormat", "RowWriter", "cells_of", "open_writer", "output_columns"]
 
 #: The columns `bounced clean` adds after the input's own.
 ADDED = ("normalized", "status", "reason", "detail")
-
-
-class OutputFormat(StrEnum):
-    CSV = "csv"
-    NDJSON = "ndjson"
-    XLSX = "xlsx"
 
 
 class RowWriter(Protocol):

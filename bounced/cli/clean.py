@@ -12,17 +12,18 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 
-from bounced.clean import CleanOptions, Mode, Status, clean
-from bounced.clean.reading import Table, open_table
-from bounced.clean.summary import Tally
-from bounced.clean.writing import OutputFormat, cells_of, open_writer, output_columns
+from bounced.clean.kinds import Mode, OutputFormat, Status
 from bounced.cli.support import command_settings, suppressions
 from bounced.cli.terminal import say
 from bounced.errors import BouncedError
+
+if TYPE_CHECKING:
+    from bounced.clean.reading import Table
+    from bounced.clean.summary import Tally
 
 __all__ = [
     "clean_command",
@@ -84,6 +85,13 @@ def clean_command(
     ] = None,
 ) -> None:
     """Check a list before a campaign: which addresses to mail, and why not the others."""
+    # The checks' libraries (email-validator, dnspython, the public suffix list) load
+    # when a list is cleaned, not when any other command starts.
+    from bounced.clean import CleanOptions, clean
+    from bounced.clean.reading import open_table
+    from bounced.clean.summary import Tally
+    from bounced.clean.writing import cells_of, output_columns
+
     settings = command_settings(
         ctx, {"dns.nameservers": nameserver or None, "dns.timeout": dns_timeout}
     )
@@ -155,6 +163,8 @@ def _writers(
     table: Table,
 ) -> dict[bool, Any]:
     """{rejected?: writer}: one writer for everything, or a second one for rejects."""
+    from bounced.clean.writing import open_writer
+
     delimiter = table.delimiter or ","
     bom = table.encoding not in ("utf-8", "")
 

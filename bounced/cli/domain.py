@@ -11,12 +11,14 @@ import ipaddress
 import json
 import sys
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bounced.cli.support import command_settings
-from bounced.domaincheck import DomainReport, Outcome, Request, check_domain
+
+if TYPE_CHECKING:
+    from bounced.domaincheck import DomainReport
 
 __all__ = [
     "ReportFormat",
@@ -83,6 +85,8 @@ def check_command(
     ] = None,
 ) -> None:
     """Check SPF, DKIM, DMARC, MX, reverse DNS and delegations of a sending domain."""
+    from bounced.domaincheck import Request, check_domain  # dnspython: loaded when used
+
     settings = command_settings(ctx, {"dns.nameservers": nameserver or None})
     request = Request(
         _domain(domain),
@@ -102,7 +106,8 @@ def check_command(
     raise typer.Exit(1 if report.failed else 0)
 
 
-_STYLE = {Outcome.PASS: "green", Outcome.WARN: "yellow", Outcome.FAIL: "bold red"}
+#: How a line's outcome is shown in the table.
+_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 
 
 def _print_table(report: DomainReport) -> None:
@@ -113,7 +118,7 @@ def _print_table(report: DomainReport) -> None:
     table = Table("", "check", "subject", "finding", "fix", title=report.domain)
     for line in report.lines:
         table.add_row(
-            Text(line.outcome.value, style=_STYLE[line.outcome]),
+            Text(line.outcome.value, style=_STYLE[line.outcome.value]),
             line.check,
             line.subject,
             Text(line.message),

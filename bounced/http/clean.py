@@ -19,8 +19,9 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from bounced.clean import CleanOptions, Mode, clean
+from bounced.clean.kinds import OutputFormat
 from bounced.clean.reading import Table, open_table
-from bounced.clean.writing import OutputFormat, cells_of, open_writer, output_columns
+from bounced.clean.writing import cells_of, open_writer, output_columns
 from bounced.errors import UnreadableInput
 from bounced.http.auth import Scope, acting
 from bounced.http.errors import ApiError
