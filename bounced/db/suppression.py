@@ -123,11 +123,31 @@ class SuppressionRepository:
         for chunk in batched(rows, CHUNK):
             conn.execute(self._sql.new_address, chunk)
 
-    def lock(self, conn: Connection, addresses: Iterable[str]) -> dict[str, Any]:
-        """The address rows, locked for this transaction, by address."""
+    def take(
+        self, conn: Connection, addresses: Iterable[str], now: datetime, *, skip: bool = False
+    ) -> dict[str, Any]:
+        """The address rows, locked for this transaction, created when missing: `lock`
+        first (at a steady state every address exists: one round trip), then the
+        missing rows inserted and returned (an inserted row is locked by its insert),
+        then `lock` again for those another writer inserted meanwhile. `skip`: leave
+        out the rows another writer holds (PostgreSQL's SKIP LOCKED) instead of waiting."""
+        wanted = sorted(set(addresses))
+        found = self.lock(conn, wanted, skip=skip)
+        missing = [_new_address(a, now) for a in wanted if a not in found]
+        for chunk in batched(missing, CHUNK):
+            for row in conn.execute(self._sql.new_address_rows, chunk):
+                found[row.address] = row
+        raced = [row["address"] for row in missing if row["address"] not in found]
+        return found | self.lock(conn, raced, skip=skip) if raced else found
+
+    def lock(
+        self, conn: Connection, addresses: Iterable[str], *, skip: bool = False
+    ) -> dict[str, Any]:
+        """The address rows, locked for this transaction, by address (`skip`: see take)."""
         found: dict[str, Any] = {}
+        statement = self._sql.lock_skip if skip else self._sql.lock
         for chunk in batched(sorted(set(addresses)), CHUNK):
-            for row in conn.execute(self._sql.lock, {"names": chunk}):
+            for row in conn.execute(statement, {"names": chunk}):
                 found[row.address] = row
         return found
 
@@ -173,58 +193,83 @@ class SuppressionRepository:
     # --- recording bounces --------------------------------------------------------------
 
     def record(self, rows: Sequence[Incoming]) -> list[Recorded]:
-        """Record bounce rows (one message or a batch of messages) in one transaction.
+        """Record bounce rows (one message or a batch of messages), in order per address.
 
         The address rows are locked first, so no other writer adds events for them
-        before this transaction ends: what the events table holds for the batch is read
-        once, each row is decided in order against that and the rows before it, and the
-        new events and the changed states are written in one statement each (a round
-        trip per row was most of the cost on PostgreSQL). The events are inserted
-        without ON CONFLICT: under the locks a conflict is a bug, refused loudly."""
+        before the transaction ends (`_record_locked`). On PostgreSQL the missing address
+        rows are created first in a short transaction of their own, and the batch then
+        takes only the rows no other writer holds (SKIP LOCKED): the rows of the
+        addresses it skipped follow in a second transaction that waits for them. So
+        concurrent writers wait only where they share an address, not for each other's
+        whole batch."""
         if not rows:
             return []
+        done: dict[int, Recorded] = {}
+        pending = list(enumerate(rows))
+        skip = self.database.postgres
+        if skip:
+            self.database.write(
+                lambda conn: self.ensure(conn, [r.address for r in rows], self.database.clock()),
+                durable=False,
+            )
+        while pending:
+            recorded, pending = self.database.write(
+                lambda conn, todo=pending, skip=skip: self._record_locked(conn, todo, skip)
+            )
+            done |= recorded
+            skip = False
+        return [done[i] for i in range(len(rows))]
 
-        def work(conn: Connection) -> list[Recorded]:
-            now = self.database.clock()
-            self.ensure(conn, [r.address for r in rows], now)
-            locked = self.lock(conn, (r.address for r in rows))
-            allowed = self.allowed(conn, locked)
-            states = {a: self.state(row, a in allowed) for a, row in locked.items()}
-            recent = self._recent_by_address(conn, locked)
-            values = [_event_values(r, locked[r.address].id) for r in rows]
-            known, counted = self._known(conn, values)
-            out: list[Recorded] = []
-            new: list[dict[str, Any]] = []
-            changed: dict[str, AddressState] = {}
-            for item, event_values in zip(rows, values, strict=True):
-                key = tuple(event_values[name] for name in _EVENT_KEY)
-                if key in known:
-                    out.append(Recorded(item.address, None))
-                    continue
-                known.add(key)
-                state = states[item.address]
+    def _record_locked(
+        self, conn: Connection, rows: Sequence[tuple[int, Incoming]], skip: bool
+    ) -> tuple[dict[int, Recorded], list[tuple[int, Incoming]]]:
+        """Record the `rows` (by their index in the batch) whose address rows this
+        transaction locks; returns what was recorded and the rows left for later.
+
+        What the events table holds for them is read once, each row is decided in order
+        against that and the rows before it, and the new events and the changed states
+        are written in one statement each (a round trip per row was most of the cost on
+        PostgreSQL). The events are inserted without ON CONFLICT: under the locks a
+        conflict is a bug, refused loudly."""
+        now = self.database.clock()
+        locked = self.take(conn, (r.address for _, r in rows), now, skip=skip)
+        later = [(i, r) for i, r in rows if r.address not in locked]
+        rows = [(i, r) for i, r in rows if r.address in locked]
+        allowed = self.allowed(conn, locked)
+        states = {a: self.state(row, a in allowed) for a, row in locked.items()}
+        recent = self._recent_by_address(conn, locked)
+        values = [_event_values(r, locked[r.address].id) for _, r in rows]
+        known, counted = self._known(conn, values)
+        out: dict[int, Recorded] = {}
+        new: list[dict[str, Any]] = []
+        changed: dict[str, AddressState] = {}
+        for (index, item), event_values in zip(rows, values, strict=True):
+            key = tuple(event_values[name] for name in _EVENT_KEY)
+            if key in known:
+                out[index] = Recorded(item.address, None)
+                continue
+            known.add(key)
+            state = states[item.address]
+            if recent is not None:
+                state = replace(state, recent_returns=recent[item.address])
+            event = Event.of(item.bounce, item.received_at, repeat=key[:2] in counted)
+            decision = decide(state, event, self.policy)
+            if decision.counts:
+                counted.add(key[:2])
                 if recent is not None:
-                    state = replace(state, recent_returns=recent[item.address])
-                event = Event.of(item.bounce, item.received_at, repeat=key[:2] in counted)
-                decision = decide(state, event, self.policy)
-                if decision.counts:
-                    counted.add(key[:2])
-                    if recent is not None:
-                        recent[item.address] = self._with_return(
-                            recent[item.address], locked[item.address], item.received_at
-                        )
-                new.append(event_values | {"counts": decision.counts})
-                if decision.state != state:
-                    states[item.address] = changed[item.address] = decision.state
-                out.append(Recorded(item.address, decision))
-            if new:
-                conn.execute(self._sql.new_events, new)
-            if changed:
-                saves = [_saved(locked[a], s, now) for a, s in changed.items()]
-                conn.execute(self._sql.save, saves)
-            return out
-
-        return self.database.write(work)
+                    recent[item.address] = self._with_return(
+                        recent[item.address], locked[item.address], item.received_at
+                    )
+            new.append(event_values | {"counts": decision.counts})
+            if decision.state != state:
+                states[item.address] = changed[item.address] = decision.state
+            out[index] = Recorded(item.address, decision)
+        if new:
+            conn.execute(self._sql.new_events, new)
+        if changed:
+            saves = [_saved(locked[a], s, now) for a, s in changed.items()]
+            conn.execute(self._sql.save, saves)
+        return out, later
 
     def _known(
         self, conn: Connection, events: Sequence[dict[str, Any]]
@@ -408,10 +453,17 @@ def _statements(insert: Any) -> SimpleNamespace:
     addresses, events = address_table.c, event_table.c
     return SimpleNamespace(
         new_address=insert(address_table).on_conflict_do_nothing(),
+        new_address_rows=insert(address_table)
+        .on_conflict_do_nothing()
+        .returning(*address_table.c),
         lock=select(address_table)
         .where(addresses.address.in_(bindparam("names", expanding=True)))
         .order_by(addresses.address)
         .with_for_update(),
+        lock_skip=select(address_table)
+        .where(addresses.address.in_(bindparam("names", expanding=True)))
+        .order_by(addresses.address)
+        .with_for_update(skip_locked=True),
         allowed=select(allow_table.c.entry).where(
             allow_table.c.entry.in_(bindparam("entries", expanding=True))
         ),
