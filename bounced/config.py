@@ -38,6 +38,7 @@ __all__ = [
     "RelaySettings",
     "RetrySettings",
     "Settings",
+    "StoreSettings",
     "VerpSettings",
     "WebhookSettings",
     "find_config",
@@ -224,6 +225,14 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """`[store]`: `keep_events`, how long bounce events are kept (`bounced db prune`
+    and the worker delete older ones); 0 keeps them all."""
+
+    keep_events: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable. Top-level keys come first in config.toml."""
 
@@ -236,6 +245,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     policy_server: PolicyServerSettings = field(default_factory=PolicyServerSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
 
 
 ENV_PREFIX = "BOUNCED_"

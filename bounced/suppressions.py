@@ -30,6 +30,7 @@ from bounced.db.database import batched
 from bounced.db.filters import NO_FILTERS, Filters
 from bounced.db.replay import Change
 from bounced.db.reports import LIST_COLUMNS
+from bounced.db.retention import Pruned
 from bounced.db.store import Store
 from bounced.db.suppression import Incoming, Recorded
 from bounced.dsn import Report, parse
@@ -57,6 +58,7 @@ __all__ = [
     "Ingested",
     "InvalidAddress",
     "Outcome",
+    "Pruned",
     "RowResult",
     "Suppressions",
     "UnknownAddress",
@@ -478,3 +480,9 @@ class Suppressions:
 
     def upgrade(self) -> str:
         return self.store.upgrade()
+
+    def prune(self, *, dry_run: bool = False, max_batches: int | None = None) -> Pruned:
+        """Delete the events older than `[store] keep_events` (none when it is 0), in
+        batches; no address's state or count changes (bounced.db.retention says what
+        history goes)."""
+        return self.store.prune(dry_run=dry_run, max_batches=max_batches)

@@ -453,9 +453,7 @@ def _statements(insert: Any) -> SimpleNamespace:
     addresses, events = address_table.c, event_table.c
     return SimpleNamespace(
         new_address=insert(address_table).on_conflict_do_nothing(),
-        new_address_rows=insert(address_table)
-        .on_conflict_do_nothing()
-        .returning(*address_table.c),
+        new_address_rows=insert(address_table).on_conflict_do_nothing().returning(*address_table.c),
         lock=select(address_table)
         .where(addresses.address.in_(bindparam("names", expanding=True)))
         .order_by(addresses.address)
