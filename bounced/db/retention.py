@@ -79,7 +79,7 @@ class RetentionRepository:
             return Pruned(None)
         if dry_run:
             with self.database.read() as conn:
-                return Pruned(before, int(conn.execute(self._count, {"before": before}).scalar()))
+                return Pruned(before, conn.execute(self._count, {"before": before}).scalar_one())
         events = batches = 0
         while max_batches is None or batches < max_batches:
 

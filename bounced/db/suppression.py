@@ -213,9 +213,13 @@ class SuppressionRepository:
                 durable=False,
             )
         while pending:
-            recorded, pending = self.database.write(
-                lambda conn, todo=pending, skip=skip: self._record_locked(conn, todo, skip)
-            )
+
+            def work(
+                conn: Connection, todo: list[tuple[int, Incoming]] = pending, skip: bool = skip
+            ) -> tuple[dict[int, Recorded], list[tuple[int, Incoming]]]:
+                return self._record_locked(conn, todo, skip)
+
+            recorded, pending = self.database.write(work)
             done |= recorded
             skip = False
         return [done[i] for i in range(len(rows))]
