@@ -455,17 +455,16 @@ def _statements(insert: Any) -> SimpleNamespace:
     """The statements of the ingest path, built once: building a statement costs more
     than SQLite takes to run it, and a prebuilt one hits SQLAlchemy's compiled cache."""
     addresses, events = address_table.c, event_table.c
+    named = (
+        select(address_table)
+        .where(addresses.address.in_(bindparam("names", expanding=True)))
+        .order_by(addresses.address)
+    )
     return SimpleNamespace(
         new_address=insert(address_table).on_conflict_do_nothing(),
         new_address_rows=insert(address_table).on_conflict_do_nothing().returning(*address_table.c),
-        lock=select(address_table)
-        .where(addresses.address.in_(bindparam("names", expanding=True)))
-        .order_by(addresses.address)
-        .with_for_update(),
-        lock_skip=select(address_table)
-        .where(addresses.address.in_(bindparam("names", expanding=True)))
-        .order_by(addresses.address)
-        .with_for_update(skip_locked=True),
+        lock=named.with_for_update(),
+        lock_skip=named.with_for_update(skip_locked=True),
         allowed=select(allow_table.c.entry).where(
             allow_table.c.entry.in_(bindparam("entries", expanding=True))
         ),
