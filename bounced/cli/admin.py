@@ -63,6 +63,7 @@ __all__ = [
     "block_command",
     "check_command",
     "db_app",
+    "db_prune",
     "db_upgrade",
     "delete_command",
     "deliverability_command",
