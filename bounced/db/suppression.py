@@ -18,7 +18,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
 
 from bounced.addresses import domain_of, normalize_allow_entry
 from bounced.db.database import CHUNK, Database, batched, utc
@@ -291,28 +291,27 @@ class SuppressionRepository:
                     counted.add(tuple(row[:2]))
         return keys, counted
 
-    def _recent(self, conn: Connection, row: Any) -> tuple[datetime, ...]:
-        """Times of the newest counted returns since the last unmark (for the window)."""
-        events = event_table.c
-        query = select(events.received_at).where(events.address_id == row.id, events.counts)
-        if row.counted_since is not None:
-            query = query.where(events.received_at > row.counted_since)
-        newest = query.order_by(events.received_at.desc()).limit(max(self.policy.max_returns, 1))
-        return tuple(sorted(t for t in map(utc, conn.scalars(newest)) if t is not None))
-
     def _recent_by_address(
         self, conn: Connection, locked: dict[str, Any]
     ) -> dict[str, tuple[datetime, ...]] | None:
-        """`_recent` per address when the policy has a window (None without one): read
-        once, then kept up to date by `_with_return` as the batch counts returns."""
+        """Per address, the times of its newest counted returns since its last unmark,
+        when the policy has a window (None without one): one query per CHUNK addresses
+        (a window function ranks each address's returns), then kept up to date by
+        `_with_return` as the batch counts returns."""
         if not self.policy.returns_window_days:
             return None
-        return {a: self._recent(conn, row) for a, row in locked.items()}
+        newest = max(self.policy.max_returns, 1)
+        by_id: dict[int, list[datetime]] = {row.id: [] for row in locked.values()}
+        for chunk in batched(sorted(by_id), CHUNK):
+            for address_id, at in conn.execute(self._sql.recent, {"ids": chunk, "newest": newest}):
+                by_id[address_id].append(utc(at))
+        return {a: tuple(sorted(by_id[row.id])) for a, row in locked.items()}
 
     def _with_return(
         self, recent: tuple[datetime, ...], row: Any, at: datetime
     ) -> tuple[datetime, ...]:
-        """`recent` once a return at `at` counted: what `_recent` would read back then."""
+        """`recent` once a return at `at` counted: what `_recent_by_address` would read
+        back then."""
         since = utc(row.counted_since)
         if since is not None and at <= since:
             return recent
@@ -472,8 +471,31 @@ def _statements(insert: Any) -> SimpleNamespace:
             events.address_id.in_(bindparam("ids", expanding=True)),
             events.message_key.in_(bindparam("keys", expanding=True)),
         ),
+        recent=_recent_returns(),
         new_events=event_table.insert(),
         save=update(address_table).where(addresses.id == bindparam("row_id")),
+    )
+
+
+def _recent_returns() -> Any:
+    """(address id, time) of the `newest` latest counted returns of each of `ids` since
+    its last unmark (`counted_since`)."""
+    events, addresses = event_table.c, address_table.c
+    rank = func.row_number().over(
+        partition_by=events.address_id, order_by=events.received_at.desc()
+    )
+    ranked = (
+        select(events.address_id, events.received_at, rank.label("rank"))
+        .join_from(event_table, address_table, addresses.id == events.address_id)
+        .where(
+            events.address_id.in_(bindparam("ids", expanding=True)),
+            events.counts,
+            or_(addresses.counted_since.is_(None), events.received_at > addresses.counted_since),
+        )
+        .subquery()
+    )
+    return select(ranked.c.address_id, ranked.c.received_at).where(
+        ranked.c.rank <= bindparam("newest")
     )
 
 
