@@ -11,6 +11,10 @@
    duplicates: they exercise the refusal path, as a re-run would) ingested into a
    fresh SQLite store and a fresh PostgreSQL schema, by 1 process and by 4
    processes each taking a quarter of the files. Printed: messages/s.
+3. Ingest of a generated set (--generated N, default 100,000; 0 skips it): N RFC 3464
+   notices, one original message each, to addresses of which 30 % bounce more than
+   once (2 to 5 times, their notices spread over the whole set), written as four
+   mbox files; ingested like the corpus, by 1 and by 4 processes.
 
 PostgreSQL comes from --postgres, else BOUNCED_TEST_DATABASE_URL; without it that
 part is reported missing. The 1M store is filled with plain INSERTs (setup, not
@@ -154,6 +158,13 @@ def bench_ingest(work: Path, corpus: Path, copies: int, postgres: str | None) ->
             shutil.copyfile(path, shares[count % 4] / f"{copy:02}-{path.name}")
             count += 1
     print(f"ingest: {count:,} messages ({len(messages)} x {copies})", flush=True)
+    return ingest_everywhere(work, shares, count, postgres, "ingest")
+
+
+def ingest_everywhere(
+    work: Path, shares: list[Path], count: int, postgres: str | None, label: str
+) -> dict:
+    """messages/s into a fresh SQLite store and a fresh PostgreSQL schema, by 1 and 4."""
     targets = {"sqlite": None, "postgresql": postgres}
     results: dict[str, dict[int, float | None]] = {}
     for name, base in targets.items():
@@ -164,7 +175,7 @@ def bench_ingest(work: Path, corpus: Path, copies: int, postgres: str | None) ->
                 continue
             drop = None
             if name == "sqlite":
-                url = f"sqlite:///{work / f'ingest-{processes}.db'}"
+                url = f"sqlite:///{work / f'{label}-{processes}.db'}"
             else:
                 url, drop = pg_schema(base)
             try:
@@ -173,6 +184,81 @@ def bench_ingest(work: Path, corpus: Path, copies: int, postgres: str | None) ->
                 if drop:
                     drop()
     return results
+
+
+GENERATED = """\
+From MAILER-DAEMON Mon Jan  1 10:00:00 2024
+From: Mail Delivery System <MAILER-DAEMON@mx{mx}.example.net>
+To: bounces@sender.example.com
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <dsn-{n}@mx{mx}.example.net>
+Date: Mon, 1 Jan 2024 10:00:00 +0000
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B{n}"
+
+--B{n}
+Content-Type: text/plain
+
+Your message could not be delivered.
+
+--B{n}
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx{mx}.example.net
+
+Final-Recipient: rfc822; {address}
+Action: failed
+Status: {status}
+Diagnostic-Code: smtp; {diagnostic}
+
+--B{n}
+Content-Type: text/rfc822-headers
+
+From: news@sender.example.com
+To: {address}
+Message-ID: <campaign-{n}@sender.example.com>
+
+--B{n}--
+
+"""
+DIAGNOSTICS = (
+    ("5.1.1", "550 5.1.1 User unknown"),
+    ("4.2.2", "452 4.2.2 Mailbox full"),
+    ("5.2.2", "552 5.2.2 Mailbox over quota"),
+    ("4.4.1", "451 4.4.1 Host not reachable"),
+)
+
+
+def generate(work: Path, n: int) -> list[Path]:
+    """n notices in four mbox files: 70 % of the addresses bounce once, 30 % two to
+    five times (one notice per original message, so every one is a new return)."""
+    rng = random.Random(16)
+    addresses: list[str] = []
+    i = 0
+    while len(addresses) < n:
+        address = f"user{i}@domain{i % 4999}.example"
+        addresses += [address] * (rng.randint(2, 5) if rng.random() < 0.3 else 1)
+        i += 1
+    addresses = addresses[:n]
+    rng.shuffle(addresses)
+    shares = [work / f"generated{k}.mbox" for k in range(4)]
+    files = [path.open("w") for path in shares]
+    for k, address in enumerate(addresses):
+        status, diagnostic = DIAGNOSTICS[k % len(DIAGNOSTICS)]
+        files[k % 4].write(
+            GENERATED.format(n=k, mx=k % 7, address=address, status=status, diagnostic=diagnostic)
+        )
+    for file in files:
+        file.close()
+    return shares
+
+
+def bench_generated(work: Path, n: int, postgres: str | None) -> dict:
+    folder = work / "generated"
+    folder.mkdir()
+    shares = generate(folder, n)
+    print(f"ingest: {n:,} generated messages", flush=True)
+    return ingest_everywhere(work, shares, n, postgres, "generated")
 
 
 def ingest(url: str, shares: list[Path], processes: int, work: Path) -> float:
@@ -207,8 +293,8 @@ def report_check(best: dict[str, float], args: argparse.Namespace) -> None:
     print(f"  speed bounced/raw: {raw / ours:.2f} (target >= 0.5)")
 
 
-def report_ingest(results: dict[str, dict[int, float | None]]) -> None:
-    print("ingest, messages/s:")
+def report_ingest(results: dict[str, dict[int, float | None]], what: str) -> None:
+    print(f"ingest {what}, messages/s:")
     for name, rates in results.items():
         cells = [
             f"{p} process{'es' if p > 1 else ''} "
@@ -227,6 +313,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="check: best of N turns")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--generated", type=int, default=100_000, help="0: skip that set")
     parser.add_argument("--postgres", default=os.environ.get("BOUNCED_TEST_DATABASE_URL"))
     parser.add_argument("--skip-check", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
@@ -236,7 +323,11 @@ def main() -> None:
         if not args.skip_check:
             report_check(bench_check(work, args.addresses, args.repeat), args)
         if not args.skip_ingest:
-            report_ingest(bench_ingest(work, args.corpus, args.copies, args.postgres))
+            corpus = bench_ingest(work, args.corpus, args.copies, args.postgres)
+            report_ingest(corpus, f"corpus x {args.copies}")
+        if not args.skip_ingest and args.generated:
+            generated = bench_generated(work, args.generated, args.postgres)
+            report_ingest(generated, f"{args.generated:,} generated")
 
 
 if __name__ == "__main__":

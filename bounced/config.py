@@ -45,6 +45,7 @@ __all__ = [
     "SendgridWebhook",
     "SesWebhook",
     "Settings",
+    "StoreSettings",
     "VerpSettings",
     "WebhookSettings",
     "WebhooksSettings",
@@ -311,6 +312,14 @@ class CleanSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """`[store]`: `keep_events`, how long bounce events are kept (`bounced db prune`
+    and the worker delete older ones); 0 keeps them all."""
+
+    keep_events: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable. Top-level keys come first in config.toml."""
 
@@ -326,6 +335,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
     clean: CleanSettings = field(default_factory=CleanSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
 
 
 ENV_PREFIX = "BOUNCED_"

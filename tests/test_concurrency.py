@@ -7,9 +7,13 @@ import random
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
+import pytest
 from helpers.dsn import Rcpt, delayed, make_dsn, sender_side, soft
+from helpers.listener import eventually
+from sqlalchemy import text
 
 from bounced.config import PolicySettings, Settings
 from bounced.suppressions import Suppressions
@@ -101,3 +105,39 @@ def test_concurrent_first_open_migrates_once(database_url, tmp_path):
         _, err = worker.communicate(timeout=60)
         assert worker.returncode == 0, err
     assert snapshot(database_url) == ({}, {})
+
+
+def test_a_batch_records_around_an_address_another_writer_holds(database_url):
+    """PostgreSQL: a batch does not wait for an address another transaction holds; it
+    records the other addresses at once, and the held one's rows, in their order,
+    once the holder commits."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SKIP LOCKED is PostgreSQL's; SQLite has one writer at a time")
+    settings = Settings(database_url=database_url, policy=PolicySettings(max_returns=2))
+    with Suppressions.open(settings) as sup:
+        sup.ingest(make_dsn(soft("held@example.com"), original_id="<m0@x>", message_id="<d0>"))
+        batch = [
+            (f"m{i}", make_dsn(soft(a), original_id=f"<m{i}@x>", message_id=f"<d{i}>"))
+            for i, a in enumerate(
+                ["free@example.com", "held@example.com", "held@example.com"], start=1
+            )
+        ]
+        holder = sup.store.database.engine.connect()
+        holder.begin()
+        holder.execute(text("SELECT id FROM address WHERE address = 'held@example.com' FOR UPDATE"))
+        results: list = []
+        writer = threading.Thread(target=lambda: results.extend(sup.ingest_many(batch)))
+        writer.start()
+        try:
+            eventually(lambda: sup.show("free@example.com")["events"], "the free address recorded")
+            assert len(sup.show("held@example.com")["events"]) == 1
+            assert not results
+        finally:
+            holder.rollback()
+            holder.close()
+        writer.join()
+        assert [r.source for r in results] == ["m1", "m2", "m3"]
+        held = sup.show("held@example.com")
+        assert [e["message_key"] for e in held["events"]] == ["mid:m0@x", "mid:m2@x", "mid:m3@x"]
+        assert held["address"]["returns"] == 3
+        assert held["address"]["state"] == "blocked"

@@ -65,6 +65,7 @@ __all__ = [
     "block_command",
     "check_command",
     "db_app",
+    "db_prune",
     "db_upgrade",
     "delete_command",
     "deliverability_command",
@@ -817,6 +818,33 @@ def db_upgrade(ctx: typer.Context) -> None:
         say(str(exc))
         raise typer.Exit(2) from None
     say(f"database schema at revision {revision}")
+
+
+@db_app.command("prune")
+def db_prune(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count the events that would go; delete none.")
+    ] = False,
+) -> None:
+    """Delete bounce events older than [store] keep_events, in batches. No address's
+    state or count changes; the history they held goes (see the README)."""
+    from bounced.errors import ConfigError
+
+    with suppressions(ctx) as sup:
+        try:
+            pruned = sup.prune(dry_run=dry_run)
+        except ConfigError as exc:  # a setting, not the input: exit 2
+            say(str(exc))
+            raise typer.Exit(2) from None
+    if pruned.before is None:
+        say("[store] keep_events is 0: every event is kept")
+        return
+    before = pruned.before.isoformat(timespec="seconds")
+    if dry_run:
+        say(f"{pruned.events} events from before {before} would be deleted")
+    else:
+        say(f"{pruned.events} events from before {before} deleted in {pruned.batches} transactions")
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,7 @@ from bounced.db.filters import NO_FILTERS, Filters
 from bounced.db.inbox import InboxRepository
 from bounced.db.replay import Change, ReplayRepository
 from bounced.db.reports import ReportRepository
+from bounced.db.retention import Pruned, RetentionRepository
 from bounced.db.selections import SelectionRepository
 from bounced.db.sending import SendingRepository
 from bounced.db.suppression import Details, Incoming, Recorded, SuppressionRepository
@@ -39,6 +40,7 @@ class Store:
         self.replay = ReplayRepository(self.suppression)
         self.sending = SendingRepository(database)
         self.inbox = InboxRepository(database)
+        self.retention = RetentionRepository(database)
 
     @classmethod
     def open(
@@ -125,3 +127,6 @@ class Store:
 
     def apply_policy(self, *, dry_run: bool) -> Iterator[Change]:
         return self.replay.apply_policy(dry_run=dry_run)
+
+    def prune(self, *, dry_run: bool = False, max_batches: int | None = None) -> Pruned:
+        return self.retention.prune(dry_run=dry_run, max_batches=max_batches)

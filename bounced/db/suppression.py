@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
 
 from bounced.addresses import domain_of, normalize_allow_entry
 from bounced.db.database import CHUNK, Database, batched, utc
@@ -127,11 +127,31 @@ class SuppressionRepository:
         for chunk in batched(rows, CHUNK):
             conn.execute(self._sql.new_address, chunk)
 
-    def lock(self, conn: Connection, addresses: Iterable[str]) -> dict[str, Any]:
-        """The address rows, locked for this transaction, by address."""
+    def take(
+        self, conn: Connection, addresses: Iterable[str], now: datetime, *, skip: bool = False
+    ) -> dict[str, Any]:
+        """The address rows, locked for this transaction, created when missing: `lock`
+        first (at a steady state every address exists: one round trip), then the
+        missing rows inserted and returned (an inserted row is locked by its insert),
+        then `lock` again for those another writer inserted meanwhile. `skip`: leave
+        out the rows another writer holds (PostgreSQL's SKIP LOCKED) instead of waiting."""
+        wanted = sorted(set(addresses))
+        found = self.lock(conn, wanted, skip=skip)
+        missing = [_new_address(a, now) for a in wanted if a not in found]
+        for chunk in batched(missing, CHUNK):
+            for row in conn.execute(self._sql.new_address_rows, chunk):
+                found[row.address] = row
+        raced = [row["address"] for row in missing if row["address"] not in found]
+        return found | self.lock(conn, raced, skip=skip) if raced else found
+
+    def lock(
+        self, conn: Connection, addresses: Iterable[str], *, skip: bool = False
+    ) -> dict[str, Any]:
+        """The address rows, locked for this transaction, by address (`skip`: see take)."""
         found: dict[str, Any] = {}
+        statement = self._sql.lock_skip if skip else self._sql.lock
         for chunk in batched(sorted(set(addresses)), CHUNK):
-            for row in conn.execute(self._sql.lock, {"names": chunk}):
+            for row in conn.execute(statement, {"names": chunk}):
                 found[row.address] = row
         return found
 
@@ -177,58 +197,87 @@ class SuppressionRepository:
     # --- recording bounces --------------------------------------------------------------
 
     def record(self, rows: Sequence[Incoming]) -> list[Recorded]:
-        """Record bounce rows (one message or a batch of messages) in one transaction.
+        """Record bounce rows (one message or a batch of messages), in order per address.
 
         The address rows are locked first, so no other writer adds events for them
-        before this transaction ends: what the events table holds for the batch is read
-        once, each row is decided in order against that and the rows before it, and the
-        new events and the changed states are written in one statement each (a round
-        trip per row was most of the cost on PostgreSQL). The events are inserted
-        without ON CONFLICT: under the locks a conflict is a bug, refused loudly."""
+        before the transaction ends (`_record_locked`). On PostgreSQL the missing address
+        rows are created first in a short transaction of their own, and the batch then
+        takes only the rows no other writer holds (SKIP LOCKED): the rows of the
+        addresses it skipped follow in a second transaction that waits for them. So
+        concurrent writers wait only where they share an address, not for each other's
+        whole batch."""
         if not rows:
             return []
+        done: dict[int, Recorded] = {}
+        pending = list(enumerate(rows))
+        skip = self.database.postgres
+        if skip:
+            self.database.write(
+                lambda conn: self.ensure(conn, [r.address for r in rows], self.database.clock()),
+                durable=False,
+            )
+        while pending:
 
-        def work(conn: Connection) -> list[Recorded]:
-            now = self.database.clock()
-            self.ensure(conn, [r.address for r in rows], now)
-            locked = self.lock(conn, (r.address for r in rows))
-            allowed = self.allowed(conn, locked)
-            states = {a: self.state(row, a in allowed) for a, row in locked.items()}
-            recent = self._recent_by_address(conn, locked)
-            values = [_event_values(r, locked[r.address].id) for r in rows]
-            known, counted = self._known(conn, values)
-            out: list[Recorded] = []
-            new: list[dict[str, Any]] = []
-            changed: dict[str, AddressState] = {}
-            for item, event_values in zip(rows, values, strict=True):
-                key = tuple(event_values[name] for name in _EVENT_KEY)
-                if key in known:
-                    out.append(Recorded(item.address, None))
-                    continue
-                known.add(key)
-                state = states[item.address]
+            def work(
+                conn: Connection, todo: list[tuple[int, Incoming]] = pending, skip: bool = skip
+            ) -> tuple[dict[int, Recorded], list[tuple[int, Incoming]]]:
+                return self._record_locked(conn, todo, skip)
+
+            recorded, pending = self.database.write(work)
+            done |= recorded
+            skip = False
+        return [done[i] for i in range(len(rows))]
+
+    def _record_locked(
+        self, conn: Connection, rows: Sequence[tuple[int, Incoming]], skip: bool
+    ) -> tuple[dict[int, Recorded], list[tuple[int, Incoming]]]:
+        """Record the `rows` (by their index in the batch) whose address rows this
+        transaction locks; returns what was recorded and the rows left for later.
+
+        What the events table holds for them is read once, each row is decided in order
+        against that and the rows before it, and the new events and the changed states
+        are written in one statement each (a round trip per row was most of the cost on
+        PostgreSQL). The events are inserted without ON CONFLICT: under the locks a
+        conflict is a bug, refused loudly."""
+        now = self.database.clock()
+        locked = self.take(conn, (r.address for _, r in rows), now, skip=skip)
+        later = [(i, r) for i, r in rows if r.address not in locked]
+        rows = [(i, r) for i, r in rows if r.address in locked]
+        allowed = self.allowed(conn, locked)
+        states = {a: self.state(row, a in allowed) for a, row in locked.items()}
+        recent = self._recent_by_address(conn, locked)
+        values = [_event_values(r, locked[r.address].id) for _, r in rows]
+        known, counted = self._known(conn, values)
+        out: dict[int, Recorded] = {}
+        new: list[dict[str, Any]] = []
+        changed: dict[str, AddressState] = {}
+        for (index, item), event_values in zip(rows, values, strict=True):
+            key = tuple(event_values[name] for name in _EVENT_KEY)
+            if key in known:
+                out[index] = Recorded(item.address, None)
+                continue
+            known.add(key)
+            state = states[item.address]
+            if recent is not None:
+                state = replace(state, recent_returns=recent[item.address])
+            event = Event.of(item.bounce, item.received_at, repeat=key[:2] in counted)
+            decision = decide(state, event, self.policy)
+            if decision.counts:
+                counted.add(key[:2])
                 if recent is not None:
-                    state = replace(state, recent_returns=recent[item.address])
-                event = Event.of(item.bounce, item.received_at, repeat=key[:2] in counted)
-                decision = decide(state, event, self.policy)
-                if decision.counts:
-                    counted.add(key[:2])
-                    if recent is not None:
-                        recent[item.address] = self._with_return(
-                            recent[item.address], locked[item.address], item.received_at
-                        )
-                new.append(event_values | {"counts": decision.counts})
-                if decision.state != state:
-                    states[item.address] = changed[item.address] = decision.state
-                out.append(Recorded(item.address, decision))
-            if new:
-                conn.execute(self._sql.new_events, new)
-            if changed:
-                saves = [_saved(locked[a], s, now) for a, s in changed.items()]
-                conn.execute(self._sql.save, saves)
-            return out
-
-        return self.database.write(work)
+                    recent[item.address] = self._with_return(
+                        recent[item.address], locked[item.address], item.received_at
+                    )
+            new.append(event_values | {"counts": decision.counts})
+            if decision.state != state:
+                states[item.address] = changed[item.address] = decision.state
+            out[index] = Recorded(item.address, decision)
+        if new:
+            conn.execute(self._sql.new_events, new)
+        if changed:
+            saves = [_saved(locked[a], s, now) for a, s in changed.items()]
+            conn.execute(self._sql.save, saves)
+        return out, later
 
     def _known(
         self, conn: Connection, events: Sequence[dict[str, Any]]
@@ -246,28 +295,27 @@ class SuppressionRepository:
                     counted.add(tuple(row[:2]))
         return keys, counted
 
-    def _recent(self, conn: Connection, row: Any) -> tuple[datetime, ...]:
-        """Times of the newest counted returns since the last unmark (for the window)."""
-        events = event_table.c
-        query = select(events.received_at).where(events.address_id == row.id, events.counts)
-        if row.counted_since is not None:
-            query = query.where(events.received_at > row.counted_since)
-        newest = query.order_by(events.received_at.desc()).limit(max(self.policy.max_returns, 1))
-        return tuple(sorted(t for t in map(utc, conn.scalars(newest)) if t is not None))
-
     def _recent_by_address(
         self, conn: Connection, locked: dict[str, Any]
     ) -> dict[str, tuple[datetime, ...]] | None:
-        """`_recent` per address when the policy has a window (None without one): read
-        once, then kept up to date by `_with_return` as the batch counts returns."""
+        """Per address, the times of its newest counted returns since its last unmark,
+        when the policy has a window (None without one): one query per CHUNK addresses
+        (a window function ranks each address's returns), then kept up to date by
+        `_with_return` as the batch counts returns."""
         if not self.policy.returns_window_days:
             return None
-        return {a: self._recent(conn, row) for a, row in locked.items()}
+        newest = max(self.policy.max_returns, 1)
+        by_id: dict[int, list[datetime]] = {row.id: [] for row in locked.values()}
+        for chunk in batched(sorted(by_id), CHUNK):
+            for address_id, at in conn.execute(self._sql.recent, {"ids": chunk, "newest": newest}):
+                by_id[address_id].append(utc(at))
+        return {a: tuple(sorted(by_id[row.id])) for a, row in locked.items()}
 
     def _with_return(
         self, recent: tuple[datetime, ...], row: Any, at: datetime
     ) -> tuple[datetime, ...]:
-        """`recent` once a return at `at` counted: what `_recent` would read back then."""
+        """`recent` once a return at `at` counted: what `_recent_by_address` would read
+        back then."""
         since = utc(row.counted_since)
         if since is not None and at <= since:
             return recent
@@ -423,12 +471,16 @@ def _statements(insert: Any) -> SimpleNamespace:
     """The statements of the ingest path, built once: building a statement costs more
     than SQLite takes to run it, and a prebuilt one hits SQLAlchemy's compiled cache."""
     addresses, events = address_table.c, event_table.c
-    return SimpleNamespace(
-        new_address=insert(address_table).on_conflict_do_nothing(),
-        lock=select(address_table)
+    named = (
+        select(address_table)
         .where(addresses.address.in_(bindparam("names", expanding=True)))
         .order_by(addresses.address)
-        .with_for_update(),
+    )
+    return SimpleNamespace(
+        new_address=insert(address_table).on_conflict_do_nothing(),
+        new_address_rows=insert(address_table).on_conflict_do_nothing().returning(*address_table.c),
+        lock=named.with_for_update(),
+        lock_skip=named.with_for_update(skip_locked=True),
         allowed=select(allow_table.c.entry).where(
             allow_table.c.entry.in_(bindparam("entries", expanding=True))
         ),
@@ -436,8 +488,31 @@ def _statements(insert: Any) -> SimpleNamespace:
             events.address_id.in_(bindparam("ids", expanding=True)),
             events.message_key.in_(bindparam("keys", expanding=True)),
         ),
+        recent=_recent_returns(),
         new_events=event_table.insert(),
         save=update(address_table).where(addresses.id == bindparam("row_id")),
+    )
+
+
+def _recent_returns() -> Any:
+    """(address id, time) of the `newest` latest counted returns of each of `ids` since
+    its last unmark (`counted_since`)."""
+    events, addresses = event_table.c, address_table.c
+    rank = func.row_number().over(
+        partition_by=events.address_id, order_by=events.received_at.desc()
+    )
+    ranked = (
+        select(events.address_id, events.received_at, rank.label("rank"))
+        .join_from(event_table, address_table, addresses.id == events.address_id)
+        .where(
+            events.address_id.in_(bindparam("ids", expanding=True)),
+            events.counts,
+            or_(addresses.counted_since.is_(None), events.received_at > addresses.counted_since),
+        )
+        .subquery()
+    )
+    return select(ranked.c.address_id, ranked.c.received_at).where(
+        ranked.c.rank <= bindparam("newest")
     )
 
 

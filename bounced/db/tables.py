@@ -103,11 +103,13 @@ class Address(SQLModel, table=True):
     """One normalised address and its state (see bounced.policy.AddressState)."""
 
     __tablename__ = "address"
+    #: By state in address order: a page of `list --status` reads only its rows (0006).
+    __table_args__ = (Index("ix_address_state_address", "state", "address"),)
 
     id: int | None = Field(default=None, primary_key=True)
     address: str = Field(sa_type=Text, unique=True)
     domain: str = Field(sa_type=Text, index=True)
-    state: str = Field(default="active", sa_type=Text, index=True)
+    state: str = Field(default="active", sa_type=Text)
     blocked_reason: str | None = Field(default=None, sa_type=Text, index=True)
     auto_reason: str | None = Field(default=None, sa_type=Text)
     manual: bool = False

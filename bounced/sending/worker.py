@@ -36,17 +36,20 @@ class Pass:
     escalated: int = 0
     dispatched: int = 0
     failed: int = 0
+    pruned: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
     def busy(self) -> bool:
-        return bool(self.events or self.succeeded or self.escalated or self.dispatched)
+        return bool(
+            self.events or self.succeeded or self.escalated or self.dispatched or self.pruned
+        )
 
     def line(self) -> str:
         return (
             f"bounces read {self.events}, plans succeeded {self.succeeded}, "
             f"escalated {self.escalated}, dispatched {self.dispatched}, "
-            f"dispatch failures {self.failed}"
+            f"dispatch failures {self.failed}, old events pruned {self.pruned}"
         )
 
 
@@ -74,6 +77,9 @@ class Worker:
         done.escalated = self.log.escalate()
         if self.dispatcher is not None:
             self._dispatch(done)
+        # One batch of old events per pass: a busy pass comes again at once, so a
+        # backlog goes batch by batch between the retries, never holding them up.
+        done.pruned = self.log.sup.prune(max_batches=1).events
         return done
 
     def _dispatch(self, done: Pass) -> None:
