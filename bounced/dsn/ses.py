@@ -47,9 +47,12 @@ def _rows(document: dict[str, Any]) -> list[Finding]:
     reporting = str(mail_part.get("sourceArn", "") and "amazonses.com")
     if kind == "bounce":
         bounce = document.get("bounce") or {}
-        temporary = str(bounce.get("bounceType", "")).lower() == "transient"
+        # SES sends a Bounce notification when it has stopped trying, Transient or
+        # Permanent alike: the message failed (a Transient one is soft by its code and
+        # words), as the SES webhook reads it (bounced.providers.ses); delays are
+        # DeliveryDelay events, not bounces.
         return [
-            _finding(r, "delayed" if temporary else "failed", reporting, bounce.get("timestamp"))
+            _finding(r, "failed", reporting, bounce.get("timestamp"))
             for r in bounce.get("bouncedRecipients") or ()
             if isinstance(r, dict)
         ]
