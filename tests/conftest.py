@@ -22,6 +22,16 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'bounced.db'}"
         return
+    yield from _postgres_schema()
+
+
+@pytest.fixture
+def postgres_url():
+    """A URL to an empty PostgreSQL schema, for what only PostgreSQL has (partitions)."""
+    yield from _postgres_schema()
+
+
+def _postgres_schema():
     base, why = postgres_base()
     if not base:
         pytest.skip(why)

@@ -23,6 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 import bounced
 from bounced.config import PolicySettings, Settings
 from bounced.db.database import SCHEMA_REVISION, alembic_config
+from bounced.db.partitions import compared
 from bounced.db.suppression import Incoming
 from bounced.db.tables import metadata
 from bounced.dsn import Bounce, BounceClass, Kind, Reason
@@ -277,7 +278,10 @@ def test_schema_matches_the_models_and_upgrade_is_idempotent(sup):
         if ".migrations" not in module.name and module.name != "bounced.__main__":
             importlib.import_module(module.name)
     with sup.store.engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        # What PostgreSQL keeps apart from the models (the partitions, the key table)
+        # is left out, as the migrations' autogenerate leaves it out.
+        opts = {"include_object": compared(conn.dialect.name)}
+        assert compare_metadata(MigrationContext.configure(conn, opts=opts), metadata) == []
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert sup.upgrade() == sup.upgrade() == head == SCHEMA_REVISION
 

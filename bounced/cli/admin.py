@@ -824,11 +824,16 @@ def db_upgrade(ctx: typer.Context) -> None:
 def db_prune(
     ctx: typer.Context,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Count the events that would go; delete none.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Count the events that would go (and name the partitions); delete none.",
+        ),
     ] = False,
 ) -> None:
-    """Delete bounce events older than [store] keep_events, in batches. No address's
-    state or count changes; the history they held goes (see the README)."""
+    """Delete bounce events older than [store] keep_events, in batches (PostgreSQL: the
+    months wholly past it go as whole partitions). No address's state or count changes;
+    the history they held goes (see the README)."""
     from bounced.errors import ConfigError
 
     with suppressions(ctx) as sup:
@@ -841,10 +846,14 @@ def db_prune(
         say("[store] keep_events is 0: every event is kept")
         return
     before = pruned.before.isoformat(timespec="seconds")
+    months = f", with the partitions {', '.join(pruned.partitions)}" if pruned.partitions else ""
     if dry_run:
-        say(f"{pruned.events} events from before {before} would be deleted")
+        say(f"{pruned.events} events from before {before} would be deleted{months}")
     else:
-        say(f"{pruned.events} events from before {before} deleted in {pruned.batches} transactions")
+        say(
+            f"{pruned.events} events from before {before} deleted"
+            f" in {pruned.batches} transactions{months}"
+        )
 
 
 def register(app: typer.Typer) -> None:

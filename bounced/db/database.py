@@ -35,6 +35,7 @@ from sqlalchemy.exc import (
 )
 
 from bounced.config import Settings
+from bounced.db import partitions
 from bounced.errors import BouncedError, DatabaseUnavailable, RefusedValue
 
 __all__ = ["CHUNK", "SCHEMA_REVISION", "Database", "alembic_config", "batched", "utc"]
@@ -136,7 +137,8 @@ class Database:
             return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
     def upgrade(self) -> str:
-        """Bring the schema to the newest revision (a no-op when it is there)."""
+        """Bring the schema to the newest revision (a no-op when it is there); on
+        PostgreSQL also create the event partitions of the coming months."""
 
         from alembic import command  # only here: opening a store never needs Alembic
 
@@ -146,6 +148,8 @@ class Database:
             cfg = alembic_config()
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+            if conn.dialect.name == "postgresql":
+                partitions.ensure(conn, partitions.ahead(self.clock()))
             return str(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar())
 
         return self.write(work)

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
 
 from bounced.addresses import domain_of, normalize_allow_entry
 from bounced.db.database import CHUNK, Database, batched, utc
+from bounced.db.partitions import key_table
 from bounced.db.tables import (
     address_table,
     allow_table,
@@ -117,7 +118,7 @@ class SuppressionRepository:
         self.config_allow = frozenset(
             normalize_allow_entry(e, case_sensitive_local_part=fold) for e in policy.allow
         )
-        self._sql = _statements(database.insert)
+        self._sql = _statements(database.insert, database.postgres)
 
     # --- address rows, for this and the sibling repositories ----------------------------
 
@@ -467,10 +468,13 @@ def _stored_time(value: Any, is_time: bool) -> Any:
     return value
 
 
-def _statements(insert: Any) -> SimpleNamespace:
+def _statements(insert: Any, postgres: bool) -> SimpleNamespace:
     """The statements of the ingest path, built once: building a statement costs more
-    than SQLite takes to run it, and a prebuilt one hits SQLAlchemy's compiled cache."""
-    addresses, events = address_table.c, event_table.c
+    than SQLite takes to run it, and a prebuilt one hits SQLAlchemy's compiled cache.
+    The stored keys are read from the events (SQLite) or from the key table that holds
+    their unique keys across the monthly partitions (PostgreSQL: bounced.db.partitions)."""
+    addresses = address_table.c
+    keys = (key_table if postgres else event_table).c
     named = (
         select(address_table)
         .where(addresses.address.in_(bindparam("names", expanding=True)))
@@ -484,9 +488,9 @@ def _statements(insert: Any) -> SimpleNamespace:
         allowed=select(allow_table.c.entry).where(
             allow_table.c.entry.in_(bindparam("entries", expanding=True))
         ),
-        known=select(*(events[name] for name in _EVENT_KEY), events.counts).where(
-            events.address_id.in_(bindparam("ids", expanding=True)),
-            events.message_key.in_(bindparam("keys", expanding=True)),
+        known=select(*(keys[name] for name in _EVENT_KEY), keys.counts).where(
+            keys.address_id.in_(bindparam("ids", expanding=True)),
+            keys.message_key.in_(bindparam("keys", expanding=True)),
         ),
         recent=_recent_returns(),
         new_events=event_table.insert(),

@@ -5,6 +5,8 @@ The database itself enforces what must hold however many processes write:
 one address row per normalised address, one event per (address, message key,
 kind, status, notice) so the same notice ingested twice is refused, and at most one
 *counted* return per (address, message key) so an original message counts once.
+On PostgreSQL the event table is partitioned by month and those two keys are unique
+indexes of `event_key` instead (bounced.db.partitions, migration 0008).
 """
 
 from __future__ import annotations

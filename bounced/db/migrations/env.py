@@ -8,9 +8,15 @@ pragmas and PostgreSQL settings as every other use) and passes it in
 
 from alembic import context
 
+from bounced.db.partitions import compared
 from bounced.db.tables import metadata
 
 connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=True,
+    include_object=compared(connection.dialect.name),
+)
 with context.begin_transaction():
     context.run_migrations()
