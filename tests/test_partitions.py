@@ -13,13 +13,16 @@ import pytest
 from alembic import command
 from helpers.clock import Clock
 from helpers.dsn import make_dsn, sender_side, soft
+from helpers.retention import open_store
 from sqlalchemy.exc import IntegrityError
 
-from bounced.config import PolicySettings, Settings, StoreSettings
+from bounced.config import RetrySettings
 from bounced.db import partitions
 from bounced.db.database import SCHEMA_REVISION, alembic_config
 from bounced.db.partitions import AHEAD, DEFAULT_PARTITION, Month, ahead
-from bounced.suppressions import Outcome, Suppressions
+from bounced.sending.log import SendingLog
+from bounced.sending.worker import Worker
+from bounced.suppressions import Outcome
 
 EVENT_ROWS = "SELECT * FROM event ORDER BY id"
 #: Each event with the key row it owns (none: NULL), by id.
@@ -27,17 +30,6 @@ KEYS_OF_EVENTS = (
     "SELECT e.id, k.counts, k.received_at = e.received_at FROM event e LEFT JOIN event_key k"
     " USING (address_id, message_key, kind, status, notice) ORDER BY e.id"
 )
-
-
-def open_store(url, clock, keep="0", **policy) -> Suppressions:
-    from bounced.config import parse_duration
-
-    settings = Settings(
-        database_url=url,
-        policy=PolicySettings(**policy),
-        store=StoreSettings(keep_events=parse_duration(keep)),
-    )
-    return Suppressions.open(settings, actor="tester", clock=clock)
 
 
 def dsn(address, i, rcpt=soft):
@@ -125,7 +117,7 @@ def test_the_unique_keys_hold_across_months(postgres_url):
 
 def test_partitions_are_made_ahead_by_upgrade_and_by_the_worker_prune(postgres_url):
     clock = Clock()
-    with open_store(postgres_url, clock) as sup:
+    with open_store(postgres_url, clock, keep="0") as sup:
         assert attached(sup) == ahead(clock())
         assert len(ahead(clock())) == AHEAD + 1
         assert sup.upgrade() == SCHEMA_REVISION
@@ -134,7 +126,8 @@ def test_partitions_are_made_ahead_by_upgrade_and_by_the_worker_prune(postgres_u
         sup.upgrade()
         assert attached(sup) == partitions.months(Month.of(Clock()()), ahead(clock())[-1])
         clock.move(days=31)
-        sup.prune()  # keep_events 0: nothing to delete, partitions made all the same
+        worker = Worker(SendingLog(sup, RetrySettings()), None)
+        assert worker.run_once().pruned == 0  # keeping every event, it makes partitions
         assert attached(sup)[-1] == ahead(clock())[-1]
 
 

@@ -12,25 +12,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from helpers.clock import Clock
 from helpers.dsn import make_dsn, soft
+from helpers.retention import open_store
 
-from bounced.config import PolicySettings, RetrySettings, Settings, StoreSettings
+from bounced.config import RetrySettings
 from bounced.errors import ConfigError
 from bounced.sending.log import SendingLog
 from bounced.sending.worker import Worker
 from bounced.suppressions import Suppressions
 
 STATE = ("state", "blocked_reason", "returns", "first_return_at", "last_return_at", "blocked_at")
-
-
-def open_store(url, clock, keep="400d", **policy) -> Suppressions:
-    from bounced.config import parse_duration
-
-    settings = Settings(
-        database_url=url,
-        policy=PolicySettings(**policy),
-        store=StoreSettings(keep_events=parse_duration(keep)),
-    )
-    return Suppressions.open(settings, actor="tester", clock=clock)
 
 
 def bounce(sup, clock, address, i):

@@ -79,6 +79,7 @@ class Worker:
             self._dispatch(done)
         # One batch of old events per pass: a busy pass comes again at once, so a
         # backlog goes batch by batch between the retries, never holding them up.
+        # On PostgreSQL the prune also makes the coming months' event partitions.
         done.pruned = self.log.sup.prune(max_batches=1).events
         return done
 
