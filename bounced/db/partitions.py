@@ -158,6 +158,11 @@ def ensure(conn: Connection, wanted: Iterable[Month]) -> list[str]:
         return []
     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     missing = sorted(set(missing) - set(attached(conn)))
+    if not missing:
+        return []
+    # No insert into the default partition between the move and the attach (one for
+    # the month would fail the attach); inserts of other times wait a moment.
+    conn.exec_driver_sql(f"LOCK TABLE {DEFAULT_PARTITION} IN SHARE ROW EXCLUSIVE MODE")
     for month in missing:
         bounds = {"start": month.start, "end": month.end}
         conn.exec_driver_sql(f"CREATE TABLE {month.name} (LIKE event INCLUDING DEFAULTS)")
