@@ -14,14 +14,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -83,6 +84,9 @@ class Database:
         self.postgres = engine.dialect.name == "postgresql"
         #: The dialect's INSERT (with on_conflict_do_nothing / on_conflict_do_update).
         self.insert: Any = pg_insert if self.postgres else sqlite_insert
+        self._mark = "%s" if self.postgres else "?"
+        self._bind: dict[tuple[Any, ...], list[Callable[[Any], Any] | None]] = {}
+        self._readers: dict[str, tuple[Any, list[Callable[[Any], Any] | None]]] = {}
 
     @classmethod
     def open(
@@ -149,6 +153,130 @@ class Database:
             return str(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar())
 
         return self.write(work)
+
+    # --- bulk writes --------------------------------------------------------------------
+
+    def insert_many(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        skip_existing: bool = False,
+    ) -> None:
+        """INSERT `rows` (mappings with the same keys) into `table` in one executemany of
+        the DB-API cursor (`skip_existing`: ON CONFLICT DO NOTHING). For the ingest path,
+        where SQLAlchemy's work per statement and per value cost more than the database's
+        (and the write lock is held meanwhile); the values go through the columns' own
+        bind processors, so they are stored as SQLAlchemy stores them."""
+        names = tuple(rows[0])
+        marks = ", ".join([self._mark] * len(names))
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
+        if skip_existing:
+            sql += " ON CONFLICT DO NOTHING"
+        self._executemany(conn, sql, table, names, rows)
+
+    def rows_in(
+        self,
+        conn: Connection,
+        table: Table,
+        column: str,
+        values: Sequence[Any],
+        *,
+        lock: bool = False,
+        skip_locked: bool = False,
+    ) -> list[Any]:
+        """The rows of `table` whose `column` is one of `values`, in its order, as named
+        tuples with the values SQLAlchemy would give (its result processors), read
+        through the DB-API cursor (see `insert_many`). `lock`: FOR UPDATE on PostgreSQL
+        (`skip_locked`: leaving out rows another transaction holds); a SQLite writer
+        holds the whole database already."""
+        if not values:
+            return []
+        row_type, process = self._reader(table)
+        names = ", ".join(row_type._fields)
+        if self.postgres:
+            where, params = f"{column} = ANY(%s)", [list(values)]
+        else:
+            where, params = f"{column} IN ({', '.join('?' * len(values))})", list(values)
+        sql = f"SELECT {names} FROM {table.name} WHERE {where} ORDER BY {column}"
+        if lock and self.postgres:
+            sql += " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
+        fetched = self._cursor(conn, sql, params)
+        return [
+            row_type._make([p(v) if p else v for p, v in zip(process, row, strict=True)])
+            for row in fetched
+        ]
+
+    def _reader(self, table: Table) -> tuple[Any, list[Callable[[Any], Any] | None]]:
+        """A named tuple type for `table`'s rows and its columns' result processors."""
+        found = self._readers.get(table.name)
+        if found is None:
+            dialect = self.engine.dialect
+            columns = list(table.c)
+            row_type = namedtuple(f"{table.name}_row", [c.name for c in columns])  # type: ignore[misc]
+            types = [c.type.dialect_impl(dialect) for c in columns]
+            found = (row_type, [t.result_processor(dialect, None) for t in types])
+            self._readers[table.name] = found
+        return found
+
+    def update_many(
+        self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: str
+    ) -> None:
+        """UPDATE `table` SET the other items of each of `rows` WHERE its primary key is
+        the row's `key` item, in one executemany (see `insert_many`)."""
+        names = tuple(name for name in rows[0] if name != key)
+        sets = ", ".join(f"{name} = {self._mark}" for name in names)
+        primary = table.primary_key.columns[0]
+        sql = f"UPDATE {table.name} SET {sets} WHERE {primary.name} = {self._mark}"
+        self._executemany(conn, sql, table, (*names, key), rows, {key: primary.name})
+
+    def _executemany(
+        self,
+        conn: Connection,
+        sql: str,
+        table: Table,
+        names: Sequence[str],
+        rows: Sequence[Mapping[str, Any]],
+        columns: Mapping[str, str] | None = None,
+    ) -> None:
+        process = self._processors(table, tuple(names), tuple((columns or {}).items()))
+        params = [
+            tuple(p(row[n]) if p else row[n] for n, p in zip(names, process, strict=True))
+            for row in rows
+        ]
+        self._cursor(conn, sql, params, many=True)
+
+    def _cursor(
+        self, conn: Connection, sql: str, params: Sequence[Any], *, many: bool = False
+    ) -> list[Any]:
+        """Run `sql` on the DB-API cursor of `conn` (`many`: executemany), fetching what
+        it returns; its errors raised as SQLAlchemy raises them (IntegrityError,
+        OperationalError, ...), so callers and `write`'s retry see one kind of error."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if many:
+                cursor.executemany(sql, params)
+                return []
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(sql, params, exc, dbapi.Error) from None
+        finally:
+            cursor.close()
+
+    def _processors(
+        self, table: Table, names: tuple[str, ...], columns: tuple[tuple[str, str], ...]
+    ) -> list[Callable[[Any], Any] | None]:
+        """The bind processor of each named column (`columns` renames a key), built once."""
+        found = self._bind.get((table.name, names, columns))
+        if found is None:
+            renamed, dialect = dict(columns), self.engine.dialect
+            types = [table.c[renamed.get(n, n)].type.dialect_impl(dialect) for n in names]
+            found = [t.bind_processor(dialect) for t in types]
+            self._bind[(table.name, names, columns)] = found
+        return found
 
     # --- transactions -------------------------------------------------------------------
 
