@@ -11,8 +11,10 @@ UPDATE`), which is what makes counting exact across processes.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
+import threading
 import time
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -82,6 +84,9 @@ class Database:
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.url = engine.url.render_as_string(hide_password=True)
         self.postgres = engine.dialect.name == "postgresql"
+        path = engine.url.database
+        local = not self.postgres and path not in (None, "", ":memory:")
+        self._turns = _Turns(path) if local and path else _NO_TURNS
         #: The dialect's INSERT (with on_conflict_do_nothing / on_conflict_do_update).
         self.insert: Any = pg_insert if self.postgres else sqlite_insert
         self._mark = "%s" if self.postgres else "?"
@@ -307,8 +312,9 @@ class Database:
         work that is harmless to lose in a crash, such as creating empty address rows)."""
         for attempt in range(_ATTEMPTS):
             try:
-                with self._connect() as conn:
-                    conn = conn.execution_options(bounced_write=True)
+                deadline = time.monotonic() + self.settings.database_timeout.total_seconds()
+                with self._connect() as conn, self._turns.turn(deadline):
+                    conn = conn.execution_options(bounced_write=deadline)
                     with conn.begin():
                         if not durable and self.postgres:
                             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
@@ -417,19 +423,21 @@ def _sqlite_events(engine: Engine, timeout: float, *, read_only: bool = False) -
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         # A writer takes the write lock before reading what it will change.
-        if conn.get_execution_options().get("bounced_write"):
-            _begin_immediate(conn, timeout)
+        deadline = conn.get_execution_options().get("bounced_write")
+        if deadline:
+            _begin_immediate(conn, deadline, timeout)
         else:
             conn.exec_driver_sql("BEGIN")
 
 
-def _begin_immediate(conn: Connection, timeout: float) -> None:
+def _begin_immediate(conn: Connection, deadline: float, timeout: float) -> None:
     """`BEGIN IMMEDIATE`, tried again every `_POLL` seconds while another writer holds
-    the lock, for up to `timeout`. SQLite's own busy handler sleeps in steps growing to
-    100 ms: a writer waiting behind a 5 ms transaction slept 10 to 25, and with four
-    writers most of their time went asleep instead of into ingesting."""
+    the lock, until `deadline` (time.monotonic; SQLite's busy timeout is then set back
+    to `timeout`). SQLite's own busy handler sleeps in steps growing to 100 ms: a writer
+    waiting behind a 5 ms transaction slept 10 to 25, and with four writers most of
+    their time went asleep instead of into ingesting. (bounced's writers wait for their
+    turn first, `_Turns`: this polls only behind a writer that is not bounced.)"""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    deadline = time.monotonic() + timeout
     cursor.execute("PRAGMA busy_timeout=0")
     try:
         while True:
@@ -443,6 +451,84 @@ def _begin_immediate(conn: Connection, timeout: float) -> None:
     finally:
         cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         cursor.close()
+
+
+class _Turns:
+    """The turns of bounced's writers at one SQLite file: an flock of `<file>-writer`,
+    taken around each write transaction.
+
+    `BEGIN IMMEDIATE` alone makes a waiting writer poll (`_begin_immediate`): four
+    ingesting processes on two cores woke thousands of times a second, and a waking
+    poller took the CPU from the writer holding the lock, which then held it longer. A
+    writer waiting for its turn sleeps in the kernel until the turn is free. The turn
+    is only a queue: the database's lock still decides, so a writer that waited for its
+    turn until the deadline (a transaction that long is a stuck one) goes on to `BEGIN
+    IMMEDIATE` without it, which fails at the deadline as it always did."""
+
+    def __init__(self, path: str) -> None:
+        self._path = f"{path}-writer"
+        self._fd: int | None = None
+        self._threads = threading.Lock()
+
+    @contextmanager
+    def turn(self, deadline: float) -> Iterator[None]:
+        if not self._threads.acquire(timeout=max(deadline - time.monotonic(), 0)):
+            yield
+            return
+        try:
+            fd = self._take(deadline)
+            try:
+                yield
+            finally:
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+    def _take(self, deadline: float) -> int | None:
+        """The lock file's descriptor, flocked; None when the file cannot be opened (a
+        folder this process may not write) or the deadline passed first."""
+        if self._fd is None:
+            try:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError:
+                return None
+        fd = self._fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            pass
+        # Wait in a thread of its own, so that the wait can end at the deadline; a turn
+        # that comes after it is handed straight back.
+        taken, late = threading.Event(), threading.Lock()
+        abandoned = False
+
+        def wait() -> None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with late:
+                if abandoned:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                else:
+                    taken.set()
+
+        threading.Thread(target=wait, daemon=True).start()
+        if taken.wait(max(deadline - time.monotonic(), 0)):
+            return fd
+        with late:
+            abandoned = not taken.is_set()
+        return None if abandoned else fd
+
+
+class _NoTurns:
+    """PostgreSQL (row locks) and an in-memory SQLite database: no turns to take."""
+
+    @contextmanager
+    def turn(self, deadline: float) -> Iterator[None]:
+        yield
+
+
+_NO_TURNS = _NoTurns()
 
 
 def _postgres_events(engine: Engine, timeout: float) -> None:
