@@ -3,16 +3,24 @@ end in the same state as one process ingesting them once."""
 
 from __future__ import annotations
 
+import json
 import random
+import re
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from helpers.dsn import Rcpt, delayed, make_dsn, sender_side, soft
 from helpers.listener import eventually
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from bounced.config import PolicySettings, Settings
@@ -141,3 +149,69 @@ def test_a_batch_records_around_an_address_another_writer_holds(database_url):
         assert [e["message_key"] for e in held["events"]] == ["mid:m0@x", "mid:m2@x", "mid:m3@x"]
         assert held["address"]["returns"] == 3
         assert held["address"]["state"] == "blocked"
+
+
+# --- a writer between the decisions and the locks -----------------------------------------
+
+ROW = st.tuples(
+    st.integers(0, 2),  # address
+    st.integers(0, 3),  # original message
+    st.sampled_from([Rcpt, soft, sender_side, delayed]),
+    st.integers(0, 2),  # notice
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(ours=st.lists(ROW, min_size=1, max_size=8), theirs=st.lists(ROW, min_size=1, max_size=6))
+def test_a_writer_between_the_decisions_and_the_locks_counts_first(database_url, ours, theirs):
+    """A batch is decided before its writer takes the locks (`record`); another writer
+    that records in between (the same notices, returns of the same addresses) is
+    accounted for: the store ends as if the other writer's rows came first, and the
+    batch's rows say what recording them after those says (duplicates included)."""
+    run = uuid.uuid4().hex[:8]
+
+    def notices(rows, who):
+        return [
+            (f"{who}{k}", make_dsn(kind(f"a{a}-{run}@example.com"),
+                                   original_id=f"<o{m}-{run}@x>", message_id=f"<n{n}-{run}@x>"))
+            for k, (a, m, kind, n) in enumerate(rows)
+        ]  # fmt: skip
+
+    def outcome(sup, results):
+        addresses = {r.address for result in results for r in result.rows}
+        shown = {a: sup.show(a) for a in sorted(addresses)}
+        return (
+            [(r.outcome, [(x.duplicate, sorted(x.effects)) for x in r.rows]) for r in results],
+            {a: (s["address"]["state"], s["address"]["returns"]) for a, s in shown.items()},
+            {a: sorted((e["notice"], e["counts"]) for e in s["events"]) for a, s in shown.items()},
+        )
+
+    settings = Settings(database_url=database_url, policy=PolicySettings(max_returns=2))
+    with Suppressions.open(settings) as sup, Suppressions.open(settings) as other:
+        read = sup.store.database.read
+        intruders = notices(theirs, "theirs")
+
+        @contextmanager
+        def read_then_another_writer() -> Iterator[Any]:
+            with read() as conn:
+                yield conn
+            while intruders:
+                list(other.ingest_many([intruders.pop()]))
+
+        sup.store.database.read = read_then_another_writer  # type: ignore[method-assign]
+        got = outcome(sup, list(sup.ingest_many(notices(ours, "ours"))))
+        assert not intruders
+    run = uuid.uuid4().hex[:8]  # the same rows again, for other addresses, one writer
+    with Suppressions.open(settings) as sup:
+        list(sup.ingest_many(reversed(notices(theirs, "theirs"))))
+        expected = outcome(sup, list(sup.ingest_many(notices(ours, "ours"))))
+    assert _renamed(got) == _renamed(expected)
+
+
+def _renamed(outcome):
+    """An outcome with the run's token taken out of addresses and notices."""
+    return json.loads(re.sub(r"-[0-9a-f]{8}", "", json.dumps(outcome, default=str)))

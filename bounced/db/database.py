@@ -11,17 +11,20 @@ UPDATE`), which is what makes counting exact across processes.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -82,8 +85,14 @@ class Database:
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.url = engine.url.render_as_string(hide_password=True)
         self.postgres = engine.dialect.name == "postgresql"
+        path = engine.url.database
+        local = not self.postgres and path not in (None, "", ":memory:")
+        self._turns = _Turns(path) if local and path else _NO_TURNS
         #: The dialect's INSERT (with on_conflict_do_nothing / on_conflict_do_update).
         self.insert: Any = pg_insert if self.postgres else sqlite_insert
+        self._mark = "%s" if self.postgres else "?"
+        self._bind: dict[tuple[Any, ...], list[Callable[[Any], Any] | None]] = {}
+        self._readers: dict[str, tuple[Any, list[Callable[[Any], Any] | None]]] = {}
 
     @classmethod
     def open(
@@ -154,6 +163,154 @@ class Database:
 
         return self.write(work)
 
+    # --- bulk writes --------------------------------------------------------------------
+
+    def insert_many(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        skip_existing: bool = False,
+    ) -> None:
+        """INSERT `rows` (mappings with the same keys) into `table` through the DB-API
+        cursor (`skip_existing`: ON CONFLICT DO NOTHING). For the ingest path, where
+        SQLAlchemy's work per statement and per value cost more than the database's (and
+        the write lock is held meanwhile); the values go through the columns' own bind
+        processors, so they are stored as SQLAlchemy stores them. SQLite: one
+        executemany. PostgreSQL: COPY (the event table's statement trigger,
+        bounced.db.partitions, then runs once, not per row), or with `skip_existing` an
+        executemany (COPY knows no ON CONFLICT)."""
+        names = tuple(rows[0])
+        params = self._params(table, names, rows)
+        if self.postgres and not skip_existing:
+            self._copy(conn, f"COPY {table.name} ({', '.join(names)}) FROM STDIN", params)
+            return
+        marks = ", ".join([self._mark] * len(names))
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
+        if skip_existing:
+            sql += " ON CONFLICT DO NOTHING"
+        self._cursor(conn, sql, params, many=True)
+
+    def rows_in(
+        self,
+        conn: Connection,
+        table: Table,
+        column: str,
+        values: Sequence[Any],
+        *,
+        lock: bool = False,
+        skip_locked: bool = False,
+    ) -> list[Any]:
+        """The rows of `table` whose `column` is one of `values`, in its order, as named
+        tuples with the values SQLAlchemy would give (its result processors), read
+        through the DB-API cursor (see `insert_many`). `lock`: FOR UPDATE on PostgreSQL
+        (`skip_locked`: leaving out rows another transaction holds); a SQLite writer
+        holds the whole database already."""
+        if not values:
+            return []
+        row_type, process = self._reader(table)
+        names = ", ".join(row_type._fields)
+        if self.postgres:
+            where, params = f"{column} = ANY(%s)", [list(values)]
+        else:
+            where, params = f"{column} IN ({', '.join('?' * len(values))})", list(values)
+        sql = f"SELECT {names} FROM {table.name} WHERE {where} ORDER BY {column}"
+        if lock and self.postgres:
+            sql += " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
+        fetched = self._cursor(conn, sql, params)
+        return [
+            row_type._make([p(v) if p else v for p, v in zip(process, row, strict=True)])
+            for row in fetched
+        ]
+
+    def _reader(self, table: Table) -> tuple[Any, list[Callable[[Any], Any] | None]]:
+        """A named tuple type for `table`'s rows and its columns' result processors."""
+        found = self._readers.get(table.name)
+        if found is None:
+            dialect = self.engine.dialect
+            columns = list(table.c)
+            row_type = namedtuple(f"{table.name}_row", [c.name for c in columns])  # type: ignore[misc]
+            types = [c.type.dialect_impl(dialect) for c in columns]
+            found = (row_type, [t.result_processor(dialect, None) for t in types])
+            self._readers[table.name] = found
+        return found
+
+    def update_many(
+        self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: str
+    ) -> None:
+        """UPDATE `table` SET the other items of each of `rows` WHERE its primary key is
+        the row's `key` item, in one executemany (see `insert_many`)."""
+        names = tuple(name for name in rows[0] if name != key)
+        sets = ", ".join(f"{name} = {self._mark}" for name in names)
+        primary = table.primary_key.columns[0]
+        sql = f"UPDATE {table.name} SET {sets} WHERE {primary.name} = {self._mark}"
+        params = self._params(table, (*names, key), rows, {key: primary.name})
+        self._cursor(conn, sql, params, many=True)
+
+    def _params(
+        self,
+        table: Table,
+        names: Sequence[str],
+        rows: Sequence[Mapping[str, Any]],
+        columns: Mapping[str, str] | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """The `names` items of each of `rows`, bound as their columns bind them."""
+        process = self._processors(table, tuple(names), tuple((columns or {}).items()))
+        return [
+            tuple(p(row[n]) if p else row[n] for n, p in zip(names, process, strict=True))
+            for row in rows
+        ]
+
+    def _copy(self, conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """PostgreSQL's COPY FROM STDIN of `rows`, errors raised as in `_cursor`."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(sql, (), exc, dbapi.Error) from None
+        finally:
+            cursor.close()
+
+    def _cursor(
+        self, conn: Connection, sql: str, params: Sequence[Any], *, many: bool = False
+    ) -> list[Any]:
+        """Run `sql` on the DB-API cursor of `conn` (`many`: executemany), fetching what
+        it returns; its errors raised as SQLAlchemy raises them (IntegrityError,
+        OperationalError, ...), so callers and `write`'s retry see one kind of error."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if many:
+                cursor.executemany(sql, params)
+                return []
+            if self.postgres:
+                # Not prepared: a generic plan of `= ANY($1)` was a sequential scan of
+                # a growing table (psycopg prepares a query from its fifth run).
+                cursor.execute(sql, params, prepare=False)
+            else:
+                cursor.execute(sql, params)
+            return list(cursor.fetchall()) if cursor.description else []
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(sql, params, exc, dbapi.Error) from None
+        finally:
+            cursor.close()
+
+    def _processors(
+        self, table: Table, names: tuple[str, ...], columns: tuple[tuple[str, str], ...]
+    ) -> list[Callable[[Any], Any] | None]:
+        """The bind processor of each named column (`columns` renames a key), built once."""
+        found = self._bind.get((table.name, names, columns))
+        if found is None:
+            renamed, dialect = dict(columns), self.engine.dialect
+            types = [table.c[renamed.get(n, n)].type.dialect_impl(dialect) for n in names]
+            found = [t.bind_processor(dialect) for t in types]
+            self._bind[(table.name, names, columns)] = found
+        return found
+
     # --- transactions -------------------------------------------------------------------
 
     @contextmanager
@@ -183,8 +340,9 @@ class Database:
         work that is harmless to lose in a crash, such as creating empty address rows)."""
         for attempt in range(_ATTEMPTS):
             try:
-                with self._connect() as conn:
-                    conn = conn.execution_options(bounced_write=True)
+                deadline = time.monotonic() + self.settings.database_timeout.total_seconds()
+                with self._connect() as conn, self._turns.turn(deadline):
+                    conn = conn.execution_options(bounced_write=deadline)
                     with conn.begin():
                         if not durable and self.postgres:
                             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
@@ -293,19 +451,21 @@ def _sqlite_events(engine: Engine, timeout: float, *, read_only: bool = False) -
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         # A writer takes the write lock before reading what it will change.
-        if conn.get_execution_options().get("bounced_write"):
-            _begin_immediate(conn, timeout)
+        deadline = conn.get_execution_options().get("bounced_write")
+        if deadline:
+            _begin_immediate(conn, deadline, timeout)
         else:
             conn.exec_driver_sql("BEGIN")
 
 
-def _begin_immediate(conn: Connection, timeout: float) -> None:
+def _begin_immediate(conn: Connection, deadline: float, timeout: float) -> None:
     """`BEGIN IMMEDIATE`, tried again every `_POLL` seconds while another writer holds
-    the lock, for up to `timeout`. SQLite's own busy handler sleeps in steps growing to
-    100 ms: a writer waiting behind a 5 ms transaction slept 10 to 25, and with four
-    writers most of their time went asleep instead of into ingesting."""
+    the lock, until `deadline` (time.monotonic; SQLite's busy timeout is then set back
+    to `timeout`). SQLite's own busy handler sleeps in steps growing to 100 ms: a writer
+    waiting behind a 5 ms transaction slept 10 to 25, and with four writers most of
+    their time went asleep instead of into ingesting. (bounced's writers wait for their
+    turn first, `_Turns`: this polls only behind a writer that is not bounced.)"""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    deadline = time.monotonic() + timeout
     cursor.execute("PRAGMA busy_timeout=0")
     try:
         while True:
@@ -319,6 +479,84 @@ def _begin_immediate(conn: Connection, timeout: float) -> None:
     finally:
         cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         cursor.close()
+
+
+class _Turns:
+    """The turns of bounced's writers at one SQLite file: an flock of `<file>-writer`,
+    taken around each write transaction.
+
+    `BEGIN IMMEDIATE` alone makes a waiting writer poll (`_begin_immediate`): four
+    ingesting processes on two cores woke thousands of times a second, and a waking
+    poller took the CPU from the writer holding the lock, which then held it longer. A
+    writer waiting for its turn sleeps in the kernel until the turn is free. The turn
+    is only a queue: the database's lock still decides, so a writer that waited for its
+    turn until the deadline (a transaction that long is a stuck one) goes on to `BEGIN
+    IMMEDIATE` without it, which fails at the deadline as it always did."""
+
+    def __init__(self, path: str) -> None:
+        self._path = f"{path}-writer"
+        self._fd: int | None = None
+        self._threads = threading.Lock()
+
+    @contextmanager
+    def turn(self, deadline: float) -> Iterator[None]:
+        if not self._threads.acquire(timeout=max(deadline - time.monotonic(), 0)):
+            yield
+            return
+        try:
+            fd = self._take(deadline)
+            try:
+                yield
+            finally:
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+    def _take(self, deadline: float) -> int | None:
+        """The lock file's descriptor, flocked; None when the file cannot be opened (a
+        folder this process may not write) or the deadline passed first."""
+        if self._fd is None:
+            try:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError:
+                return None
+        fd = self._fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            pass
+        # Wait in a thread of its own, so that the wait can end at the deadline; a turn
+        # that comes after it is handed straight back.
+        taken, late = threading.Event(), threading.Lock()
+        abandoned = False
+
+        def wait() -> None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with late:
+                if abandoned:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                else:
+                    taken.set()
+
+        threading.Thread(target=wait, daemon=True).start()
+        if taken.wait(max(deadline - time.monotonic(), 0)):
+            return fd
+        with late:
+            abandoned = not taken.is_set()
+        return None if abandoned else fd
+
+
+class _NoTurns:
+    """PostgreSQL (row locks) and an in-memory SQLite database: no turns to take."""
+
+    @contextmanager
+    def turn(self, deadline: float) -> Iterator[None]:
+        yield
+
+
+_NO_TURNS = _NoTurns()
 
 
 def _postgres_events(engine: Engine, timeout: float) -> None:

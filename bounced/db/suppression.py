@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from bounced.addresses import domain_of, normalize_allow_entry
 from bounced.db.database import CHUNK, Database, batched, utc
@@ -75,6 +76,9 @@ _STATE_COLUMNS = (
     "last_status",
     "last_class",
 )
+#: What recording an address's bounces reads of its row: a writer that changes any
+#: of them changes how the next bounce counts.
+_COUNTING_COLUMNS = (*_STATE_COLUMNS, "counted_since")
 #: The columns of uq_event_notice: an event with the key of a stored one is a duplicate.
 _EVENT_KEY = ("address_id", "message_key", "kind", "status", "notice")
 _LOOKUP = "SELECT address, state, blocked_reason FROM address WHERE address"
@@ -107,6 +111,64 @@ class Recorded:
         return self.decision is None
 
 
+#: What a decision about an address rests on: its row's counting columns and its
+#: row's id (None for a new address), and whether it is on the allow-list.
+_Basis = tuple[Any, ...]
+
+
+def _basis(row: Any, allowed: bool) -> _Basis:
+    if row is None:
+        return (None, *_NEW_FACTS, allowed)
+    return (row.id, *(getattr(row, name) for name in _COUNTING_COLUMNS), allowed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A batch's rows decided: what recording each did (by its index in the batch), the
+    events to insert (by address, without the address row's id), the states that
+    changed, and per address what the decisions rest on (`_basis`)."""
+
+    recorded: dict[int, Recorded]
+    events: list[tuple[str, dict[str, Any]]]
+    changed: dict[str, AddressState]
+    basis: dict[str, _Basis]
+    #: The newest event stored when the plan was made.
+    last_event: int = 0
+
+    @classmethod
+    def empty(cls) -> _Plan:
+        return cls({}, [], {}, {})
+
+    def holds(self, address: str, row: Any, allowed: set[str]) -> bool:
+        """The decisions about `address` still stand with its locked `row`: the row is
+        as it was read, or, for an address that was new, one nobody has counted on."""
+        seen = self.basis.get(address)
+        if seen is None:
+            return False
+        now = _basis(row, address in allowed)
+        return seen == now or (seen[0] is None and seen[1:] == now[1:])
+
+    def only(self, addresses: set[str]) -> _Plan:
+        """The decisions about `addresses`."""
+        return _Plan(
+            {i: r for i, r in self.recorded.items() if r.address in addresses},
+            [(a, values) for a, values in self.events if a in addresses],
+            {a: s for a, s in self.changed.items() if a in addresses},
+            {a: b for a, b in self.basis.items() if a in addresses},
+            self.last_event,
+        )
+
+    def __or__(self, other: _Plan) -> _Plan:
+        """Both plans' decisions (about different addresses)."""
+        return _Plan(
+            self.recorded | other.recorded,
+            self.events + other.events,
+            self.changed | other.changed,
+            self.basis | other.basis,
+            self.last_event,
+        )
+
+
 class SuppressionRepository:
     """Address rows, their bounce events, the allow-list and the audit log."""
 
@@ -118,7 +180,7 @@ class SuppressionRepository:
         self.config_allow = frozenset(
             normalize_allow_entry(e, case_sensitive_local_part=fold) for e in policy.allow
         )
-        self._sql = _statements(database.insert, database.postgres)
+        self._sql = _statements(database.postgres)
 
     # --- address rows, for this and the sibling repositories ----------------------------
 
@@ -126,46 +188,49 @@ class SuppressionRepository:
         """Create missing address rows (sorted, so concurrent writers lock in one order)."""
         rows = [_new_address(a, now) for a in sorted(set(addresses))]
         for chunk in batched(rows, CHUNK):
-            conn.execute(self._sql.new_address, chunk)
+            self.database.insert_many(conn, address_table, chunk, skip_existing=True)
 
     def take(
         self, conn: Connection, addresses: Iterable[str], now: datetime, *, skip: bool = False
     ) -> dict[str, Any]:
         """The address rows, locked for this transaction, created when missing: `lock`
         first (at a steady state every address exists: one round trip), then the
-        missing rows inserted and returned (an inserted row is locked by its insert),
-        then `lock` again for those another writer inserted meanwhile. `skip`: leave
-        out the rows another writer holds (PostgreSQL's SKIP LOCKED) instead of waiting."""
+        missing rows inserted (a row this transaction inserts is locked by it; one that
+        another writer inserted meanwhile is left to it) and locked. `skip`: leave out
+        the rows another writer holds (PostgreSQL's SKIP LOCKED) instead of waiting."""
         wanted = sorted(set(addresses))
         found = self.lock(conn, wanted, skip=skip)
-        missing = [_new_address(a, now) for a in wanted if a not in found]
-        for chunk in batched(missing, CHUNK):
-            for row in conn.execute(self._sql.new_address_rows, chunk):
-                found[row.address] = row
-        raced = [row["address"] for row in missing if row["address"] not in found]
-        return found | self.lock(conn, raced, skip=skip) if raced else found
+        missing = [a for a in wanted if a not in found]
+        if missing:
+            self.ensure(conn, missing, now)
+            found |= self.lock(conn, missing, skip=skip)
+        return found
 
     def lock(
         self, conn: Connection, addresses: Iterable[str], *, skip: bool = False
     ) -> dict[str, Any]:
         """The address rows, locked for this transaction, by address (`skip`: see take)."""
         found: dict[str, Any] = {}
-        statement = self._sql.lock_skip if skip else self._sql.lock
         for chunk in batched(sorted(set(addresses)), CHUNK):
-            for row in conn.execute(statement, {"names": chunk}):
-                found[row.address] = row
+            rows = self.database.rows_in(
+                conn, address_table, "address", chunk, lock=True, skip_locked=skip
+            )
+            found.update((row.address, row) for row in rows)
         return found
 
     def allowed(self, conn: Connection, addresses: Iterable[str]) -> set[str]:
         """Those of `addresses` on the allow-list (config.toml or the store), in one query."""
         wanted = {a: (a, "@" + domain_of(a)) for a in addresses}
         entries = {e for pair in wanted.values() for e in pair}
-        listed = self.config_allow | set(conn.scalars(self._sql.allowed, {"entries": entries}))
+        stored = self.database.rows_in(conn, allow_table, "entry", sorted(entries))
+        listed = self.config_allow | {row.entry for row in stored}
         return {a for a, pair in wanted.items() if not listed.isdisjoint(pair)}
 
     @staticmethod
     def state(row: Any, allowed: bool) -> AddressState:
-        """The policy's view of an address row."""
+        """The policy's view of an address row (None: a new address)."""
+        if row is None:
+            return AddressState(allowed=allowed)
         values = {name: getattr(row, name) for name in _STATE_COLUMNS}
         for name in ("first_return_at", "last_return_at", "blocked_at"):
             values[name] = utc(values[name])
@@ -200,16 +265,22 @@ class SuppressionRepository:
     def record(self, rows: Sequence[Incoming]) -> list[Recorded]:
         """Record bounce rows (one message or a batch of messages), in order per address.
 
-        The address rows are locked first, so no other writer adds events for them
-        before the transaction ends (`_record_locked`). On PostgreSQL the missing address
-        rows are created first in a short transaction of their own, and the batch then
-        takes only the rows no other writer holds (SKIP LOCKED): the rows of the
-        addresses it skipped follow in a second transaction that waits for them. So
-        concurrent writers wait only where they share an address, not for each other's
-        whole batch."""
+        Everything the policy needs (address rows, the stored events the rows may repeat,
+        the allow-list) is read and every row decided first, in a read transaction that
+        locks nothing (`_decide`). The write transaction then locks the address rows and
+        keeps a decision where the address row is still as it was read, deciding the
+        others' rows again: whatever changes an address's count changes its row, and the
+        unique keys refuse an event another writer stored meanwhile (the batch is then
+        decided again under the locks). So a writer holds the lock for its writes, not
+        for its work: on SQLite, whose writers take turns, that is what lets several
+        processes ingest side by side.
+
+        On PostgreSQL the missing address rows are created first in a short transaction
+        of their own, and the batch then takes only the rows no other writer holds (SKIP
+        LOCKED): the rows of the addresses it skipped follow in a second transaction that
+        waits for them. So concurrent writers wait only where they share an address."""
         if not rows:
             return []
-        done: dict[int, Recorded] = {}
         pending = list(enumerate(rows))
         skip = self.database.postgres
         if skip:
@@ -217,107 +288,179 @@ class SuppressionRepository:
                 lambda conn: self.ensure(conn, [r.address for r in rows], self.database.clock()),
                 durable=False,
             )
+        with self.database.read() as conn:
+            last = conn.execute(self._sql.last_event).scalar() or 0
+            ahead = self._decide(conn, pending, self._rows(conn, [r.address for r in rows]), last)
+        try:
+            done = self._write(pending, skip, ahead)
+        except IntegrityError:
+            done = self._write(pending, skip=False, ahead=None)
+        return [done[i] for i in range(len(rows))]
+
+    def _write(
+        self, pending: list[tuple[int, Incoming]], skip: bool, ahead: _Plan | None
+    ) -> dict[int, Recorded]:
+        """Write the decisions, in a transaction per round of SKIP LOCKED (`record`)."""
+        done: dict[int, Recorded] = {}
         while pending:
 
             def work(
                 conn: Connection, todo: list[tuple[int, Incoming]] = pending, skip: bool = skip
             ) -> tuple[dict[int, Recorded], list[tuple[int, Incoming]]]:
-                return self._record_locked(conn, todo, skip)
+                return self._record_locked(conn, todo, skip, ahead)
 
             recorded, pending = self.database.write(work)
             done |= recorded
             skip = False
-        return [done[i] for i in range(len(rows))]
+        return done
 
     def _record_locked(
-        self, conn: Connection, rows: Sequence[tuple[int, Incoming]], skip: bool
+        self,
+        conn: Connection,
+        rows: list[tuple[int, Incoming]],
+        skip: bool,
+        ahead: _Plan | None,
     ) -> tuple[dict[int, Recorded], list[tuple[int, Incoming]]]:
         """Record the `rows` (by their index in the batch) whose address rows this
         transaction locks; returns what was recorded and the rows left for later.
 
-        What the events table holds for them is read once, each row is decided in order
-        against that and the rows before it, and the new events and the changed states
-        are written in one statement each (a round trip per row was most of the cost on
-        PostgreSQL). The events are inserted without ON CONFLICT: under the locks a
-        conflict is a bug, refused loudly."""
+        The decisions made `ahead` stand for the addresses whose row and allow-list
+        entry are as they were read; the other addresses' rows are decided here, under
+        the locks. The new events and the changed states are written in one statement
+        each (a round trip per row was most of the cost on PostgreSQL). The events are
+        inserted without ON CONFLICT: under the locks a conflict is another writer's
+        event stored after `ahead` was read, or a bug, refused loudly."""
         now = self.database.clock()
         locked = self.take(conn, (r.address for _, r in rows), now, skip=skip)
         later = [(i, r) for i, r in rows if r.address not in locked]
         rows = [(i, r) for i, r in rows if r.address in locked]
         allowed = self.allowed(conn, locked)
-        states = {a: self.state(row, a in allowed) for a, row in locked.items()}
-        recent = self._recent_by_address(conn, locked)
-        values = [_event_values(r, locked[r.address].id) for _, r in rows]
-        known, counted = self._known(conn, values)
-        out: dict[int, Recorded] = {}
-        new: list[dict[str, Any]] = []
-        changed: dict[str, AddressState] = {}
-        for (index, item), event_values in zip(rows, values, strict=True):
-            key = tuple(event_values[name] for name in _EVENT_KEY)
+        plan = _Plan.empty()
+        if ahead is not None:
+            since = self._with_events_since(conn, ahead.last_event, locked)
+            holding = {a for a, row in locked.items() if ahead.holds(a, row, allowed)}
+            plan = ahead.only(holding - since)
+        redo = [(i, r) for i, r in rows if r.address not in plan.basis]
+        if redo:
+            plan = plan | self._decide(conn, redo, locked, allowed=allowed)
+        if plan.events:
+            events = [values | {"address_id": locked[a].id} for a, values in plan.events]
+            self.database.insert_many(conn, event_table, events)
+        if plan.changed:
+            saves = [_saved(locked[a], s, now) for a, s in plan.changed.items()]
+            self.database.update_many(conn, address_table, saves, key="row_id")
+        return {i: plan.recorded[i] for i, _ in rows}, later
+
+    def _with_events_since(self, conn: Connection, last: int, locked: dict[str, Any]) -> set[str]:
+        """Those of the `locked` addresses with events stored after event `last`: another
+        writer's event may make one of theirs a duplicate. (Not a proof of the contrary:
+        ids are handed out before commit, so a late commit can slip under `last`; the
+        unique keys catch that.)"""
+        address_of = {row.id: a for a, row in locked.items()}
+        found: set[str] = set()
+        for ids in batched(sorted(address_of), CHUNK):
+            stored = conn.scalars(self._sql.since, {"ids": ids, "last": last})
+            found.update(address_of[i] for i in stored)
+        return found
+
+    def _rows(self, conn: Connection, addresses: Iterable[str]) -> dict[str, Any]:
+        """The rows of those `addresses` that exist, by address, locking nothing."""
+        found: dict[str, Any] = {}
+        for chunk in batched(sorted(set(addresses)), CHUNK):
+            rows = self.database.rows_in(conn, address_table, "address", chunk)
+            found.update((row.address, row) for row in rows)
+        return found
+
+    def _decide(
+        self,
+        conn: Connection,
+        rows: Sequence[tuple[int, Incoming]],
+        found: dict[str, Any],
+        last_event: int = 0,
+        *,
+        allowed: set[str] | None = None,
+    ) -> _Plan:
+        """Decide `rows` (by their index in the batch) against the address rows `found`
+        (an address without one is new), the allow-list (read when `allowed` is None)
+        and what the events table holds for them: read once, and each row decided in
+        order against that and the rows before it."""
+        rows_of = {a: found.get(a) for a in dict.fromkeys(r.address for _, r in rows)}
+        if allowed is None:
+            allowed = self.allowed(conn, rows_of)
+        states = {a: self.state(row, a in allowed) for a, row in rows_of.items()}
+        recent = self._recent_by_address(conn, rows_of)
+        known, counted = self._known(conn, rows_of, {r.message_key for _, r in rows})
+        basis = {a: _basis(row, a in allowed) for a, row in rows_of.items()}
+        plan = _Plan({}, [], {}, basis, last_event)
+        for index, item in rows:
+            values = _event_values(item)
+            key = (item.address, *(values[name] for name in _EVENT_KEY[1:]))
             if key in known:
-                out[index] = Recorded(item.address, None)
+                plan.recorded[index] = Recorded(item.address, None)
                 continue
             known.add(key)
             state = states[item.address]
             if recent is not None:
                 state = replace(state, recent_returns=recent[item.address])
-            event = Event.of(item.bounce, item.received_at, repeat=key[:2] in counted)
+            pair = (item.address, item.message_key)
+            event = Event.of(item.bounce, item.received_at, repeat=pair in counted)
             decision = decide(state, event, self.policy)
             if decision.counts:
-                counted.add(key[:2])
+                counted.add(pair)
                 if recent is not None:
                     recent[item.address] = self._with_return(
-                        recent[item.address], locked[item.address], item.received_at
+                        recent[item.address], rows_of[item.address], item.received_at
                     )
-            new.append(event_values | {"counts": decision.counts})
+            plan.events.append((item.address, values | {"counts": decision.counts}))
             if decision.state != state:
-                states[item.address] = changed[item.address] = decision.state
-            out[index] = Recorded(item.address, decision)
-        if new:
-            conn.execute(self._sql.new_events, new)
-        if changed:
-            saves = [_saved(locked[a], s, now) for a, s in changed.items()]
-            conn.execute(self._sql.save, saves)
-        return out, later
+                states[item.address] = plan.changed[item.address] = decision.state
+            plan.recorded[index] = Recorded(item.address, decision)
+        return plan
 
     def _known(
-        self, conn: Connection, events: Sequence[dict[str, Any]]
-    ) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
-        """The keys (`_EVENT_KEY`) of the stored events that `events` may repeat, and the
-        (address, message) pairs among them that counted, in a query per CHUNK events."""
+        self, conn: Connection, rows_of: dict[str, Any], messages: Iterable[str]
+    ) -> tuple[set[tuple[Any, ...]], set[tuple[str, str]]]:
+        """The keys (`_EVENT_KEY`, by address) of the stored events of the addresses'
+        rows for `messages`, and the (address, message) pairs among them that counted:
+        a query per CHUNK addresses."""
         keys: set[tuple[Any, ...]] = set()
-        counted: set[tuple[Any, ...]] = set()
-        for chunk in batched(events, CHUNK):
-            ids = sorted({e["address_id"] for e in chunk})
-            messages = sorted({e["message_key"] for e in chunk})
-            for row in conn.execute(self._sql.known, {"ids": ids, "keys": messages}):
-                keys.add(tuple(row[: len(_EVENT_KEY)]))
+        counted: set[tuple[str, str]] = set()
+        address_of = {row.id: a for a, row in rows_of.items() if row is not None}
+        wanted = sorted(messages)
+        for ids in batched(sorted(address_of), CHUNK):
+            for row in conn.execute(self._sql.known, {"ids": ids, "keys": wanted}):
+                address = address_of[row.address_id]
+                keys.add((address, *row[1 : len(_EVENT_KEY)]))
                 if row.counts:
-                    counted.add(tuple(row[:2]))
+                    counted.add((address, row.message_key))
         return keys, counted
 
     def _recent_by_address(
-        self, conn: Connection, locked: dict[str, Any]
+        self, conn: Connection, rows_of: dict[str, Any]
     ) -> dict[str, tuple[datetime, ...]] | None:
         """Per address, the times of its newest counted returns since its last unmark,
         when the policy has a window (None without one): one query per CHUNK addresses
         (a window function ranks each address's returns), then kept up to date by
-        `_with_return` as the batch counts returns."""
+        `_with_return` as the batch counts returns. A new address (no row) has none."""
         if not self.policy.returns_window_days:
             return None
         newest = max(self.policy.max_returns, 1)
-        by_id: dict[int, list[datetime]] = {row.id: [] for row in locked.values()}
+        by_id: dict[int, list[datetime]] = {
+            row.id: [] for row in rows_of.values() if row is not None
+        }
         for chunk in batched(sorted(by_id), CHUNK):
             for address_id, at in conn.execute(self._sql.recent, {"ids": chunk, "newest": newest}):
                 by_id[address_id].append(utc(at))
-        return {a: tuple(sorted(by_id[row.id])) for a, row in locked.items()}
+        return {
+            a: () if row is None else tuple(sorted(by_id[row.id])) for a, row in rows_of.items()
+        }
 
     def _with_return(
         self, recent: tuple[datetime, ...], row: Any, at: datetime
     ) -> tuple[datetime, ...]:
         """`recent` once a return at `at` counted: what `_recent_by_address` would read
         back then."""
-        since = utc(row.counted_since)
+        since = None if row is None else utc(row.counted_since)
         if since is not None and at <= since:
             return recent
         return tuple(sorted((*recent, at)))[-max(self.policy.max_returns, 1) :]
@@ -468,32 +611,23 @@ def _stored_time(value: Any, is_time: bool) -> Any:
     return value
 
 
-def _statements(insert: Any, postgres: bool) -> SimpleNamespace:
+def _statements(postgres: bool) -> SimpleNamespace:
     """The statements of the ingest path, built once: building a statement costs more
     than SQLite takes to run it, and a prebuilt one hits SQLAlchemy's compiled cache.
     The stored keys are read from the events (SQLite) or from the key table that holds
     their unique keys across the monthly partitions (PostgreSQL: bounced.db.partitions)."""
-    addresses = address_table.c
+    addresses, events = address_table.c, event_table.c
     keys = (key_table if postgres else event_table).c
-    named = (
-        select(address_table)
-        .where(addresses.address.in_(bindparam("names", expanding=True)))
-        .order_by(addresses.address)
-    )
     return SimpleNamespace(
-        new_address=insert(address_table).on_conflict_do_nothing(),
-        new_address_rows=insert(address_table).on_conflict_do_nothing().returning(*address_table.c),
-        lock=named.with_for_update(),
-        lock_skip=named.with_for_update(skip_locked=True),
-        allowed=select(allow_table.c.entry).where(
-            allow_table.c.entry.in_(bindparam("entries", expanding=True))
-        ),
         known=select(*(keys[name] for name in _EVENT_KEY), keys.counts).where(
             keys.address_id.in_(bindparam("ids", expanding=True)),
             keys.message_key.in_(bindparam("keys", expanding=True)),
         ),
         recent=_recent_returns(),
-        new_events=event_table.insert(),
+        last_event=select(func.max(events.id)),
+        since=select(events.address_id).where(
+            events.id > bindparam("last"), events.address_id.in_(bindparam("ids", expanding=True))
+        ),
         save=update(address_table).where(addresses.id == bindparam("row_id")),
     )
 
@@ -529,12 +663,12 @@ def _saved(row: Any, state: AddressState, now: datetime, **extra: Any) -> dict[s
     return {"row_id": row.id, **values}
 
 
-def _event_values(item: Incoming, address_id: int) -> dict[str, Any]:
-    """The columns of the event recording `item`, but `counts` (the policy's to say)."""
+def _event_values(item: Incoming) -> dict[str, Any]:
+    """The columns of the event recording `item`, but its address row's id and `counts`
+    (the policy's to say)."""
     b = item.bounce
     values = {name: getattr(b, name) or "" for name in TEXT_FACTS}
     return values | {
-        "address_id": address_id,
         "message_key": item.message_key,
         "notice": item.notice,
         "kind": b.kind.value,
@@ -560,3 +694,7 @@ def _new_address(address: str, now: datetime) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
+
+
+#: The counting columns of an address row just created.
+_NEW_FACTS = tuple(_new_address("", datetime.min).get(name) for name in _COUNTING_COLUMNS)
