@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -161,12 +162,16 @@ def bench_ingest(work: Path, corpus: Path, copies: int, postgres: str | None) ->
     return ingest_everywhere(work, shares, count, postgres, "ingest")
 
 
+#: messages/s, cores used, load average.
+Rate = tuple[float, float, float]
+
+
 def ingest_everywhere(
     work: Path, shares: list[Path], count: int, postgres: str | None, label: str
 ) -> dict:
     """messages/s into a fresh SQLite store and a fresh PostgreSQL schema, by 1 and 4."""
     targets = {"sqlite": None, "postgresql": postgres}
-    results: dict[str, dict[int, float | None]] = {}
+    results: dict[str, dict[int, Rate | None]] = {}
     for name, base in targets.items():
         results[name] = {}
         for processes in (1, 4):
@@ -179,7 +184,8 @@ def ingest_everywhere(
             else:
                 url, drop = pg_schema(base)
             try:
-                results[name][processes] = count / ingest(url, shares, processes, work)
+                wall, cpu = ingest(url, shares, processes, work)
+                results[name][processes] = (count / wall, cpu / wall, os.getloadavg()[0])
             finally:
                 if drop:
                     drop()
@@ -261,10 +267,12 @@ def bench_generated(work: Path, n: int, postgres: str | None) -> dict:
     return ingest_everywhere(work, shares, n, postgres, "generated")
 
 
-def ingest(url: str, shares: list[Path], processes: int, work: Path) -> float:
+def ingest(url: str, shares: list[Path], processes: int, work: Path) -> tuple[float, float]:
+    """Wall seconds and the ingest processes' CPU seconds."""
     subprocess.run([*BOUNCED, "--database-url", url, "db", "upgrade"],
                    check=True, env=environment(), capture_output=True)  # fmt: skip
     groups = [[str(s) for s in shares]] if processes == 1 else [[str(s)] for s in shares]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     procs = [
         subprocess.Popen(
@@ -280,7 +288,10 @@ def ingest(url: str, shares: list[Path], processes: int, work: Path) -> float:
         _, err = proc.communicate()
         if proc.returncode != 0:
             raise SystemExit(f"ingest failed: {err.decode()[-500:]}")
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = sum(getattr(after, f) - getattr(before, f) for f in ("ru_utime", "ru_stime"))
+    return wall, cpu
 
 
 def report_check(best: dict[str, float], args: argparse.Namespace) -> None:
@@ -293,17 +304,25 @@ def report_check(best: dict[str, float], args: argparse.Namespace) -> None:
     print(f"  speed bounced/raw: {raw / ours:.2f} (target >= 0.5)")
 
 
-def report_ingest(results: dict[str, dict[int, float | None]], what: str) -> None:
-    print(f"ingest {what}, messages/s:")
+def report_ingest(results: dict[str, dict[int, Rate | None]], what: str) -> None:
+    """messages/s, with the cores the ingest processes used (their CPU over the wall
+    time: PostgreSQL's own not included) and the load average at the end of the run
+    (the machine is shared: a load above the core count means the runs shared it)."""
+    print(f"ingest {what}, messages/s (cores used by the ingest processes, load):")
     for name, rates in results.items():
         cells = [
             f"{p} process{'es' if p > 1 else ''} "
-            + ("missing (no --postgres)" if rate is None else f"{rate:7,.0f}")
+            + (
+                "missing (no --postgres)"
+                if rate is None
+                else f"{rate[0]:7,.0f} ({rate[1]:.2f} cores, load {rate[2]:.1f})"
+            )
             for p, rate in rates.items()
         ]
         line = f"  {name:<10}  " + "   ".join(cells)
-        if None not in rates.values():
-            line += f"   (4 / 1: {rates[4] / rates[1]:.2f})"
+        one, four = rates[1], rates[4]
+        if one is not None and four is not None:
+            line += f"   (4 / 1: {four[0] / one[0]:.2f})"
         print(line)
 
 
