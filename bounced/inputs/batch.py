@@ -7,7 +7,10 @@ chunks per worker are in flight, so a huge tree never sits in memory at once.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import threading
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
@@ -16,7 +19,8 @@ from bounced.dsn import Report, parse
 from bounced.inputs.sources import Message, Skipped, Source, Unreadable
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from multiprocessing.connection import Connection
 
 __all__ = ["Parsed", "Result", "parse_sources"]
 
@@ -71,22 +75,37 @@ def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Generator[Result,
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["bounced.dsn"])
     _start_forkserver_deaf_to_ctrl_c()
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_ignore_interrupts) as pool:
-        pending: deque[tuple[list[Source], Future[list[_Outcome]]]] = deque()
-        try:
-            for chunk in _chunks(sources):
-                raws = [source.raw for source in chunk if isinstance(source, Message)]
-                pending.append((chunk, pool.submit(_parse_chunk, raws)))
-                if len(pending) >= jobs * _CHUNKS_PER_WORKER:
-                    yield from _merge(*pending.popleft())
-            while pending:
+    # The workers' lifeline: this process alone holds its writing end, so they read
+    # its end of file the moment this process is gone, however it went (see _exit_with).
+    lifeline, keep = context.Pipe(duplex=False)
+    try:
+        with ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=_worker_start, initargs=(lifeline,)
+        ) as pool:
+            yield from _in_pool(pool, sources, jobs)
+    finally:
+        keep.close()
+        lifeline.close()
+
+
+def _in_pool(
+    pool: ProcessPoolExecutor, sources: Iterable[Source], jobs: int
+) -> Generator[Result, None, None]:
+    pending: deque[tuple[list[Source], Future[list[_Outcome]]]] = deque()
+    try:
+        for chunk in _chunks(sources):
+            raws = [source.raw for source in chunk if isinstance(source, Message)]
+            pending.append((chunk, pool.submit(_parse_chunk, raws)))
+            if len(pending) >= jobs * _CHUNKS_PER_WORKER:
                 yield from _merge(*pending.popleft())
-        except BaseException:
-            # Closed early (Ctrl-C, or the caller stopped reading): the queued chunks
-            # are dropped, so the pool's shutdown waits only for the ones running.
-            for _chunk, future in pending:
-                future.cancel()
-            raise
+        while pending:
+            yield from _merge(*pending.popleft())
+    except BaseException:
+        # Closed early (Ctrl-C, or the caller stopped reading): the queued chunks
+        # are dropped, so the pool's shutdown waits only for the ones running.
+        for _chunk, future in pending:
+            future.cancel()
+        raise
 
 
 def _chunks(sources: Iterable[Source]) -> Iterator[list[Source]]:
@@ -146,6 +165,20 @@ def _start_forkserver_deaf_to_ctrl_c() -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-def _ignore_interrupts() -> None:
-    """Ctrl-C is the parent's to handle: a worker that died of it would print a traceback."""
+def _worker_start(lifeline: Connection) -> None:
+    """Ctrl-C is the parent's to handle (a worker that died of it would print a
+    traceback); the parent's end is the worker's (see `_exit_with`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(lifeline,), daemon=True).start()
+
+
+def _exit_with(lifeline: Connection) -> None:
+    """Wait, blocked and without the GIL, for the parent's end of the lifeline, then
+    end this worker. A worker is the fork server's child, not the parent's, and it
+    holds both ends of its own task queue, so it would never learn of a parent
+    killed outright and wait forever (and with it the fork server, which stays up
+    while a worker lives). When the parent ends normally the pool has stopped its
+    workers before the lifeline closes."""
+    with contextlib.suppress(EOFError, OSError):
+        lifeline.recv_bytes()
+    os._exit(1)
