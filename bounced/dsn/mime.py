@@ -351,15 +351,6 @@ def _fields(text: str, pos: int, lenient: bool = False) -> tuple[list[list[str]]
     """
     items: list[list[str]] = []
     end = len(text)
-    run = _regular_run(text, pos)
-    if run > pos:
-        # The common case in one regular-expression pass: field lines, each with
-        # its indented continuation lines. The loop below takes over at the first
-        # line of another shape (the block's blank line, a broken line).
-        items = [_item(m) for m in _FIELD_LINE.finditer(text, pos, run)]
-        if run >= end:
-            return items, end + 1 if text.endswith("\n") else end
-        pos = run
     while pos < end:
         blank = text.find("\n\n", pos)
         stop = end if blank < 0 else blank
@@ -385,30 +376,6 @@ def _fields(text: str, pos: int, lenient: bool = False) -> tuple[list[list[str]]
         if items or not lenient:
             return items, min(pos + 1, end)
     return items, end
-
-
-#: A field's first line (a name without white space, "=" or ":", then a colon)...
-_FIELD_START = r"[^ \t=:\n]+[ \t]*:[^\n]*"
-#: ...and the indented lines that continue it.
-_CONTINUATION = r"(?:\n[ \t][^\n]*)*"
-#: A run of such fields, each line ended by a newline; a line of another shape ends it.
-_REGULAR_FIELDS = re.compile(rf"(?:{_FIELD_START}{_CONTINUATION}(?:\n|\Z))*")
-_FIELD_LINE = re.compile(r"([^ \t=:\n]+)[ \t]*:([^\n]*)" + _CONTINUATION)
-
-
-def _regular_run(text: str, pos: int) -> int:
-    """Where the run of regular field lines at `pos` ends (`pos` when there is none)."""
-    run = _REGULAR_FIELDS.match(text, pos)
-    return run.end() if run else pos
-
-
-def _item(match: re.Match[str]) -> list[str]:
-    """[name, rest of the first line, continuation lines...] of one field line."""
-    whole = match[0]
-    first_end = whole.find("\n")
-    if first_end < 0:
-        return [match[1], match[2]]
-    return [match[1], match[2], *whole[first_end + 1 :].split("\n")]
 
 
 def _is_parameter(line: str) -> bool:
