@@ -110,8 +110,9 @@ def parse_rows(
             # Its rows may lie past the read limit: not a silent "no bounce".
             feedback.unreadable(name, f"{CUT_PROBLEM}, and no row found there")
         for bounce in report.bounces:
-            row = bounce.to_dict()
-            yield {**row, "file": name, "class": row["bounce_class"]}
+            row = bounce.to_dict()  # a fresh dict: completed in place
+            row["file"], row["class"] = name, row["bounce_class"]
+            yield row
         if not report.bounces and (report.is_bounce or show_all):
             yield _EMPTY_ROW | {
                 "file": name,
