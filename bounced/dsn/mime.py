@@ -163,7 +163,8 @@ def decoded(raw: bytes | str) -> tuple[str, str, list[str]]:
         raw = raw.encode("utf-8", "surrogateescape")
     if len(raw) > MAX_PARSE_BYTES:
         raw = _within_limit(raw, problems)
-    raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if b"\r" in raw:
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     if raw[:1] in (b"\n", b" ", b"\t"):
         # Blank or space-only lines before the headers (a message saved by hand,
         # a spool that prepends a newline): the headers are still the headers.
@@ -385,9 +386,13 @@ def _is_parameter(line: str) -> bool:
 
 
 def _raw_field(fields: list[list[str]], name: str) -> str:
-    """The first field of that name, unfolded, encoded words left as they are."""
+    """The first field of that name (lower-case ASCII), unfolded, encoded words left
+    as they are. Only names with its first letter are lower-cased and compared (no
+    other character lower-cases to an ASCII letter but its capital, and the Kelvin
+    sign to k)."""
+    first = (name[0], name[0].upper(), "\u212a" if name[0] == "k" else name[0])
     for f in fields:
-        if f[0].lower() == name:
+        if f[0][:1] in first and f[0].lower() == name:
             return " ".join(" ".join(f[1:]).split())
     return ""
 
