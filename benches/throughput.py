@@ -16,6 +16,7 @@ is reported as missing; one that fails is reported with its exit status.
 from __future__ import annotations
 
 import argparse
+import compileall
 import ctypes
 import importlib.util
 import json
@@ -122,6 +123,16 @@ def run_once(argv: Sequence[str], env: dict[str, str]) -> Run:
         )
 
 
+def compile_bytecode() -> None:
+    """Compile bounced's modules as pip does when it installs a package: the tools run
+    with PYTHONDONTWRITEBYTECODE, and a checkout without __pycache__ (an editable
+    install in an environment that sets it) would compile every module in every
+    process, about 30 ms a start, which no installed copy pays."""
+    spec = importlib.util.find_spec("bounced")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        compileall.compile_dir(folder, quiet=1)
+
+
 def _probe(argv: Sequence[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
 
@@ -220,21 +231,26 @@ def figures(tool: Tool, messages: int) -> Figures:
 
 
 def ratios(table: list[Figures]) -> dict[str, float | None]:
-    """bounced (1 job) messages/s over each reference tool's, None where one is missing."""
+    """bounced (1 job) messages/s over each reference tool's, and bounced with two
+    jobs over one ("jobs"); None where one is missing."""
     rate = {f.key: f.messages_per_s for f in table}
     ours = rate.get("bounced-1")
-    return {
+    by = {
         other: ours / rate[other] if ours and rate.get(other) else None
         for other in ("sisimai", "flufl")
     }
+    two = rate.get("bounced-2")
+    by["jobs"] = two / ours if two and ours else None
+    return by
 
 
 def _cell(value: float | int | None, spec: str, width: int = 0) -> str:
     return ("-" if value is None else format(value, spec)).rjust(width)
 
 
-#: Issue 3's acceptance: bounced with one job against each reference tool, in messages/s.
-TARGETS = {"sisimai": 2.0, "flufl": 1.5}
+#: Issue 16's goals: bounced with one job against each reference tool, in messages/s,
+#: and two jobs against one (issue 3 asked 2.0 and 1.5 of the tools).
+TARGETS = {"sisimai": 3.0, "flufl": 1.6, "jobs": 1.7}
 
 
 def summary_line(table: list[Figures]) -> str:
@@ -246,7 +262,7 @@ def summary_line(table: list[Figures]) -> str:
     return (
         f"bounced {rate.get('bounced-1', '-')} msg/s (2 jobs {rate.get('bounced-2', '-')})"
         f" | sisimai {rate.get('sisimai', '-')} | flufl {rate.get('flufl', '-')}"
-        f" | bounced/other {ratio_text}"
+        f" | ratios {ratio_text}"
     )
 
 
@@ -291,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "note: cannot adopt orphans; helpers outliving a tool are not counted", file=sys.stderr
         )
+    compile_bytecode()
     with tempfile.TemporaryDirectory(prefix="bounced-throughput-") as tmp:
         directory = Path(tmp)
         messages = copy_corpus(args.corpus, directory, args.copies)

@@ -200,9 +200,13 @@ _MINUTE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d")
 _UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:\+00:00|Z)")
 
 
+#: One encoder for every row (json.dumps with options builds one per call).
+_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
 def _json_object(columns: Sequence[str], row: Row) -> str:
     values = _mapping(row)
-    return json.dumps({column: values.get(column) for column in columns}, ensure_ascii=False)
+    return _JSON.encode({column: values.get(column) for column in columns})
 
 
 def _mapping(row: Row) -> Mapping[str, Any]:

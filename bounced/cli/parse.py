@@ -19,6 +19,7 @@ import typer
 from bounced.cli.support import FormatOption
 from bounced.cli.terminal import Feedback, say
 from bounced.dsn import TEXT_FACTS
+from bounced.dsn.mime import CUT_PROBLEM
 from bounced.formats import Format, Row, default_format, write_rows
 from bounced.inputs.batch import Parsed, parse_sources
 from bounced.inputs.sources import Skipped, Unreadable, input_size, iter_sources
@@ -105,9 +106,13 @@ def parse_rows(
             continue
         feedback.advance(len(result.message.raw))
         name, report = result.message.name, result.report
+        if not report.bounces and CUT_PROBLEM in report.problems:
+            # Its rows may lie past the read limit: not a silent "no bounce".
+            feedback.unreadable(name, f"{CUT_PROBLEM}, and no row found there")
         for bounce in report.bounces:
-            row = bounce.to_dict()
-            yield {**row, "file": name, "class": row["bounce_class"]}
+            row = bounce.to_dict()  # a fresh dict: completed in place
+            row["file"], row["class"] = name, row["bounce_class"]
+            yield row
         if not report.bounces and (report.is_bounce or show_all):
             yield _EMPTY_ROW | {
                 "file": name,

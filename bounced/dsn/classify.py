@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from bounced.dsn.evidence import Finding
 from bounced.dsn.fields import failure_status, unfold
 from bounced.dsn.report import DEFAULT_HARD_REASONS, BounceClass, Kind, Reason
-from bounced.rules import START, Family, Rules
+from bounced.rules import Family, Rules
 
 __all__ = [
     "Classification",
@@ -92,16 +92,7 @@ def _said(text: str, command: str, rules: Rules) -> list[tuple[int, Reason, str]
 def _phrases(text: str, command: str, rules: Rules) -> list[tuple[int, Reason, str]]:
     """Phrase candidates; a phrase inside a longer matched phrase says less and
     drops out ("address rejected" inside "sender address rejected")."""
-    scan = rules.phrase_scan
-    words = set(text.split(" "))
-    matched = [p for p in scan.unkeyed if p in text]
-    if not text.isascii():
-        matched += [p for p in scan.unkeyed_wide if p in text]
-    for word in scan.keyed.keys() & words:
-        matched += [p for p in scan.keyed[word] if p in text]
-    for start in scan.by_start.keys() & {w[:START] for w in words}:
-        matched += [p for p in scan.by_start[start] if p in text]
-    matched.sort(key=scan.order.__getitem__)
+    matched = rules.phrase_scan.found(text)
     matched += [
         p.regex.pattern for p in rules.pattern_list if p.needs in text and p.regex.search(text)
     ]

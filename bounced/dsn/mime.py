@@ -33,8 +33,10 @@ if TYPE_CHECKING:  # the stdlib reader is the last resort: imported when used
     from email.message import Message as StdMessage
 
 __all__ = [
+    "CUT_PROBLEM",
     "MAX_ORIGINAL_CHARS",
     "MAX_PARSE_BYTES",
+    "TRACE_FIELDS",
     "Headers",
     "Mail",
     "Part",
@@ -49,6 +51,9 @@ __all__ = [
 #: bytes there is only the returned original. Parsing stops here so that neither
 #: a huge attachment nor pathological text can cost more than a bounded amount.
 MAX_PARSE_BYTES = 1 << 20
+#: The problem a message cut at MAX_PARSE_BYTES carries (a caller that finds no row
+#: in it says so rather than nothing: the rows may lie past the cut).
+CUT_PROBLEM = f"message longer than {MAX_PARSE_BYTES} bytes: read the start only"
 
 #: Parts whose text the layers read.
 _READABLE = (
@@ -157,12 +162,9 @@ def decoded(raw: bytes | str) -> tuple[str, str, list[str]]:
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogateescape")
     if len(raw) > MAX_PARSE_BYTES:
-        # Cut at a line's end: the cut line's last word is no word of the
-        # message (an address cut to "user@example.n" would be another address).
-        raw = raw[:MAX_PARSE_BYTES]
-        raw = raw[: raw.rfind(b"\n") + 1] or raw
-        problems.append(f"message longer than {MAX_PARSE_BYTES} bytes: read the start only")
-    raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        raw = _within_limit(raw, problems)
+    if b"\r" in raw:
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     if raw[:1] in (b"\n", b" ", b"\t"):
         # Blank or space-only lines before the headers (a message saved by hand,
         # a spool that prepends a newline): the headers are still the headers.
@@ -173,6 +175,73 @@ def decoded(raw: bytes | str) -> tuple[str, str, list[str]]:
         return raw.decode("utf-8"), "utf-8", problems
     except UnicodeDecodeError:
         return raw.decode("latin-1"), "latin-1", problems
+
+
+#: Header fields that only trace a message's way (relays, signatures, their checks):
+#: no layer reads them, and a mail loop can pile up hundreds of thousands of them
+#: before the notice. Past the read limit they are left out, so that the header
+#: fields that matter and the notice still fit.
+TRACE_FIELDS = frozenset(
+    {
+        "received",
+        "x-received",
+        "received-spf",
+        "dkim-signature",
+        "x-google-dkim-signature",
+        "domainkey-signature",
+        "arc-seal",
+        "arc-message-signature",
+        "arc-authentication-results",
+        "authentication-results",
+    }
+)
+#: A header block longer than this, in a message past the read limit, loses its
+#: trace fields (real ones take a few kilobytes).
+_MAX_HEADER_BYTES = MAX_PARSE_BYTES // 4
+
+
+def _within_limit(raw: bytes, problems: list[str]) -> bytes:
+    """A message longer than MAX_PARSE_BYTES, cut to that: its start, and when its
+    header block alone is too long, the header block without its trace fields and
+    then the start of the body. Every cut is said in `problems`."""
+    end = _header_end(raw)
+    if end > _MAX_HEADER_BYTES:
+        head, dropped = _without_trace_fields(raw[:end])
+        if dropped:
+            problems.append(
+                f"header block of {end} bytes: {dropped} trace fields (Received and the"
+                " like) left out"
+            )
+        raw = head + raw[end:]
+        if len(raw) <= MAX_PARSE_BYTES:
+            return raw
+    # Cut at a line's end: the cut line's last word is no word of the message (an
+    # address cut to "user@example.n" would be another address).
+    cut = raw[:MAX_PARSE_BYTES]
+    problems.append(CUT_PROBLEM)
+    return cut[: cut.rfind(b"\n") + 1] or cut
+
+
+def _header_end(raw: bytes) -> int:
+    """Where the top header block ends (its blank line); the whole length if never."""
+    ends = [i for i in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if i >= 0]
+    return min(ends) + 1 if ends else len(raw)
+
+
+def _without_trace_fields(head: bytes) -> tuple[bytes, int]:
+    """A header block without its TRACE_FIELDS (continuation lines included), and
+    how many were left out."""
+    kept: list[bytes] = []
+    dropped = 0
+    keep = True
+    for line in head.splitlines(keepends=True):
+        if line[:1] not in (b" ", b"\t"):
+            name = line.partition(b":")[0].strip().lower()
+            keep = name.decode("latin-1") not in TRACE_FIELDS
+            dropped += not keep
+        if keep:
+            kept.append(line)
+    return b"".join(kept), dropped
 
 
 def read(raw: bytes | str) -> Mail:
@@ -317,9 +386,13 @@ def _is_parameter(line: str) -> bool:
 
 
 def _raw_field(fields: list[list[str]], name: str) -> str:
-    """The first field of that name, unfolded, encoded words left as they are."""
+    """The first field of that name (lower-case ASCII), unfolded, encoded words left
+    as they are. Only names with its first letter are lower-cased and compared (no
+    other character lower-cases to an ASCII letter but its capital, and the Kelvin
+    sign to k)."""
+    first = (name[0], name[0].upper(), "\u212a" if name[0] == "k" else name[0])
     for f in fields:
-        if f[0].lower() == name:
+        if f[0][:1] in first and f[0].lower() == name:
             return " ".join(" ".join(f[1:]).split())
     return ""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from typing import Any
 
 __all__ = [
     "DEFAULT_HARD_REASONS",
@@ -114,6 +115,11 @@ class Bounce:
         """Flat, JSON-ready mapping (enums as their values, missing as empty strings)."""
         return {k: ("" if (v := getattr(self, k)) is None else str(v)) for k in _BOUNCE_FIELDS}
 
+    def __reduce__(self) -> tuple[type[Bounce], tuple[Any, ...]]:
+        """Pickled as its field values: parse workers send thousands of rows, and the
+        state pickle of a slotted dataclass is set again slot by slot in Python."""
+        return (Bounce, tuple(getattr(self, k) for k in _BOUNCE_FIELDS))
+
 
 _BOUNCE_FIELDS = tuple(f.name for f in fields(Bounce))
 
@@ -147,6 +153,11 @@ class Report:
     message_id: str = ""
     subject: str = ""
     problems: tuple[str, ...] = field(default=())
+
+    def __reduce__(self) -> tuple[type[Report], tuple[Any, ...]]:
+        """Pickled as its field values (see `Bounce.__reduce__`)."""
+        fields = (self.kind, self.bounces, self.detector, self.message_id, self.subject)
+        return (Report, (*fields, self.problems))
 
     @property
     def is_bounce(self) -> bool:

@@ -91,14 +91,8 @@ def recognise(mail: Mail, rules: Rules, body: str) -> Family | None:
     hits = [i for s, i in marks.senders if s in sender]
     hits += [i for s, i in marks.subjects if subject.startswith(s)]
     hits += [i for h, i in marks.headers if h in mail.headers]
-    best = min(hits, default=len(rules.families))
-    # Markers come in family order: past the best family found, none can win.
-    for marker, i in marks.markers:
-        if i >= best:
-            break
-        if marker in head:
-            best = i
-            break
+    found = [marks.marker_family[i] for i in marks.marker_scan.indexes(head)]
+    best = min((*hits, *found), default=len(rules.families))
     return rules.families[best] if best < len(rules.families) else None
 
 

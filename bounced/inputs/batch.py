@@ -7,16 +7,20 @@ chunks per worker are in flight, so a huge tree never sits in memory at once.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import threading
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from bounced.dsn import Report, parse
 from bounced.inputs.sources import Message, Skipped, Source, Unreadable
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from multiprocessing.connection import Connection
 
 __all__ = ["Parsed", "Result", "parse_sources"]
 
@@ -47,9 +51,13 @@ def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Generator[Result,
     """Parse every `Message` in `sources`; `Unreadable` and `Skipped` items pass
     through in place.
 
-    `jobs` > 1 parses in that many worker processes; 1 parses here. Should the
-    parser ever raise (its contract says it never does), that message comes back
-    as `Unreadable` with the error, and the run goes on.
+    `jobs` > 1 parses in that many processes: this one and `jobs` - 1 workers; 1
+    parses here only. This process parses a chunk whenever the workers have
+    enough queued, so it is one of the jobs rather than a dispatcher beside them
+    (on two cores, two jobs are two busy processes, not three), and it has work
+    while the first worker starts. Should the parser ever raise (its contract
+    says it never does), that message comes back as `Unreadable` with the error,
+    and the run goes on.
 
     With jobs > 1, close the iterator when stopping early (`contextlib.closing`, as
     the commands do): the pool is then shut down in the closing thread, in order,
@@ -69,24 +77,58 @@ def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Generator[Result,
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["bounced.dsn"])
+    # No preload: the fork server is up in a few milliseconds and each worker
+    # imports the parser itself, in parallel, while this process already parses.
+    context.set_forkserver_preload([])
     _start_forkserver_deaf_to_ctrl_c()
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_ignore_interrupts) as pool:
-        pending: deque[tuple[list[Source], Future[list[_Outcome]]]] = deque()
-        try:
-            for chunk in _chunks(sources):
-                raws = [source.raw for source in chunk if isinstance(source, Message)]
-                pending.append((chunk, pool.submit(_parse_chunk, raws)))
-                if len(pending) >= jobs * _CHUNKS_PER_WORKER:
-                    yield from _merge(*pending.popleft())
-            while pending:
+    # The workers' lifeline: this process alone holds its writing end, so they read
+    # its end of file the moment this process is gone, however it went (see _exit_with).
+    lifeline, keep = context.Pipe(duplex=False)
+    try:
+        with ProcessPoolExecutor(
+            jobs - 1, mp_context=context, initializer=_worker_start, initargs=(lifeline,)
+        ) as pool:
+            yield from _shared(pool, sources, jobs - 1)
+    finally:
+        keep.close()
+        lifeline.close()
+
+
+#: A chunk parsed here (its outcomes) or by a worker (their future).
+_Work: TypeAlias = "list[_Outcome] | Future[list[_Outcome]]"
+
+
+def _shared(
+    pool: ProcessPoolExecutor, sources: Iterable[Source], workers: int
+) -> Generator[Result, None, None]:
+    """The chunks of `sources` parsed by `pool` and here, results in input order.
+    A chunk goes to the workers while they have fewer than _CHUNKS_PER_WORKER each
+    waiting or running; otherwise this process parses it. Finished chunks at the
+    head come out as soon as they are there; at most twice the workers' share is
+    held, so a huge tree never sits in memory at once."""
+    pending: deque[tuple[list[Source], _Work]] = deque()
+    queued = workers * _CHUNKS_PER_WORKER
+    try:
+        for chunk in _chunks(sources):
+            raws = [source.raw for source in chunk if isinstance(source, Message)]
+            busy = sum(1 for _, work in pending if not _finished(work))
+            work = pool.submit(_parse_chunk, raws) if busy < queued else _parse_chunk(raws)
+            pending.append((chunk, work))
+            while pending and (len(pending) > 2 * queued or _finished(pending[0][1])):
                 yield from _merge(*pending.popleft())
-        except BaseException:
-            # Closed early (Ctrl-C, or the caller stopped reading): the queued chunks
-            # are dropped, so the pool's shutdown waits only for the ones running.
-            for _chunk, future in pending:
-                future.cancel()
-            raise
+        while pending:
+            yield from _merge(*pending.popleft())
+    except BaseException:
+        # Closed early (Ctrl-C, or the caller stopped reading): the queued chunks
+        # are dropped, so the pool's shutdown waits only for the ones running.
+        for _chunk, work in pending:
+            if not isinstance(work, list):
+                work.cancel()
+        raise
+
+
+def _finished(work: _Work) -> bool:
+    return isinstance(work, list) or work.done()
 
 
 def _chunks(sources: Iterable[Source]) -> Iterator[list[Source]]:
@@ -103,8 +145,8 @@ def _chunks(sources: Iterable[Source]) -> Iterator[list[Source]]:
         yield chunk
 
 
-def _merge(chunk: list[Source], future: Future[list[_Outcome]]) -> Iterator[Result]:
-    outcomes = iter(future.result())
+def _merge(chunk: list[Source], work: _Work) -> Iterator[Result]:
+    outcomes = iter(work if isinstance(work, list) else work.result())
     for source in chunk:
         yield _result(source, next(outcomes)) if isinstance(source, Message) else source
 
@@ -146,6 +188,20 @@ def _start_forkserver_deaf_to_ctrl_c() -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-def _ignore_interrupts() -> None:
-    """Ctrl-C is the parent's to handle: a worker that died of it would print a traceback."""
+def _worker_start(lifeline: Connection) -> None:
+    """Ctrl-C is the parent's to handle (a worker that died of it would print a
+    traceback); the parent's end is the worker's (see `_exit_with`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(lifeline,), daemon=True).start()
+
+
+def _exit_with(lifeline: Connection) -> None:
+    """Wait, blocked and without the GIL, for the parent's end of the lifeline, then
+    end this worker. A worker is the fork server's child, not the parent's, and it
+    holds both ends of its own task queue, so it would never learn of a parent
+    killed outright and wait forever (and with it the fork server, which stays up
+    while a worker lives). When the parent ends normally the pool has stopped its
+    workers before the lifeline closes."""
+    with contextlib.suppress(EOFError, OSError):
+        lifeline.recv_bytes()
+    os._exit(1)

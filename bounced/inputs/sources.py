@@ -20,6 +20,7 @@ Detection is by content and layout, never by file name:
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -161,28 +162,39 @@ def _entry(lines: list[bytes]) -> bytes:
 
 
 def _read_file(path: str) -> Iterator[Source]:
+    """Unbuffered: a message is read whole in one or two system calls; an mbox gets a
+    buffer for its line by line split."""
     try:
-        with open(path, "rb") as stream:
-            yield from _read_stream(path, stream)
+        with open(path, "rb", buffering=0) as stream:
+            head = stream.read(len(_MBOX_MAGIC))
+            if head == _MBOX_MAGIC:
+                with io.BufferedReader(stream) as buffered:
+                    yield from _read_stream(path, buffered, head)
+            else:
+                yield _message(path, head + stream.readall())
     except OSError as exc:
         yield Unreadable(path, _why(exc))
 
 
-def _read_stream(name: str, stream: BinaryIO) -> Iterator[Source]:
-    """One message, or an mbox's entries when the stream starts like one.
+def _read_stream(name: str, stream: BinaryIO, read: bytes | None = None) -> Iterator[Source]:
+    """One message, or an mbox's entries when the stream starts like one (`read`:
+    its first bytes, when the caller has read them already).
 
     An error part-way through an mbox keeps the entries already read.
     """
     try:
-        head = stream.read(len(_MBOX_MAGIC))
+        head = read if read is not None else stream.read(len(_MBOX_MAGIC))
         if head == _MBOX_MAGIC:
             yield from split_mbox(name, stream)
             return
-        raw = head + stream.read()
-        why = not_mail(raw)
-        yield Message(name, raw) if why is None else Skipped(name, why, len(raw))
+        yield _message(name, head + stream.read())
     except OSError as exc:
         yield Unreadable(name, _why(exc))
+
+
+def _message(name: str, raw: bytes) -> Message | Skipped:
+    why = not_mail(raw)
+    return Message(name, raw) if why is None else Skipped(name, why, len(raw))
 
 
 def not_mail(raw: bytes) -> str | None:
@@ -237,7 +249,9 @@ def _walk_maildir(path: str, entries: list[os.DirEntry[str]], seen: _Seen) -> It
 
 def _walk_entry(entry: os.DirEntry[str], seen: _Seen) -> Iterator[Source]:
     try:
-        mode = entry.stat().st_mode
+        # The listing's file type where it is known (no system call); a symbolic
+        # link is followed by a stat, which fails for a dangling one.
+        mode = entry.stat().st_mode if entry.is_symlink() else _listed_mode(entry)
     except OSError as exc:  # a dangling symbolic link, or a file gone since the listing
         yield Unreadable(entry.path, _why(exc))
         return
@@ -247,6 +261,16 @@ def _walk_entry(entry: os.DirEntry[str], seen: _Seen) -> Iterator[Source]:
         yield from _read_file(entry.path)
     # Sockets, pipes and devices inside a tree are not stored mail: opening a pipe
     # would block. (A pipe named on the command line is read: see iter_sources.)
+
+
+def _listed_mode(entry: os.DirEntry[str]) -> int:
+    """The type bits of an entry that is no symbolic link, from the listing when it
+    says (a regular file or a directory), else from a stat."""
+    if entry.is_file(follow_symlinks=False):
+        return stat.S_IFREG
+    if entry.is_dir(follow_symlinks=False):
+        return stat.S_IFDIR
+    return entry.stat(follow_symlinks=False).st_mode
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

@@ -8,24 +8,26 @@ a TOML file here, not new code.
 from __future__ import annotations
 
 import re
-import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
+
+from ahocorasick_rs import AhoCorasick
 
 from bounced.dsn.report import Reason
 from bounced.errors import RulesError
+from bounced.rules.compiled import cached
 
 __all__ = [
     "SCHEMA",
-    "START",
     "Family",
     "FamilyMarks",
     "HardWhen",
     "Pattern",
     "PhraseRule",
-    "PhraseScan",
+    "Phrases",
     "ProviderRule",
     "Recast",
     "Rules",
@@ -87,50 +89,45 @@ class Family:
     temporary: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class PhraseScan:
-    """The phrases arranged for a fast scan of a single-spaced text.
+class Phrases:
+    """A fixed list of strings, all found in a text in one pass: an Aho-Corasick
+    automaton (ahocorasick-rs) built once over them, instead of one substring
+    search per string. `found(text)` is exactly ``[s for s in strings if s in text]``,
+    in list order.
 
-    A phrase of three or more words occurs only where its inner words stand
-    as whole words of the text, so it is tried only when its longest inner
-    word does (`keyed`). A phrase of two words occurs only where a word of the
-    text starts like its second word (`by_start`, on the first three letters).
-    The rest are tried always (`unkeyed`), but those with letters outside
-    ASCII (Japanese, most often) only in texts that have such letters
-    (`unkeyed_wide`). `order` is each phrase's place in the rules files, to
-    report hits in a fixed order.
-    """
+    Pickled as its strings (the automaton is rebuilt on loading: it takes about a
+    millisecond for a thousand phrases and cannot be pickled itself)."""
 
-    unkeyed: tuple[str, ...]
-    unkeyed_wide: tuple[str, ...]
-    keyed: dict[str, tuple[str, ...]]
-    by_start: dict[str, tuple[str, ...]]
-    order: dict[str, int]
+    __slots__ = ("_automaton", "strings")
 
-    @classmethod
-    def of(cls, phrases: tuple[str, ...]) -> PhraseScan:
-        unkeyed: list[str] = []
-        keyed: dict[str, list[str]] = {}
-        by_start: dict[str, list[str]] = {}
-        for phrase in phrases:
-            words = phrase.split(" ")
-            if len(words) > 2:
-                keyed.setdefault(max(words[1:-1], key=len), []).append(phrase)
-            elif len(words) == 2 and len(words[1]) >= START:
-                by_start.setdefault(words[1][:START], []).append(phrase)
-            else:
-                unkeyed.append(phrase)
-        return cls(
-            tuple(p for p in unkeyed if p.isascii()),
-            tuple(p for p in unkeyed if not p.isascii()),
-            {k: tuple(v) for k, v in keyed.items()},
-            {k: tuple(v) for k, v in by_start.items()},
-            {p: i for i, p in enumerate(phrases)},
-        )
+    def __init__(self, strings: Iterable[str]) -> None:
+        self.strings = tuple(dict.fromkeys(strings))
+        if "" in self.strings:
+            raise RulesError("an empty string among the phrases or markers")
+        self._automaton = AhoCorasick(list(self.strings)) if self.strings else None
 
+    def indexes(self, text: str) -> list[int]:
+        """The places in `strings` of those that occur in `text`, ascending."""
+        if self._automaton is None:
+            return []
+        matches = self._automaton.find_matches_as_indexes(text, overlapping=True)
+        return sorted({m[0] for m in matches})
 
-#: How many leading letters of a text's words `PhraseScan.by_start` keys on.
-START = 3
+    def found(self, text: str) -> list[str]:
+        strings = self.strings
+        return [strings[i] for i in self.indexes(text)]
+
+    def __reduce__(self) -> tuple[type[Phrases], tuple[tuple[str, ...]]]:
+        return (Phrases, (self.strings,))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Phrases) and other.strings == self.strings
+
+    def __hash__(self) -> int:
+        return hash(self.strings)
+
+    def __repr__(self) -> str:
+        return f"Phrases({len(self.strings)} strings)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,13 +141,32 @@ class FamilyMarks:
     subjects: tuple[tuple[str, int], ...]
     headers: tuple[tuple[str, int], ...]
     markers: tuple[tuple[str, int], ...]
+    #: The body markers for one scan of a notice's opening lines, and the best
+    #: (lowest) family index of each (a marker two families share counts for the first).
+    marker_scan: Phrases
+    marker_family: tuple[int, ...]
 
     @classmethod
     def of(cls, families: tuple[Family, ...]) -> FamilyMarks:
         def flat(attr: str) -> tuple[tuple[str, int], ...]:
             return tuple((m, i) for i, f in enumerate(families) for m in getattr(f, attr))
 
-        return cls(flat("senders"), flat("subjects"), flat("headers"), flat("markers"))
+        markers = flat("markers")
+        return cls(
+            flat("senders"),
+            flat("subjects"),
+            flat("headers"),
+            markers,
+            Phrases(m for m, _ in markers),
+            _first_family(markers),
+        )
+
+
+def _first_family(marks: tuple[tuple[str, int], ...]) -> tuple[int, ...]:
+    best: dict[str, int] = {}
+    for mark, i in marks:
+        best.setdefault(mark, i)
+    return tuple(best.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +192,8 @@ class HardWhen:
 class Rules:
     """Everything the parser decides with, compiled. `phrase_scan` and
     `pattern_list` hold every phrase and pattern arranged for the hot loop of a
-    parse, and `phrase_index` gives each its (priority, reason)."""
+    parse (the phrases in rules-file order), and `phrase_index` gives each its
+    (priority, reason)."""
 
     phrases: tuple[PhraseRule, ...]
     statuses: dict[str, tuple[Reason, int]]
@@ -202,7 +219,7 @@ class Rules:
     footer_words: tuple[str, ...]
     challenge: dict[str, tuple[str, ...]]
     hard_when: tuple[HardWhen, ...]
-    phrase_scan: PhraseScan
+    phrase_scan: Phrases
     pattern_list: tuple[Pattern, ...]
     phrase_index: dict[str, tuple[int, Reason]]
 
@@ -210,8 +227,15 @@ class Rules:
         return next((f for f in self.families if f.name == name), None)
 
 
-def _load_toml(name: str) -> dict[str, Any]:
-    return tomllib.loads(resources.files(__package__).joinpath(name).read_text("utf-8"))
+#: The rules files that `load` compiles.
+_FILES = ("reasons.toml", "status.toml", "providers.toml", "families.toml")
+_HERE = Path(__file__).parent
+
+
+def _load_toml(name: str, source: bytes) -> dict[str, Any]:
+    import tomllib  # only when the compiled rules are not in the cache
+
+    return tomllib.loads(source.decode("utf-8"))
 
 
 #: Every table of every rules file and the keys it may hold: a misspelled key
@@ -302,9 +326,9 @@ def check_keys(name: str, data: dict[str, Any]) -> None:
     walk("", data)
 
 
-def _rules_file(name: str) -> dict[str, Any]:
+def _rules_file(name: str, source: bytes) -> dict[str, Any]:
     """A rules file, read and checked against its schema."""
-    data = _load_toml(name)
+    data = _load_toml(name, source)
     check_keys(name, data)
     return data
 
@@ -398,11 +422,18 @@ def _families(data: dict[str, Any]) -> tuple[Family, ...]:
 
 @cache
 def load() -> Rules:
-    """The compiled rules; read from the package once per process."""
-    reasons = _rules_file("reasons.toml")
-    status = _rules_file("status.toml")
-    providers = _rules_file("providers.toml")
-    families = _rules_file("families.toml")
+    """The compiled rules; read from the package once per process, compiled once
+    per change of the rules (bounced.rules.compiled keeps them between processes)."""
+    sources = {name: (_HERE / name).read_bytes() for name in (*_FILES, "__init__.py")}
+    return cached(Rules, sources, lambda: _compile(sources))
+
+
+def _compile(sources: dict[str, bytes]) -> Rules:
+    """Every rules file read, validated and compiled."""
+    reasons = _rules_file("reasons.toml", sources["reasons.toml"])
+    status = _rules_file("status.toml", sources["status.toml"])
+    providers = _rules_file("providers.toml", sources["providers.toml"])
+    families = _rules_file("families.toml", sources["families.toml"])
     phrases = phrase_rules(reasons)
     known = _families(families)
     known_providers = _providers(providers)
@@ -410,7 +441,7 @@ def load() -> Rules:
     index.update((p.regex.pattern, (r.priority, r.reason)) for r in phrases for p in r.patterns)
     return Rules(
         phrases=phrases,
-        phrase_scan=PhraseScan.of(tuple(p for r in phrases for p in r.phrases)),
+        phrase_scan=Phrases(p for r in phrases for p in r.phrases),
         pattern_list=tuple(p for r in phrases for p in r.patterns),
         phrase_index=index,
         statuses=_code_table(status["status"], "codes", "status.toml"),
