@@ -85,9 +85,9 @@ class Database:
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.url = engine.url.render_as_string(hide_password=True)
         self.postgres = engine.dialect.name == "postgresql"
-        path = engine.url.database
-        local = not self.postgres and path not in (None, "", ":memory:")
-        self._turns = _Turns(path) if local and path else _NO_TURNS
+        path = engine.url.database or ":memory:"
+        local = path != ":memory:" and not self.postgres
+        self._turns = _Turns(path) if local else _NO_TURNS
         #: The dialect's INSERT (with on_conflict_do_nothing / on_conflict_do_update).
         self.insert: Any = pg_insert if self.postgres else sqlite_insert
         self._mark = "%s" if self.postgres else "?"
@@ -263,27 +263,17 @@ class Database:
         ]
 
     def _copy(self, conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """PostgreSQL's COPY FROM STDIN of `rows`, errors raised as in `_cursor`."""
-        dbapi = self.engine.dialect.loaded_dbapi
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            with cursor.copy(sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
-        except dbapi.Error as exc:
-            raise DBAPIError.instance(sql, (), exc, dbapi.Error) from None
-        finally:
-            cursor.close()
+        """PostgreSQL's COPY FROM STDIN of `rows`."""
+        with self._raw(conn, sql) as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def _cursor(
         self, conn: Connection, sql: str, params: Sequence[Any], *, many: bool = False
     ) -> list[Any]:
         """Run `sql` on the DB-API cursor of `conn` (`many`: executemany), fetching what
-        it returns; its errors raised as SQLAlchemy raises them (IntegrityError,
-        OperationalError, ...), so callers and `write`'s retry see one kind of error."""
-        dbapi = self.engine.dialect.loaded_dbapi
-        cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
+        it returns."""
+        with self._raw(conn, sql, params) as cursor:
             if many:
                 cursor.executemany(sql, params)
                 return []
@@ -294,6 +284,16 @@ class Database:
             else:
                 cursor.execute(sql, params)
             return list(cursor.fetchall()) if cursor.description else []
+
+    @contextmanager
+    def _raw(self, conn: Connection, sql: str, params: Sequence[Any] = ()) -> Iterator[Any]:
+        """The DB-API cursor of `conn`, its errors raised as SQLAlchemy raises them
+        (IntegrityError, OperationalError, ...), so callers and `write`'s retry see one
+        kind of error."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            yield cursor
         except dbapi.Error as exc:
             raise DBAPIError.instance(sql, params, exc, dbapi.Error) from None
         finally:

@@ -291,17 +291,24 @@ class SuppressionRepository:
         with self.database.read() as conn:
             last = conn.execute(self._sql.last_event).scalar() or 0
             ahead = self._decide(conn, pending, self._rows(conn, [r.address for r in rows]), last)
+        done: dict[int, Recorded] = {}
         try:
-            done = self._write(pending, skip, ahead)
+            self._write(pending, skip, ahead, done)
         except IntegrityError:
-            done = self._write(pending, skip=False, ahead=None)
+            # From where it stopped: a first SKIP LOCKED round may have committed.
+            rest = [(i, r) for i, r in pending if i not in done]
+            self._write(rest, skip=False, ahead=None, done=done)
         return [done[i] for i in range(len(rows))]
 
     def _write(
-        self, pending: list[tuple[int, Incoming]], skip: bool, ahead: _Plan | None
-    ) -> dict[int, Recorded]:
-        """Write the decisions, in a transaction per round of SKIP LOCKED (`record`)."""
-        done: dict[int, Recorded] = {}
+        self,
+        pending: list[tuple[int, Incoming]],
+        skip: bool,
+        ahead: _Plan | None,
+        done: dict[int, Recorded],
+    ) -> None:
+        """Write the decisions, in a transaction per round of SKIP LOCKED (`record`),
+        adding what each committed round recorded to `done`."""
         while pending:
 
             def work(
@@ -312,7 +319,6 @@ class SuppressionRepository:
             recorded, pending = self.database.write(work)
             done |= recorded
             skip = False
-        return done
 
     def _record_locked(
         self,
