@@ -10,7 +10,9 @@
 2. Ingest: the corpus messages copied --copies times (identical copies are
    duplicates: they exercise the refusal path, as a re-run would) ingested into a
    fresh SQLite store and a fresh PostgreSQL schema, by 1 process and by 4
-   processes each taking a quarter of the files. Printed: messages/s.
+   processes each taking a quarter of the files. Printed: messages/s, of whole
+   processes and of processes that have started already (timed from the moment all
+   have imported what the command needs, as long-running workers have: see WARM).
 3. Ingest of a generated set (--generated N, default 100,000; 0 skips it): N RFC 3464
    notices, one original message each, to addresses of which 30 % bounce more than
    once (2 to 5 times, their notices spread over the whole set), written as four
@@ -173,22 +175,24 @@ def ingest_everywhere(
     targets = {"sqlite": None, "postgresql": postgres}
     results: dict[str, dict[int, Rate | None]] = {}
     for name, base in targets.items():
-        results[name] = {}
-        for processes in (1, 4):
-            if name == "postgresql" and not base:
-                results[name][processes] = None
-                continue
-            drop = None
-            if name == "sqlite":
-                url = f"sqlite:///{work / f'{label}-{processes}.db'}"
-            else:
-                url, drop = pg_schema(base)
-            try:
-                wall, cpu = ingest(url, shares, processes, work)
-                results[name][processes] = (count / wall, cpu / wall, os.getloadavg()[0])
-            finally:
-                if drop:
-                    drop()
+        for warm in (False, True):
+            key = f"{name}, started" if warm else name
+            results[key] = {}
+            for processes in (1, 4):
+                if name == "postgresql" and not base:
+                    results[key][processes] = None
+                    continue
+                drop = None
+                if name == "sqlite":
+                    url = f"sqlite:///{work / f'{label}-{processes}-{warm}.db'}"
+                else:
+                    url, drop = pg_schema(base)
+                try:
+                    wall, cpu = ingest(url, shares, processes, work, warm)
+                    results[key][processes] = (count / wall, cpu / wall, os.getloadavg()[0])
+                finally:
+                    if drop:
+                        drop()
     return results
 
 
@@ -267,23 +271,66 @@ def bench_generated(work: Path, n: int, postgres: str | None) -> dict:
     return ingest_everywhere(work, shares, n, postgres, "generated")
 
 
-def ingest(url: str, shares: list[Path], processes: int, work: Path) -> tuple[float, float]:
-    """Wall seconds and the ingest processes' CPU seconds."""
+#: `bounced ingest` in a process that has started already, as a long-running worker
+#: has: it first ingests an empty folder (every module the command needs is then
+#: imported, the rules loaded), says "ready" with its CPU seconds so far, waits for
+#: a line on its standard input, then runs the command of its arguments.
+WARM = r"""
+import os, sys
+from bounced.cli import main
+def run(args):
+    sys.argv = ["bounced", *args]
+    try:
+        main()
+    except SystemExit as exit:
+        if exit.code:
+            raise
+url, empty, *args = sys.argv[1:]
+run(["--database-url", url, "ingest", empty])
+print("ready", sum(os.times()[:2]), flush=True)
+sys.stdin.readline()
+run(["--database-url", url, *args])
+"""
+
+
+def ingest(
+    url: str, shares: list[Path], processes: int, work: Path, warm: bool = False
+) -> tuple[float, float]:
+    """Wall seconds and the ingest processes' CPU seconds: of whole processes, or
+    (`warm`) from the moment every process has started (see WARM)."""
     subprocess.run([*BOUNCED, "--database-url", url, "db", "upgrade"],
                    check=True, env=environment(), capture_output=True)  # fmt: skip
     groups = [[str(s) for s in shares]] if processes == 1 else [[str(s)] for s in shares]
+    empty = work / "empty"
+    empty.mkdir(exist_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     procs = [
         subprocess.Popen(
-            [*BOUNCED, "--database-url", url, "ingest", *paths],
-            stdout=subprocess.DEVNULL,
+            [sys.executable, "-c", WARM, url, str(empty), "ingest", *paths]
+            if warm
+            else [*BOUNCED, "--database-url", url, "ingest", *paths],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=environment(),
             cwd=work,
         )
         for paths in groups
     ]
+    started = 0.0
+    if warm:
+        for proc in procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().split()
+            if line[:1] != [b"ready"]:
+                raise SystemExit(f"ingest failed to start: {proc.communicate()[1][-500:]!r}")
+            started += float(line[1])
+        start = time.perf_counter()
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(b"go\n")
+            proc.stdin.flush()
     for proc in procs:
         _, err = proc.communicate()
         if proc.returncode != 0:
@@ -291,7 +338,7 @@ def ingest(url: str, shares: list[Path], processes: int, work: Path) -> tuple[fl
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = sum(getattr(after, f) - getattr(before, f) for f in ("ru_utime", "ru_stime"))
-    return wall, cpu
+    return wall, cpu - started
 
 
 def report_check(best: dict[str, float], args: argparse.Namespace) -> None:
@@ -308,7 +355,8 @@ def report_ingest(results: dict[str, dict[int, Rate | None]], what: str) -> None
     """messages/s, with the cores the ingest processes used (their CPU over the wall
     time: PostgreSQL's own not included) and the load average at the end of the run
     (the machine is shared: a load above the core count means the runs shared it)."""
-    print(f"ingest {what}, messages/s (cores used by the ingest processes, load):")
+    print(f"ingest {what}, messages/s (cores used by the ingest processes, load);")
+    print("  whole processes, and from the moment all have started (imports done):")
     for name, rates in results.items():
         cells = [
             f"{p} process{'es' if p > 1 else ''} "
@@ -319,7 +367,7 @@ def report_ingest(results: dict[str, dict[int, Rate | None]], what: str) -> None
             )
             for p, rate in rates.items()
         ]
-        line = f"  {name:<10}  " + "   ".join(cells)
+        line = f"  {name:<20}  " + "   ".join(cells)
         one, four = rates[1], rates[4]
         if one is not None and four is not None:
             line += f"   (4 / 1: {four[0] / one[0]:.2f})"

@@ -266,10 +266,20 @@ def summary_line(table: list[Figures]) -> str:
     )
 
 
+def parser_build() -> str:
+    """How the installed parser was built (setup.py compiles it with mypyc where it can)."""
+    spec = importlib.util.find_spec("bounced.dsn.mime")
+    origin = spec.origin if spec else None
+    if origin is None:
+        return "not installed"
+    return "compiled (mypyc)" if origin.endswith((".so", ".pyd")) else "pure Python"
+
+
 def render(table: list[Figures], messages: int, copies: int, repeat: int) -> list[str]:
     """The table, a note on RSS, and the one-line summary last."""
     lines = [
-        f"{messages} messages ({messages // copies} x {copies}); best wall time of {repeat} run(s)",
+        f"{messages} messages ({messages // copies} x {copies}); best wall time of {repeat} run(s);"
+        f" bounced's parser: {parser_build()}",
         f"{'tool':22} {'msg/s':>8} {'wall s':>8} {'cpu s':>8} {'peak RSS MB':>12}"
         f" {'procs':>5} {'results':>8}",
     ]

@@ -10,10 +10,31 @@ other's rows. When no server answers, the PostgreSQL runs are skipped, saying wh
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from helpers.certs import self_signed
 from helpers.postgres import pg_schema_url, postgres_base
+
+import bounced
+
+
+def pytest_sessionstart(session):
+    """Refuse to test compiled parser modules (setup.py: mypyc) that are older than
+    their source: Python imports the extension before the `.py`, so an edit would
+    go untested until the package is built again."""
+    stale = [
+        so.relative_to(Path(bounced.__file__).parent.parent)
+        for so in Path(bounced.__file__).parent.rglob("*.so")
+        if (py := so.with_name(so.name.partition(".")[0] + ".py")).exists()
+        and py.stat().st_mtime > so.stat().st_mtime
+    ]
+    if stale:
+        pytest.exit(
+            f"compiled modules older than their source: {', '.join(map(str, stale))}; build"
+            " again with `pip install -e .` (BOUNCED_PURE_PYTHON=1 for none)",
+            returncode=2,
+        )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

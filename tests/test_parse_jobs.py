@@ -3,7 +3,8 @@ Ctrl-C (SIGINT to its process group, as a terminal sends it, or to the command
 alone), not when the reader of its output goes away (`| head -1`), not even when
 the command itself is killed. Real commands, real signals; what is alive is read
 from /proc (every process of the command's session: its workers, the fork server
-and multiprocessing's resource tracker are all in it)."""
+and multiprocessing's resource tracker are all in it). Workers are forked, or come from a
+fork server when the command runs a thread: both ways are tested."""
 
 from __future__ import annotations
 
@@ -57,8 +58,32 @@ def _gone(sid: int, within: float = 15.0) -> dict[int, str]:
     return alive
 
 
-def _start(mbox: Path, *jobs: str) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "bounced", "parse", "--format", "ndjson", *jobs, str(mbox)]
+#: `bounced parse` with a thread running beside it, as a progress bar's refresher
+#: would be: the workers then come from a fork server instead of a fork.
+_THREADED = (
+    "import sys, threading, time; from bounced.cli import main;"
+    " threading.Thread(target=time.sleep, args=(600,), daemon=True).start();"
+    " sys.argv[0] = 'bounced'; main()"
+)
+#: Processes of the command's session beside the command and its workers: none when
+#: they are forked; with a fork server, it and multiprocessing's resource tracker.
+_HELPERS = {"fork": 0, "forkserver": 2}
+
+
+@pytest.fixture(params=sorted(_HELPERS))
+def start(request, mbox):
+    """Starts `bounced parse --format ndjson ARGS MBOX` in a session of its own, its
+    workers forked or from a fork server; gives the start and the helper count."""
+
+    def run(*jobs: str) -> subprocess.Popen[bytes]:
+        command = ["-m", "bounced"] if request.param == "fork" else ["-c", _THREADED]
+        argv = [sys.executable, *command, "parse", "--format", "ndjson", *jobs, str(mbox)]
+        return _popen(argv)
+
+    return run, _HELPERS[request.param]
+
+
+def _popen(argv: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
@@ -77,11 +102,12 @@ def _finish(proc: subprocess.Popen[bytes]) -> tuple[int, bytes]:
 
 
 @pytest.mark.parametrize("to_group", [True, False], ids=["group", "parent alone"])
-def test_ctrl_c_stops_every_worker(mbox, to_group) -> None:
-    proc = _start(mbox, "--jobs", "2")
+def test_ctrl_c_stops_every_worker(start, to_group) -> None:
+    run, helpers = start
+    proc = run("--jobs", "2")
     during = _running(proc)
-    # The command (one of the two jobs), the fork server, the resource tracker, a worker.
-    assert len(during) >= 4, during
+    # The command (one of the two jobs), a worker, and the helpers.
+    assert len(during) >= 2 + helpers, during
     if to_group:
         os.killpg(proc.pid, signal.SIGINT)
     else:
@@ -92,8 +118,9 @@ def test_ctrl_c_stops_every_worker(mbox, to_group) -> None:
     assert _gone(proc.pid) == {}
 
 
-def test_a_reader_that_goes_away_stops_every_worker(mbox) -> None:
-    proc = _start(mbox, "-j2")
+def test_a_reader_that_goes_away_stops_every_worker(start) -> None:
+    run, _ = start
+    proc = run("-j2")
     _running(proc)
     assert proc.stdout is not None
     proc.stdout.close()  # `| head -1`: the next write meets a broken pipe
@@ -103,18 +130,20 @@ def test_a_reader_that_goes_away_stops_every_worker(mbox) -> None:
     assert _gone(proc.pid) == {}
 
 
-def test_a_killed_command_takes_its_workers_along(mbox) -> None:
-    proc = _start(mbox, "--jobs", "3")
+def test_a_killed_command_takes_its_workers_along(start) -> None:
+    run, helpers = start
+    proc = run("--jobs", "3")
     during = _running(proc)
-    assert len(during) >= 5, during  # two workers
+    assert len(during) >= 3 + helpers, during  # two workers
     os.kill(proc.pid, signal.SIGKILL)
     code, _ = _finish(proc)
     assert code == -signal.SIGKILL
     assert _gone(proc.pid) == {}
 
 
-def test_a_finished_run_leaves_nothing_running(mbox) -> None:
-    proc = _start(mbox, "--jobs", "2")
+def test_a_finished_run_leaves_nothing_running(start) -> None:
+    run, _ = start
+    proc = run("--jobs", "2")
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert out.count(b"\n") == _MESSAGES

@@ -94,7 +94,9 @@ class Headers:
 
     __slots__ = ("_fields", "_values")
 
-    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+    def __init__(self, items: Iterable[tuple[str, object]] = ()) -> None:
+        # object: flanker gives some values as its own types (ContentType), and the
+        # compiled parser checks what the annotation says (see setup.py).
         self._fields: dict[str, list[list[str]]] = {}
         self._values: dict[str, list[str]] = {}
         for name, value in items:

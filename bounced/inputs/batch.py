@@ -63,35 +63,54 @@ def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Generator[Result,
     the commands do): the pool is then shut down in the closing thread, in order,
     rather than whenever the garbage collector finds the suspended generator.
 
-    Workers are started by a fork server: as with any non-fork start method, a
-    calling script must guard its entry point with ``if __name__ == "__main__":``
-    (a script read from standard input cannot use jobs > 1).
+    Workers are forked on Linux while this process runs no other thread, and come
+    from a fork server otherwise (see `_start_method`); for the fork server, as with
+    any non-fork start method, a calling script must guard its entry point with
+    ``if __name__ == "__main__":`` (a script read from standard input cannot use
+    jobs > 1 then).
     """
     if jobs <= 1:
         for source in sources:
             yield _result(source, _parse_one(source.raw)) if isinstance(source, Message) else source
         return
-    # forkserver: workers start from a clean process, so a thread of the caller
-    # (a progress bar's refresher) can never be forked while it holds a lock.
     import multiprocessing  # for jobs > 1 only: one job starts faster without
     from concurrent.futures import ProcessPoolExecutor
 
-    context = multiprocessing.get_context("forkserver")
-    # No preload: the fork server is up in a few milliseconds and each worker
-    # imports the parser itself, in parallel, while this process already parses.
-    context.set_forkserver_preload([])
-    _start_forkserver_deaf_to_ctrl_c()
+    context = multiprocessing.get_context(_start_method())
+    if context.get_start_method() == "forkserver":
+        # No preload: the fork server is up in a few milliseconds and each worker
+        # imports the parser itself, in parallel, while this process already parses.
+        context.set_forkserver_preload([])
+        _start_forkserver_deaf_to_ctrl_c()
     # The workers' lifeline: this process alone holds its writing end, so they read
     # its end of file the moment this process is gone, however it went (see _exit_with).
     lifeline, keep = context.Pipe(duplex=False)
+    forked = context.get_start_method() == "fork"
     try:
         with ProcessPoolExecutor(
-            jobs - 1, mp_context=context, initializer=_worker_start, initargs=(lifeline,)
+            jobs - 1,
+            mp_context=context,
+            initializer=_worker_start,
+            initargs=(lifeline, keep if forked else None),
         ) as pool:
-            yield from _shared(pool, sources, jobs - 1)
+            yield from _shared(pool, sources, jobs - 1, forked)
     finally:
         keep.close()
         lifeline.close()
+
+
+def _start_method() -> str:
+    """fork where it is safe, forkserver elsewhere. A forked worker starts at once
+    with the parser loaded (a fork server's child imports it again: about a tenth
+    of a second of CPU per worker, a tenth of a 4,000-message run). Forking is safe
+    on Linux while this process runs no other thread: a thread (a progress bar's
+    refresher) could hold a lock that the child would then never see released. The
+    pool forks its workers at the first task, before it starts threads of its own."""
+    import sys
+
+    if sys.platform == "linux" and threading.active_count() == 1:
+        return "fork"
+    return "forkserver"
 
 
 #: A chunk parsed here (its outcomes) or by a worker (their future).
@@ -99,7 +118,7 @@ _Work: TypeAlias = "list[_Outcome] | Future[list[_Outcome]]"
 
 
 def _shared(
-    pool: ProcessPoolExecutor, sources: Iterable[Source], workers: int
+    pool: ProcessPoolExecutor, sources: Iterable[Source], workers: int, forked: bool
 ) -> Generator[Result, None, None]:
     """The chunks of `sources` parsed by `pool` and here, results in input order.
     A chunk goes to the workers while they have fewer than _CHUNKS_PER_WORKER each
@@ -108,11 +127,19 @@ def _shared(
     held, so a huge tree never sits in memory at once."""
     pending: deque[tuple[list[Source], _Work]] = deque()
     queued = workers * _CHUNKS_PER_WORKER
+    forking = forked
     try:
         for chunk in _chunks(sources):
             raws = [source.raw for source in chunk if isinstance(source, Message)]
             busy = sum(1 for _, work in pending if not _finished(work))
-            work = pool.submit(_parse_chunk, raws) if busy < queued else _parse_chunk(raws)
+            if busy >= queued:
+                work: _Work = _parse_chunk(raws)
+            elif forking:  # the first task forks the workers
+                with _deaf_to_ctrl_c():
+                    work = pool.submit(_parse_chunk, raws)
+                forking = False
+            else:
+                work = pool.submit(_parse_chunk, raws)
             pending.append((chunk, work))
             while pending and (len(pending) > 2 * queued or _finished(pending[0][1])):
                 yield from _merge(*pending.popleft())
@@ -181,17 +208,29 @@ def _start_forkserver_deaf_to_ctrl_c() -> None:
     if threading.current_thread() is not threading.main_thread():
         forkserver.ensure_running()
         return
+    with _deaf_to_ctrl_c():
+        forkserver.ensure_running()
+
+
+@contextlib.contextmanager
+def _deaf_to_ctrl_c() -> Iterator[None]:
+    """SIGINT ignored meanwhile: a child forked now is born ignoring it (a Ctrl-C
+    landing before its initializer ran would kill it with a traceback)."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        forkserver.ensure_running()
+        yield
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
-def _worker_start(lifeline: Connection) -> None:
+def _worker_start(lifeline: Connection, keep: Connection | None) -> None:
     """Ctrl-C is the parent's to handle (a worker that died of it would print a
-    traceback); the parent's end is the worker's (see `_exit_with`)."""
+    traceback); the parent's end is the worker's (see `_exit_with`). A forked
+    worker got a copy of the writing end, `keep`: closed, or the lifeline would
+    never end."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if keep is not None:
+        keep.close()
     threading.Thread(target=_exit_with, args=(lifeline,), daemon=True).start()
 
 
