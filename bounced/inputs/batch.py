@@ -130,7 +130,7 @@ def _shared(
     forking = forked
     try:
         for chunk in _chunks(sources):
-            raws = [source.raw for source in chunk if isinstance(source, Message)]
+            raws = _raws(chunk)
             busy = sum(1 for _, work in pending if not _finished(work))
             if busy >= queued:
                 work: _Work = _parse_chunk(raws)
@@ -143,6 +143,13 @@ def _shared(
             pending.append((chunk, work))
             while pending and (len(pending) > 2 * queued or _finished(pending[0][1])):
                 yield from _merge(*pending.popleft())
+        # The input is read: what no worker has started yet is parsed here instead,
+        # last chunk first (the workers take theirs from the front), so the last
+        # chunks are not left to the workers while this process waits.
+        for i in reversed(range(len(pending))):
+            chunk, work = pending[i]
+            if not isinstance(work, list) and work.cancel():
+                pending[i] = (chunk, _parse_chunk(_raws(chunk)))
         while pending:
             yield from _merge(*pending.popleft())
     except BaseException:
@@ -152,6 +159,10 @@ def _shared(
             if not isinstance(work, list):
                 work.cancel()
         raise
+
+
+def _raws(chunk: list[Source]) -> list[bytes]:
+    return [source.raw for source in chunk if isinstance(source, Message)]
 
 
 def _finished(work: _Work) -> bool:
