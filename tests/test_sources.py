@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,35 @@ def test_a_symlink_loop_is_walked_once_and_a_fifo_is_not_opened(tmp_path: Path) 
     (tmp_path / "d" / "loop").symlink_to(tmp_path / "d")
     os.mkfifo(tmp_path / "d" / "pipe")
     assert sources(tmp_path / "d") == [Message(str(path), message(1))]
+
+
+def test_a_fifo_named_on_the_command_line_is_read_to_its_end(tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    data = mbox_of(message(1), message(2)) * 20_000  # several times the pipe's buffer
+
+    def feed() -> None:
+        with pipe.open("wb") as out:
+            out.write(data)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        found = sources(pipe)
+    finally:
+        writer.join()
+    assert len(found) == 40_000
+    assert found[-1] == Message(f"{pipe}#40000", message(2))
+
+
+def test_a_large_mbox_is_split_as_a_small_one_is(tmp_path: Path) -> None:
+    """Files up to 4 MiB are read whole, larger ones streamed: the same entries."""
+    entries = [message(n) + b"x" * 1000 + b"\n" for n in range(6000)]  # about 6 MiB
+    large = write(tmp_path / "large.mbox", mbox_of(*entries))
+    small = write(tmp_path / "small.mbox", mbox_of(*entries[:100]))
+    assert large.stat().st_size > 4 << 20 > small.stat().st_size
+    assert [m.raw for m in sources(large)][:100] == [m.raw for m in sources(small)]
+    assert [m.raw for m in sources(large)] == entries
 
 
 class FailingStream(io.BytesIO):

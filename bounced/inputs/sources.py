@@ -21,6 +21,7 @@ Detection is by content and layout, never by file name:
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import re
@@ -161,7 +162,50 @@ def _entry(lines: list[bytes]) -> bytes:
     return b"".join(lines)
 
 
+#: Files up to this size (every real bounce) are read whole by one system call;
+#: larger ones, such as a year's mbox, are streamed.
+_READ_WHOLE = 4 << 20
+
+
 def _read_file(path: str) -> Iterator[Source]:
+    """A message file in one read; an mbox split from memory, or line by line from a
+    buffer when the file is large."""
+    try:
+        data = _read_whole(path)
+    except OSError as exc:
+        yield Unreadable(path, _why(exc))
+        return
+    if data is None:
+        yield from _read_large(path)
+    elif data.startswith(_MBOX_MAGIC):
+        stream = io.BytesIO(data)
+        stream.seek(len(_MBOX_MAGIC))
+        yield from _read_stream(path, stream, _MBOX_MAGIC)
+    else:
+        yield _message(path, data)
+
+
+def _read_whole(path: str) -> bytes | None:
+    """The file's bytes (open, fstat, read, close: no file object), or None when it
+    is larger than _READ_WHOLE."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        if size > _READ_WHOLE:
+            return None
+        data = os.read(fd, size + 1)
+        if len(data) == size:
+            return data
+        # A short read (a network filesystem), a file that grew, or a pipe (size 0).
+        parts = [data]
+        while chunk := os.read(fd, 1 << 16):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def _read_large(path: str) -> Iterator[Source]:
     """Unbuffered: a message is read whole in one or two system calls; an mbox gets a
     buffer for its line by line split."""
     try:
@@ -202,6 +246,9 @@ def not_mail(raw: bytes) -> str | None:
     JSON document (a message starts with header fields; the parser reads JSON
     notifications only inside a message). Anything doubtful is left to the parser,
     which keeps what it cannot read: a bounce is never dropped here."""
+    first = raw[:1]  # a header's first letter, most often: no copy of the message
+    if first not in (b"{", b"[") and not first.isspace():
+        return None
     if raw.lstrip()[:1] not in (b"{", b"["):
         return None
     try:
@@ -231,8 +278,34 @@ def _walk(path: str, seen: _Seen) -> Iterator[Source]:
     if names.issuperset(_MAILDIR_PARTS):
         yield from _walk_maildir(path, entries, seen)
         return
+    files = [entry for entry in entries if entry.is_file(follow_symlinks=False)]
+    ahead = iter(files)
+    for entry in itertools.islice(ahead, _READ_AHEAD):
+        _will_need(entry.path)
     for entry in entries:
         yield from _walk_entry(entry, seen)
+        if entry.is_file(follow_symlinks=False):
+            for later in itertools.islice(ahead, 1):
+                _will_need(later.path)
+
+
+#: Files of a directory asked ahead of their turn: the disk reads the next ones while
+#: this one is parsed (a cold tree, or a page cache the system keeps small).
+_READ_AHEAD = 16
+
+
+def _will_need(path: str) -> None:
+    """Ask the kernel to read a regular file into the page cache, without waiting."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return  # said when its turn comes
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _walk_maildir(path: str, entries: list[os.DirEntry[str]], seen: _Seen) -> Iterator[Source]:
