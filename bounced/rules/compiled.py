@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-import tempfile
 import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -64,6 +63,8 @@ def _read(path: Path, key: object, kind: type[_T]) -> _T | None:
 
 def _write(path: Path, entry: object) -> None:
     """Written to a temporary file and renamed, so a reader never sees half a file."""
+    import tempfile  # only when compiling: its imports are a twentieth of a start
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".rules-")
