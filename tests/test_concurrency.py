@@ -215,3 +215,70 @@ def test_a_writer_between_the_decisions_and_the_locks_counts_first(database_url,
 def _renamed(outcome):
     """An outcome with the run's token taken out of addresses and notices."""
     return json.loads(re.sub(r"-[0-9a-f]{8}", "", json.dumps(outcome, default=str)))
+
+
+# --- an event committed late, under the decisions' horizon --------------------------------
+
+
+def test_an_event_committed_late_under_the_horizon_is_refused_and_counted_once(postgres_url):
+    """PostgreSQL hands out event ids before commit, so an event of another writer can
+    commit after a batch's decisions with an id below the newest the batch saw; the
+    check for events stored since then cannot see it, and only the unique key can.
+    Here: B stores a delay for X and holds it uncommitted; C commits an event of Y (a
+    higher id); A decides the same delay for X, then B commits. A's insert meets the
+    unique key, A decides again under the locks, and the delay is stored once, A's
+    row a duplicate (without the fallback A's ingest fails)."""
+    settings = Settings(database_url=postgres_url)
+    delay = make_dsn(delayed("x@example.com"), original_id="<m1@x>", message_id="<d1@x>")
+    with (
+        Suppressions.open(settings) as a,
+        Suppressions.open(settings) as b,
+        Suppressions.open(settings) as c,
+    ):
+        a.ingest(make_dsn(delayed("x@example.com"), original_id="<m0@x>", message_id="<d0@x>"))
+        b_stored, a_decided = threading.Event(), threading.Event()
+        write, read = b.store.database.write, a.store.database.read
+
+        def write_then_hold(work, **options):
+            def held(conn):
+                result = work(conn)
+                if _events_of(conn, "x@example.com") == 2:  # the delay, not committed
+                    b_stored.set()
+                    assert a_decided.wait(30)
+                return result
+
+            return write(held, **options)
+
+        @contextmanager
+        def read_then_let_go() -> Iterator[Any]:
+            with read() as conn:
+                yield conn
+            a_decided.set()
+
+        b.store.database.write = write_then_hold  # type: ignore[method-assign]
+        a.store.database.read = read_then_let_go  # type: ignore[method-assign]
+        thread = threading.Thread(target=b.ingest, args=(delay,))
+        thread.start()
+        try:
+            assert b_stored.wait(30)
+            c.ingest(make_dsn(soft("y@example.com"), original_id="<m2@x>", message_id="<d2@x>"))
+            ours = a.ingest(delay)
+        finally:
+            a_decided.set()
+            thread.join()
+        events = a.show("x@example.com")["events"]
+        y_events = a.show("y@example.com")["events"]
+    assert [row.duplicate for row in ours.rows] == [True]
+    assert sorted(e["message_key"] for e in events) == ["mid:m0@x", "mid:m1@x"]
+    # The scenario held: B's delay has the lower id and was committed last.
+    assert max(e["id"] for e in events) < y_events[0]["id"]
+
+
+def _events_of(conn, address: str) -> int:
+    return conn.execute(
+        text(
+            "SELECT count(*) FROM event JOIN address ON address.id = event.address_id"
+            " WHERE address.address = :a"
+        ),
+        {"a": address},
+    ).scalar()
