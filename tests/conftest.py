@@ -32,7 +32,8 @@ def pytest_sessionstart(session):
     if stale:
         pytest.exit(
             f"compiled modules older than their source: {', '.join(map(str, stale))}; build"
-            " again with `pip install -e .` (BOUNCED_PURE_PYTHON=1 for none)",
+            " again with `pip install -e .`, or delete them (bounced/dsn/*.so and"
+            " bounced_dsn__mypyc*.so) to test the source",
             returncode=2,
         )
 
