@@ -26,6 +26,7 @@ measured) after `bounced` created its schema.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import resource
@@ -174,26 +175,38 @@ def ingest_everywhere(
     """messages/s into a fresh SQLite store and a fresh PostgreSQL schema, by 1 and 4."""
     targets = {"sqlite": None, "postgresql": postgres}
     results: dict[str, dict[int, Rate | None]] = {}
-    for name, base in targets.items():
-        for warm in (False, True):
-            key = f"{name}, started" if warm else name
-            results[key] = {}
-            for processes in (1, 4):
-                if name == "postgresql" and not base:
-                    results[key][processes] = None
-                    continue
-                drop = None
-                if name == "sqlite":
-                    url = f"sqlite:///{work / f'{label}-{processes}-{warm}.db'}"
-                else:
-                    url, drop = pg_schema(base)
-                try:
-                    wall, cpu = ingest(url, shares, processes, work, warm)
-                    results[key][processes] = (count / wall, cpu / wall, os.getloadavg()[0])
-                finally:
-                    if drop:
-                        drop()
+    for (name, base), warm in itertools.product(targets.items(), (False, True)):
+        key = f"{name}, started" if warm else name
+        results[key] = {
+            processes: None
+            if name == "postgresql" and not base
+            else rate(work, shares, count, base, f"{label}-{processes}-{warm}", processes, warm)
+            for processes in (1, 4)
+        }
     return results
+
+
+def rate(
+    work: Path,
+    shares: list[Path],
+    count: int,
+    postgres: str | None,
+    label: str,
+    processes: int,
+    warm: bool,
+) -> Rate:
+    """One ingest into a fresh SQLite file (no `postgres`) or PostgreSQL schema."""
+    drop = None
+    if postgres:
+        url, drop = pg_schema(postgres)
+    else:
+        url = f"sqlite:///{work / f'{label}.db'}"
+    try:
+        wall, cpu = ingest(url, shares, processes, work, warm)
+        return (count / wall, cpu / wall, os.getloadavg()[0])
+    finally:
+        if drop:
+            drop()
 
 
 GENERATED = """\

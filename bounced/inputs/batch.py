@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
@@ -76,8 +77,9 @@ def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Generator[Result,
     import multiprocessing  # for jobs > 1 only: one job starts faster without
     from concurrent.futures import ProcessPoolExecutor
 
-    context = multiprocessing.get_context(_start_method())
-    if context.get_start_method() == "forkserver":
+    method = _start_method()
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
         # No preload: the fork server is up in a few milliseconds and each worker
         # imports the parser itself, in parallel, while this process already parses.
         context.set_forkserver_preload([])
@@ -85,7 +87,7 @@ def parse_sources(sources: Iterable[Source], jobs: int = 1) -> Generator[Result,
     # The workers' lifeline: this process alone holds its writing end, so they read
     # its end of file the moment this process is gone, however it went (see _exit_with).
     lifeline, keep = context.Pipe(duplex=False)
-    forked = context.get_start_method() == "fork"
+    forked = method == "fork"
     try:
         with ProcessPoolExecutor(
             jobs - 1,
@@ -106,8 +108,6 @@ def _start_method() -> str:
     on Linux while this process runs no other thread: a thread (a progress bar's
     refresher) could hold a lock that the child would then never see released. The
     pool forks its workers at the first task, before it starts threads of its own."""
-    import sys
-
     if sys.platform == "linux" and threading.active_count() == 1:
         return "fork"
     return "forkserver"

@@ -20,6 +20,7 @@ Detection is by content and layout, never by file name:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import json
@@ -180,7 +181,7 @@ def _read_file(path: str) -> Iterator[Source]:
     elif data.startswith(_MBOX_MAGIC):
         stream = io.BytesIO(data)
         stream.seek(len(_MBOX_MAGIC))
-        yield from _read_stream(path, stream, _MBOX_MAGIC)
+        yield from split_mbox(path, stream)
     else:
         yield _message(path, data)
 
@@ -206,17 +207,11 @@ def _read_whole(path: str) -> bytes | None:
 
 
 def _read_large(path: str) -> Iterator[Source]:
-    """Unbuffered: a message is read whole in one or two system calls; an mbox gets a
-    buffer for its line by line split."""
+    """A file too large to read whole: a message, or an mbox split line by line."""
     try:
-        with open(path, "rb", buffering=0) as stream:
-            head = stream.read(len(_MBOX_MAGIC))
-            if head == _MBOX_MAGIC:
-                with io.BufferedReader(stream) as buffered:
-                    yield from _read_stream(path, buffered, head)
-            else:
-                yield _message(path, head + stream.readall())
-    except OSError as exc:
+        with open(path, "rb") as stream:
+            yield from _read_stream(path, stream)
+    except OSError as exc:  # opening it (reading errors are _read_stream's)
         yield Unreadable(path, _why(exc))
 
 
@@ -278,15 +273,13 @@ def _walk(path: str, seen: _Seen) -> Iterator[Source]:
     if names.issuperset(_MAILDIR_PARTS):
         yield from _walk_maildir(path, entries, seen)
         return
-    files = [entry for entry in entries if entry.is_file(follow_symlinks=False)]
-    ahead = iter(files)
-    for entry in itertools.islice(ahead, _READ_AHEAD):
-        _will_need(entry.path)
+    ahead = (entry.path for entry in entries if entry.is_file(follow_symlinks=False))
+    for file in itertools.islice(ahead, _READ_AHEAD):
+        _will_need(file)
     for entry in entries:
         yield from _walk_entry(entry, seen)
-        if entry.is_file(follow_symlinks=False):
-            for later in itertools.islice(ahead, 1):
-                _will_need(later.path)
+        if entry.is_file(follow_symlinks=False) and (later := next(ahead, None)):
+            _will_need(later)
 
 
 #: Files of a directory asked ahead of their turn: the disk reads the next ones while
@@ -301,9 +294,8 @@ def _will_need(path: str) -> None:
     except OSError:
         return  # said when its turn comes
     try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):  # a filesystem that does not read ahead
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
     finally:
         os.close(fd)
 
