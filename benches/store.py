@@ -13,6 +13,9 @@
    processes each taking a quarter of the files. Printed: messages/s, of whole
    processes and of processes that have started already (timed from the moment all
    have imported what the command needs, as long-running workers have: see WARM).
+   The same shares are also parsed without a store (`bounced parse` to ndjson, by 1
+   and by 4 processes, whole and started): the most that four ingest processes can
+   gain on this machine, since each ingest process parses its share itself.
 3. Ingest of a generated set (--generated N, default 100,000; 0 skips it): N RFC 3464
    notices, one original message each, to addresses of which 30 % bounce more than
    once (2 to 5 times, their notices spread over the whole set), written as four
@@ -173,17 +176,30 @@ def ingest_everywhere(
     work: Path, shares: list[Path], count: int, postgres: str | None, label: str
 ) -> dict:
     """messages/s into a fresh SQLite store and a fresh PostgreSQL schema, by 1 and 4."""
-    targets = {"sqlite": None, "postgresql": postgres}
+    targets = {"sqlite": None, "postgresql": postgres, PARSE_ONLY: None}
     results: dict[str, dict[int, Rate | None]] = {}
     for (name, base), warm in itertools.product(targets.items(), (False, True)):
         key = f"{name}, started" if warm else name
         results[key] = {
             processes: None
             if name == "postgresql" and not base
-            else rate(work, shares, count, base, f"{label}-{processes}-{warm}", processes, warm)
+            else rate(
+                work,
+                shares,
+                count,
+                base,
+                f"{label}-{processes}-{warm}",
+                processes,
+                warm,
+                store=name != PARSE_ONLY,
+            )
             for processes in (1, 4)
         }
     return results
+
+
+#: The row of processes that parse their share without storing it (`bounced parse`).
+PARSE_ONLY = "parse, no store"
 
 
 def rate(
@@ -194,15 +210,17 @@ def rate(
     label: str,
     processes: int,
     warm: bool,
+    store: bool = True,
 ) -> Rate:
-    """One ingest into a fresh SQLite file (no `postgres`) or PostgreSQL schema."""
+    """One ingest into a fresh SQLite file (no `postgres`) or PostgreSQL schema; with
+    `store` False, a parse of the same shares instead (no database)."""
     drop = None
     if postgres:
         url, drop = pg_schema(postgres)
     else:
         url = f"sqlite:///{work / f'{label}.db'}"
     try:
-        wall, cpu = ingest(url, shares, processes, work, warm)
+        wall, cpu = ingest(url, shares, processes, work, warm, store)
         return (count / wall, cpu / wall, os.getloadavg()[0])
     finally:
         if drop:
@@ -284,10 +302,11 @@ def bench_generated(work: Path, n: int, postgres: str | None) -> dict:
     return ingest_everywhere(work, shares, n, postgres, "generated")
 
 
-#: `bounced ingest` in a process that has started already, as a long-running worker
-#: has: it first ingests an empty folder (every module the command needs is then
-#: imported, the rules loaded), says "ready" with its CPU seconds so far, waits for
-#: a line on its standard input, then runs the command of its arguments.
+#: `bounced ingest` (or `parse`) in a process that has started already, as a
+#: long-running worker has: it first runs the command on an empty folder (every module
+#: the command needs is then imported, the rules loaded), says "ready" on standard
+#: error with its CPU seconds so far, waits for a line on its standard input, then
+#: runs the command on its paths.
 WARM = r"""
 import os, sys
 from bounced.cli import main
@@ -298,21 +317,29 @@ def run(args):
     except SystemExit as exit:
         if exit.code:
             raise
-url, empty, *args = sys.argv[1:]
-run(["--database-url", url, "ingest", empty])
-print("ready", sum(os.times()[:2]), flush=True)
+url, empty, verb, *paths = sys.argv[1:]
+run(["--database-url", url, *verb.split(), empty])
+print("ready", sum(os.times()[:2]), file=sys.stderr, flush=True)
 sys.stdin.readline()
-run(["--database-url", url, *args])
+run(["--database-url", url, *verb.split(), *paths])
 """
 
 
 def ingest(
-    url: str, shares: list[Path], processes: int, work: Path, warm: bool = False
+    url: str,
+    shares: list[Path],
+    processes: int,
+    work: Path,
+    warm: bool = False,
+    store: bool = True,
 ) -> tuple[float, float]:
-    """Wall seconds and the ingest processes' CPU seconds: of whole processes, or
-    (`warm`) from the moment every process has started (see WARM)."""
-    subprocess.run([*BOUNCED, "--database-url", url, "db", "upgrade"],
-                   check=True, env=environment(), capture_output=True)  # fmt: skip
+    """Wall seconds and the processes' CPU seconds: of whole processes, or (`warm`)
+    from the moment every process has started (see WARM). Without `store`, the
+    processes parse their shares (`bounced parse`, rows to /dev/null) instead."""
+    verb = ["ingest"] if store else ["parse", "--format", "ndjson"]
+    if store:
+        subprocess.run([*BOUNCED, "--database-url", url, "db", "upgrade"],
+                       check=True, env=environment(), capture_output=True)  # fmt: skip
     groups = [[str(s) for s in shares]] if processes == 1 else [[str(s)] for s in shares]
     empty = work / "empty"
     empty.mkdir(exist_ok=True)
@@ -320,11 +347,11 @@ def ingest(
     start = time.perf_counter()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WARM, url, str(empty), "ingest", *paths]
+            [sys.executable, "-c", WARM, url, str(empty), " ".join(verb), *paths]
             if warm
-            else [*BOUNCED, "--database-url", url, "ingest", *paths],
+            else [*BOUNCED, "--database-url", url, *verb, *paths],
             stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=environment(),
             cwd=work,
@@ -334,11 +361,7 @@ def ingest(
     started = 0.0
     if warm:
         for proc in procs:
-            assert proc.stdout is not None
-            line = proc.stdout.readline().split()
-            if line[:1] != [b"ready"]:
-                raise SystemExit(f"ingest failed to start: {proc.communicate()[1][-500:]!r}")
-            started += float(line[1])
+            started += _ready(proc)
         start = time.perf_counter()
         for proc in procs:
             assert proc.stdin is not None
@@ -347,11 +370,22 @@ def ingest(
     for proc in procs:
         _, err = proc.communicate()
         if proc.returncode != 0:
-            raise SystemExit(f"ingest failed: {err.decode()[-500:]}")
+            raise SystemExit(f"{verb[0]} failed: {err.decode()[-500:]}")
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = sum(getattr(after, f) - getattr(before, f) for f in ("ru_utime", "ru_stime"))
     return wall, cpu - started
+
+
+def _ready(proc: subprocess.Popen[bytes]) -> float:
+    """The CPU seconds a WARM process took to start, read from its "ready" line."""
+    assert proc.stderr is not None
+    said = []
+    for line in proc.stderr:
+        if line.startswith(b"ready "):
+            return float(line.split()[1])
+        said.append(line)
+    raise SystemExit(f"failed to start: {b''.join(said)[-500:]!r}")
 
 
 def report_check(best: dict[str, float], args: argparse.Namespace) -> None:
@@ -380,7 +414,7 @@ def report_ingest(results: dict[str, dict[int, Rate | None]], what: str) -> None
             )
             for p, rate in rates.items()
         ]
-        line = f"  {name:<20}  " + "   ".join(cells)
+        line = f"  {name:<26}  " + "   ".join(cells)
         one, four = rates[1], rates[4]
         if one is not None and four is not None:
             line += f"   (4 / 1: {four[0] / one[0]:.2f})"

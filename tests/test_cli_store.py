@@ -217,7 +217,8 @@ def test_killed_ingest_finishes_on_rerun_without_double_counting(bounced, tmp_pa
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        assert bounced("ingest", str(folder)).returncode == 0
+        rerun = bounced("ingest", str(folder))
+        assert rerun.returncode == 0, rerun.stderr
         counts = {r["address"]: (r["returns"], r["state"]) for r in store.rows()}
     finally:
         store.close()

@@ -50,6 +50,13 @@ class DnsServer:
         self._lock = threading.Lock()
         self._servers: list[socketserver.BaseServer] = []
 
+    def asked(self, rdtype: str | None = None) -> int:
+        """Queries answered or ignored so far, of `rdtype` or of any type. Summed under
+        the lock: lookups still in flight (a reader that stopped early) add names to
+        `queries` meanwhile, and iterating it then would fail."""
+        with self._lock:
+            return sum(n for (_, kind), n in self.queries.items() if rdtype in (None, kind))
+
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
