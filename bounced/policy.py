@@ -241,9 +241,10 @@ def _returns_counted(state: AddressState, settings: PolicySettings) -> int:
 
 
 def _settle(before: AddressState, after: AddressState, at: datetime) -> AddressState:
-    """Keep `blocked_at` in step with the derived state."""
+    """Keep `blocked_at` in step with the derived state (a new state only where it
+    changes: this runs for every row ingested)."""
     if after.state is State.ACTIVE:
-        return replace(after, blocked_at=None)
+        return after if after.blocked_at is None else replace(after, blocked_at=None)
     if before.state is State.ACTIVE or before.blocked_at is None:
         return replace(after, blocked_at=at)
     return after
@@ -287,7 +288,8 @@ def decide(state: AddressState, event: Event, settings: PolicySettings) -> Decis
         enough = _returns_counted(new, settings) >= settings.max_returns
         if reason is None and settings.max_returns and enough:
             reason = BlockReason.RETURNS
-    new = replace(new, auto_reason=_stronger(state.auto_reason, reason))
+    if (auto := _stronger(state.auto_reason, reason)) is not new.auto_reason:
+        new = replace(new, auto_reason=auto)
     new = _settle(state, new, event.at)
     if reason is not None and new.allowed:
         effects.add(Effect.SPARED)

@@ -8,8 +8,9 @@ import json
 import pkgutil
 import subprocess
 import sys
+import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -25,7 +26,7 @@ from bounced.config import PolicySettings, Settings
 from bounced.db.database import SCHEMA_REVISION, alembic_config
 from bounced.db.partitions import compared
 from bounced.db.suppression import Incoming
-from bounced.db.tables import metadata
+from bounced.db.tables import audit_table, metadata
 from bounced.dsn import Bounce, BounceClass, Kind, Reason
 from bounced.errors import BouncedError, DatabaseUnavailable, UnknownAddress, UnknownSelection
 from bounced.formats import Format
@@ -476,3 +477,47 @@ def test_the_package_exports_suppressions_without_loading_the_store_for_parsing(
         "assert bounced.Suppressions is s.Suppressions\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+#: Times of one instant in three zones, and others: the bulk writes convert a value
+#: object once per batch however many rows share it (bounced.db.database).
+_ZONES = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-7))])
+_TIMES = st.builds(
+    lambda seconds, zone: (
+        datetime(2026, 1, 1, tzinfo=UTC).astimezone(zone) + timedelta(seconds=seconds)
+    ),
+    st.integers(0, 3),
+    _ZONES,
+)
+
+
+@given(
+    shared=st.lists(_TIMES, min_size=1, max_size=3),
+    picks=st.lists(st.tuples(st.integers(0, 2), _TIMES, st.booleans()), min_size=1, max_size=30),
+)
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+def test_bulk_writes_store_every_time_as_its_own_instant(sup, shared, picks):
+    # Rows share some time objects (the batch's) and hold others of their own, equal
+    # instants in other zones among them: each is stored as the instant it is.
+    database = sup.store.database
+    batch = uuid.uuid4().hex
+    written = [
+        {
+            "at": shared[k % len(shared)] if reuse else own,
+            "actor": "test",
+            "action": "bulk",
+            "address": f"{batch}-{n:02}",
+            "detail": "",
+        }
+        for n, (k, own, reuse) in enumerate(picks)
+    ]
+    with database.engine.begin() as conn:
+        database.insert_many(conn, audit_table, written)
+    with database.engine.connect() as conn:
+        read = database.rows_in(conn, audit_table, "address", [r["address"] for r in written])
+    assert [(r.address, r.at) for r in read] == [(w["address"], w["at"]) for w in written]
+    assert all(r.at.utcoffset() == timedelta(0) for r in read)

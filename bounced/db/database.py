@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -56,6 +57,36 @@ _POLL = 0.0005
 SCHEMA_REVISION = max(p.name[:4] for p in (_MIGRATIONS / "versions").glob("[0-9]*.py"))
 _LOCK_KEY = 0x626F756E636564  # "bounced": serialises concurrent migrations on PostgreSQL
 _T = TypeVar("_T")
+
+
+def _processed(
+    rows: Iterable[Sequence[Any]],
+    process: Sequence[Callable[[Any], Any] | None],
+    *,
+    shared: bool = False,
+) -> list[list[Any]]:
+    """Each of `rows` as a list, its values passed through the processor of their column
+    (None: as it is). Only the columns that have one are visited. `shared`: the same
+    value object is converted once (a batch's rows share their timestamps: the time of
+    the batch, of the notice). By identity, since equal values need not convert alike
+    (two aware times of the same instant in other zones); the memo holds each object,
+    so its identity is not reused meanwhile."""
+    active = [(i, p) for i, p in enumerate(process) if p is not None]
+    done: dict[int, tuple[Any, Any]] = {}
+    converted = []
+    for row in rows:
+        values = list(row)
+        for i, p in active:
+            value = values[i]
+            if not shared:
+                values[i] = p(value)
+                continue
+            seen = done.get(id(value))
+            if seen is None:
+                seen = done[id(value)] = (value, p(value))
+            values[i] = seen[1]
+        converted.append(values)
+    return converted
 
 
 def batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
@@ -218,10 +249,9 @@ class Database:
         sql = f"SELECT {names} FROM {table.name} WHERE {where} ORDER BY {column}"
         if lock and self.postgres:
             sql += " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
-        fetched = self._cursor(conn, sql, params)
         return [
-            row_type._make([p(v) if p else v for p, v in zip(process, row, strict=True)])
-            for row in fetched
+            row_type._make(values)
+            for values in _processed(self._cursor(conn, sql, params), process)
         ]
 
     def _reader(self, table: Table) -> tuple[Any, list[Callable[[Any], Any] | None]]:
@@ -254,15 +284,13 @@ class Database:
         names: Sequence[str],
         rows: Sequence[Mapping[str, Any]],
         columns: Mapping[str, str] | None = None,
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[list[Any]]:
         """The `names` items of each of `rows`, bound as their columns bind them."""
         process = self._processors(table, tuple(names), tuple((columns or {}).items()))
-        return [
-            tuple(p(row[n]) if p else row[n] for n, p in zip(names, process, strict=True))
-            for row in rows
-        ]
+        values = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+        return _processed(map(values, rows), process, shared=True)
 
-    def _copy(self, conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    def _copy(self, conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """PostgreSQL's COPY FROM STDIN of `rows`."""
         with self._raw(conn, sql) as cursor, cursor.copy(sql) as copy:
             for row in rows:
