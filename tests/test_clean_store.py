@@ -48,4 +48,4 @@ def test_soft_returns_outside_the_window_are_forgotten(database_url):
     settings = load_settings(overrides={"database_url": database_url, "clean.returns_window": "0s"})
     with Suppressions.open(settings) as sup:
         (row,) = clean(["full@example.org"], options=NO_DNS, suppressions=sup)
-    assert (row.status.value, row.reason) == ("ok", "")
+    assert (row.status.value, row.reason) == ("ok", ""), row
