@@ -175,7 +175,8 @@ Rate = tuple[float, float, float]
 def ingest_everywhere(
     work: Path, shares: list[Path], count: int, postgres: str | None, label: str
 ) -> dict:
-    """messages/s into a fresh SQLite store and a fresh PostgreSQL schema, by 1 and 4."""
+    """messages/s into a fresh SQLite store and a fresh PostgreSQL schema, by 1 and 4,
+    and of the same shares parsed without a store (PARSE_ONLY)."""
     targets = {"sqlite": None, "postgresql": postgres, PARSE_ONLY: None}
     results: dict[str, dict[int, Rate | None]] = {}
     for (name, base), warm in itertools.product(targets.items(), (False, True)):
@@ -318,10 +319,11 @@ def run(args):
         if exit.code:
             raise
 url, empty, verb, *paths = sys.argv[1:]
-run(["--database-url", url, *verb.split(), empty])
+command = ["--database-url", url, *verb.split()]
+run([*command, empty])
 print("ready", sum(os.times()[:2]), file=sys.stderr, flush=True)
 sys.stdin.readline()
-run(["--database-url", url, *verb.split(), *paths])
+run([*command, *paths])
 """
 
 

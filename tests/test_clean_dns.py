@@ -111,8 +111,7 @@ def test_many_silent_domains_are_all_unknown_and_all_asked(server):
 
 def test_a_reader_that_stops_early_leaves_the_rest_of_the_list_unasked(server):
     # Every name here is answered at once (NXDOMAIN): a long timeout, so that a loaded
-    # machine answering the first fifty queries late cannot make the
-    # first row a timeout.
+    # machine answering the first fifty queries late cannot make the first row a timeout.
     settings = settings_for(server, timeout=timedelta(seconds=10))
     domains = MailDomains(settings.dns)
     rows = clean([f"a{i}@d{i}.example" for i in range(30000)], options=OPTIONS,

@@ -78,13 +78,13 @@ def _processed(
         values = list(row)
         for i, p in active:
             value = values[i]
-            if not shared:
+            if shared:
+                seen = done.get(id(value))
+                if seen is None:
+                    seen = done[id(value)] = (value, p(value))
+                values[i] = seen[1]
+            else:
                 values[i] = p(value)
-                continue
-            seen = done.get(id(value))
-            if seen is None:
-                seen = done[id(value)] = (value, p(value))
-            values[i] = seen[1]
         converted.append(values)
     return converted
 
