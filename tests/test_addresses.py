@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import email_validator
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bounced.addresses import (
+    SPECIAL_USE_DOMAINS,
     domain_of,
     normalize,
     normalize_allow_entry,
@@ -55,6 +60,23 @@ def test_fast_path_agrees_with_email_validator(text):
         return
     local, domain = split_validated(text)
     assert fast == (local, domain)
+
+
+def test_the_fast_path_refuses_the_domains_email_validator_refuses():
+    assert frozenset(email_validator.SPECIAL_USE_DOMAIN_NAMES) == SPECIAL_USE_DOMAINS
+
+
+def test_email_validator_is_imported_only_for_an_address_off_the_fast_path():
+    code = (
+        "import sys\n"
+        "from bounced.addresses import normalize, normalize_many\n"
+        "normalize('Someone@Example.COM'); normalize_many(['a@b.example', 'c@d.example'])\n"
+        "print('email_validator' in sys.modules)\n"
+        "normalize('\"quoted local\"@example.com')\n"
+        "print('email_validator' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split() == ["False", "True"], done.stderr
 
 
 @given(st.emails(), st.sampled_from(WRAPPERS))
