@@ -3,6 +3,7 @@ employee, complaint (rejects) and recent soft returns (risky)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from helpers.dsn import make_dsn, soft
@@ -41,11 +42,14 @@ def test_what_the_store_knows_decides(database_url):
 
 
 def test_soft_returns_outside_the_window_are_forgotten(database_url):
+    # An hour before a window of a minute: a window of 0 s, as here before, turned on
+    # the wall clock never stepping back between the ingest and the check.
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
     with Suppressions.open(database_url, actor="test") as sup:
-        sup.ingest(make_dsn(soft("full@example.org")), source="soft")
+        sup.ingest(make_dsn(soft("full@example.org")), source="soft", received_at=an_hour_ago)
     from bounced.config import load_settings
 
-    settings = load_settings(overrides={"database_url": database_url, "clean.returns_window": "0s"})
+    settings = load_settings(overrides={"database_url": database_url, "clean.returns_window": "1m"})
     with Suppressions.open(settings) as sup:
         (row,) = clean(["full@example.org"], options=NO_DNS, suppressions=sup)
     assert (row.status.value, row.reason) == ("ok", ""), row
