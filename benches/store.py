@@ -9,8 +9,9 @@
    and raw/bounced (target >= 0.5) and bounced's wall time (target < 10 s).
 2. Ingest: the corpus messages copied --copies times (identical copies are
    duplicates: they exercise the refusal path, as a re-run would) ingested into a
-   fresh SQLite store and a fresh PostgreSQL schema, by 1 process and by 4
-   processes each taking a quarter of the files. Printed: messages/s, of whole
+   fresh SQLite store and a fresh PostgreSQL schema, by 1 process, by 1 process with
+   a parser process beside it (`ingest -j 2`), and by 4 processes each taking a
+   quarter of the files. Printed: messages/s, of whole
    processes and of processes that have started already (timed from the moment all
    have imported what the command needs, as long-running workers have: see WARM).
    The same shares are also parsed without a store (`bounced parse` to ndjson, by 1
@@ -170,31 +171,34 @@ def bench_ingest(work: Path, corpus: Path, copies: int, postgres: str | None) ->
 
 #: messages/s, cores used, load average.
 Rate = tuple[float, float, float]
+#: The ways one set is ingested: (processes, their --jobs), printed as columns.
+WAYS = ((1, 1), (1, 2), (4, 1))
 
 
 def ingest_everywhere(
     work: Path, shares: list[Path], count: int, postgres: str | None, label: str
 ) -> dict:
-    """messages/s into a fresh SQLite store and a fresh PostgreSQL schema, by 1 and 4,
-    and of the same shares parsed without a store (PARSE_ONLY)."""
+    """messages/s into a fresh SQLite store and a fresh PostgreSQL schema, each of
+    the WAYS, and of the same shares parsed without a store (PARSE_ONLY; by 1 and 4
+    processes: a parse with -j 2 is benches/throughput.py's)."""
     targets = {"sqlite": None, "postgresql": postgres, PARSE_ONLY: None}
-    results: dict[str, dict[int, Rate | None]] = {}
+    results: dict[str, dict[tuple[int, int], Rate | None]] = {}
     for (name, base), warm in itertools.product(targets.items(), (False, True)):
         key = f"{name}, started" if warm else name
         results[key] = {
-            processes: None
-            if name == "postgresql" and not base
+            (processes, jobs): None
+            if (name == "postgresql" and not base) or (name == PARSE_ONLY and jobs > 1)
             else rate(
                 work,
                 shares,
                 count,
                 base,
-                f"{label}-{processes}-{warm}",
-                processes,
+                f"{label}-{processes}-{jobs}-{warm}",
+                (processes, jobs),
                 warm,
                 store=name != PARSE_ONLY,
             )
-            for processes in (1, 4)
+            for processes, jobs in WAYS
         }
     return results
 
@@ -209,7 +213,7 @@ def rate(
     count: int,
     postgres: str | None,
     label: str,
-    processes: int,
+    way: tuple[int, int],
     warm: bool,
     store: bool = True,
 ) -> Rate:
@@ -221,7 +225,7 @@ def rate(
     else:
         url = f"sqlite:///{work / f'{label}.db'}"
     try:
-        wall, cpu = ingest(url, shares, processes, work, warm, store)
+        wall, cpu = ingest(url, shares, way, work, warm, store)
         return (count / wall, cpu / wall, os.getloadavg()[0])
     finally:
         if drop:
@@ -330,15 +334,17 @@ run([*command, *paths])
 def ingest(
     url: str,
     shares: list[Path],
-    processes: int,
+    way: tuple[int, int],
     work: Path,
     warm: bool = False,
     store: bool = True,
 ) -> tuple[float, float]:
-    """Wall seconds and the processes' CPU seconds: of whole processes, or (`warm`)
-    from the moment every process has started (see WARM). Without `store`, the
-    processes parse their shares (`bounced parse`, rows to /dev/null) instead."""
-    verb = ["ingest"] if store else ["parse", "--format", "ndjson"]
+    """Wall seconds and the CPU seconds of the processes (and their workers), run
+    one `way` (processes, --jobs): whole, or (`warm`) from the moment every process
+    has started (see WARM). Without `store`, the processes parse their shares
+    (`bounced parse`, rows to /dev/null) instead."""
+    processes, jobs = way
+    verb = ["ingest", "-j", str(jobs)] if store else ["parse", "--format", "ndjson"]
     if store:
         subprocess.run([*BOUNCED, "--database-url", url, "db", "upgrade"],
                        check=True, env=environment(), capture_output=True)  # fmt: skip
@@ -400,7 +406,7 @@ def report_check(best: dict[str, float], args: argparse.Namespace) -> None:
     print(f"  speed bounced/raw: {raw / ours:.2f} (target >= 0.5)")
 
 
-def report_ingest(results: dict[str, dict[int, Rate | None]], what: str) -> None:
+def report_ingest(results: dict[str, dict[tuple[int, int], Rate | None]], what: str) -> None:
     """messages/s, with the cores the ingest processes used (their CPU over the wall
     time: PostgreSQL's own not included) and the load average at the end of the run
     (the machine is shared: a load above the core count means the runs shared it)."""
@@ -408,18 +414,20 @@ def report_ingest(results: dict[str, dict[int, Rate | None]], what: str) -> None
     print("  whole processes, and from the moment all have started (imports done):")
     for name, rates in results.items():
         cells = [
-            f"{p} process{'es' if p > 1 else ''} "
+            f"{p} process{'es' if p > 1 else ''}{f' -j {j}' if j > 1 else ''} "
             + (
-                "missing (no --postgres)"
+                ("missing (no --postgres)" if name.startswith("postgresql") else "-")
                 if rate is None
                 else f"{rate[0]:7,.0f} ({rate[1]:.2f} cores, load {rate[2]:.1f})"
             )
-            for p, rate in rates.items()
+            for (p, j), rate in rates.items()
         ]
         line = f"  {name:<26}  " + "   ".join(cells)
-        one, four = rates[1], rates[4]
-        if one is not None and four is not None:
-            line += f"   (4 / 1: {four[0] / one[0]:.2f})"
+        one, two, four = (rates[way] for way in WAYS)
+        if one is not None:
+            ratios = [f"{label}: {r[0] / one[0]:.2f}" for label, r in (("-j 2 / 1", two),
+                      ("4 / 1", four)) if r is not None]  # fmt: skip
+            line += f"   ({', '.join(ratios)})"
         print(line)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bounced.dsn import Report
@@ -28,11 +30,32 @@ def summary(results: list[Parsed | Unreadable]) -> list[tuple[str, Report | str]
     ]
 
 
-def test_worker_processes_give_the_same_results_in_the_same_order() -> None:
+@pytest.mark.parametrize("parse_here", [True, False], ids=["parsing here", "workers only"])
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_worker_processes_give_the_same_results_in_the_same_order(
+    jobs: int, parse_here: bool
+) -> None:
     items = inputs(150)
     one = summary(list(parse_sources(items, jobs=1)))
     assert [name for name, _ in one] == [item.name for item in items]
-    assert summary(list(parse_sources(items, jobs=2))) == one
+    assert summary(list(parse_sources(items, jobs=jobs, parse_here=parse_here))) == one
+
+
+def test_a_process_with_other_work_leaves_every_message_to_its_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`parse_here=False` (ingest records while its workers parse): not one message is
+    parsed in this process, not even the last ones once the input is read."""
+
+    def parse(raw: bytes) -> Report:  # forked workers inherit this replacement
+        return Report(kind=None, message_id=str(os.getpid()))
+
+    monkeypatch.setattr(batch, "parse", parse)
+    results = list(parse_sources(inputs(600), jobs=2, parse_here=False))
+    parsers = {r.report.message_id for r in results if isinstance(r, Parsed)}
+    assert len(parsers) == 1
+    (parser,) = parsers
+    assert parser is not None and int(parser) != os.getpid()
 
 
 def test_a_parser_that_raises_makes_that_message_unreadable(

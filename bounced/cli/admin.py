@@ -298,7 +298,14 @@ def ingest_command(
         ),
     ],
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=0, help="Parser processes; 0 = one per CPU.")
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=0,
+            help="Processes: this one records, the others parse (2: one parser beside it;"
+            " 1: it parses too); 0 = one per CPU.",
+        ),
     ] = 1,
     aside: Annotated[
         Path | None,
@@ -316,7 +323,9 @@ def ingest_command(
     if aside is not None:
         writable_folder(aside, "--aside")
     totals = dict.fromkeys(("rows", "new blocks", "duplicates", "not bounces", "kept aside"), 0)
-    parsed = closing(parse_sources(iter_sources(paths), jobs or os.cpu_count() or 1))
+    parsed = closing(
+        parse_sources(iter_sources(paths), jobs or os.cpu_count() or 1, parse_here=False)
+    )
     feedback = Feedback(progress=True, summary=False, total=lambda: input_size(paths))
     with suppressions(ctx) as sup, feedback, parsed as results:
 
