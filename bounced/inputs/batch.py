@@ -136,9 +136,9 @@ def _shared(
     """The chunks of `sources` parsed by `pool` and, when `here`, here; results in
     input order. A chunk goes to the workers while they have fewer than
     _CHUNKS_PER_WORKER each waiting or running; otherwise this process parses it
-    (or, not `here`, waits for the oldest). Finished chunks at the head come out as
-    soon as they are there; at most twice the workers' share is held, so a huge
-    tree never sits in memory at once."""
+    (not `here`: it goes to them all the same). Finished chunks at the head come
+    out as soon as they are there, and the oldest is waited for once twice the
+    workers' share is held, so a huge tree never sits in memory at once."""
     pending: deque[tuple[list[Source], _Work]] = deque()
     queued = workers * _CHUNKS_PER_WORKER
     if not here:
