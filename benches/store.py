@@ -414,21 +414,31 @@ def report_ingest(results: dict[str, dict[tuple[int, int], Rate | None]], what: 
     print("  whole processes, and from the moment all have started (imports done):")
     for name, rates in results.items():
         cells = [
-            f"{p} process{'es' if p > 1 else ''}{f' -j {j}' if j > 1 else ''} "
+            f"{_way_name(way)} "
             + (
                 ("missing (no --postgres)" if name.startswith("postgresql") else "-")
                 if rate is None
                 else f"{rate[0]:7,.0f} ({rate[1]:.2f} cores, load {rate[2]:.1f})"
             )
-            for (p, j), rate in rates.items()
+            for way, rate in rates.items()
         ]
         line = f"  {name:<26}  " + "   ".join(cells)
-        one, two, four = (rates[way] for way in WAYS)
+        one = rates[WAYS[0]]
         if one is not None:
-            ratios = [f"{label}: {r[0] / one[0]:.2f}" for label, r in (("-j 2 / 1", two),
-                      ("4 / 1", four)) if r is not None]  # fmt: skip
+            ratios = [
+                f"{_way_name(way)} / 1: {rate[0] / one[0]:.2f}"
+                for way, rate in rates.items()
+                if rate is not None and way != WAYS[0]
+            ]
             line += f"   ({', '.join(ratios)})"
         print(line)
+
+
+def _way_name(way: tuple[int, int]) -> str:
+    processes, jobs = way
+    return f"{processes} process{'es' if processes > 1 else ''}" + (
+        f" -j {jobs}" if jobs > 1 else ""
+    )
 
 
 def main() -> None:

@@ -147,8 +147,7 @@ def _shared(
     try:
         for chunk in _chunks(sources):
             raws = _raws(chunk)
-            busy = sum(1 for _, work in pending if not _finished(work))
-            if here and busy >= queued:
+            if here and sum(1 for _, work in pending if not _finished(work)) >= queued:
                 work: _Work = _parse_chunk(raws)
             elif forking:  # the first task forks the workers
                 with _deaf_to_ctrl_c():
