@@ -489,17 +489,19 @@ _TIMES = st.builds(
     st.integers(0, 3),
     _ZONES,
 )
+#: Examples against the `sup` fixture's store, which every example shares.
+_ON_A_STORE = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 @given(
     shared=st.lists(_TIMES, min_size=1, max_size=3),
     picks=st.lists(st.tuples(st.integers(0, 2), _TIMES, st.booleans()), min_size=1, max_size=30),
 )
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@_ON_A_STORE
 def test_bulk_writes_store_every_time_as_its_own_instant(sup, shared, picks):
     # Rows share some time objects (the batch's) and hold others of their own, equal
     # instants in other zones among them: each is stored as the instant it is.
@@ -521,3 +523,33 @@ def test_bulk_writes_store_every_time_as_its_own_instant(sup, shared, picks):
         read = database.rows_in(conn, audit_table, "address", [r["address"] for r in written])
     assert [(r.address, r.at) for r in read] == [(w["address"], w["at"]) for w in written]
     assert all(r.at.utcoffset() == timedelta(0) for r in read)
+
+
+_WORDS = st.sampled_from(["a", "b", "c"])
+
+
+@given(
+    stored=st.lists(st.tuples(_WORDS, _WORDS, _TIMES), max_size=12),
+    pairs=st.lists(st.tuples(_WORDS, _WORDS), max_size=8),
+)
+@_ON_A_STORE
+def test_rows_are_found_by_pairs_of_columns_as_a_filter_would(sup, stored, pairs):
+    # The ingest path reads stored keys by (address, message) pairs, joined as a table of
+    # values: the rows are those whose two columns hold one of the pairs, each once.
+    database = sup.store.database
+    batch = uuid.uuid4().hex
+    written = [
+        {"at": at, "actor": "test", "action": action, "address": batch + address, "detail": ""}
+        for address, action, at in stored
+    ]
+    if written:
+        with database.engine.begin() as conn:
+            database.insert_many(conn, audit_table, written)
+    wanted = [(batch + address, action) for address, action in pairs]
+    with database.engine.connect() as conn:
+        found = database.pairs_in(
+            conn, audit_table, ("address", "action"), wanted, ("address", "action", "at")
+        )
+    expected = [(w["address"], w["action"], w["at"]) for w in written]
+    assert sorted(tuple(r) for r in found) == sorted(e for e in expected if e[:2] in wanted)
+    assert all(r[2].utcoffset() == timedelta(0) for r in found)

@@ -180,7 +180,7 @@ class SuppressionRepository:
         self.config_allow = frozenset(
             normalize_allow_entry(e, case_sensitive_local_part=fold) for e in policy.allow
         )
-        self._sql = _statements(database.postgres)
+        self._sql = _statements()
 
     # --- address rows, for this and the sibling repositories ----------------------------
 
@@ -395,7 +395,7 @@ class SuppressionRepository:
             allowed = self.allowed(conn, rows_of)
         states = {a: self.state(row, a in allowed) for a, row in rows_of.items()}
         recent = self._recent_by_address(conn, rows_of)
-        known, counted = self._known(conn, rows_of, {r.message_key for _, r in rows})
+        known, counted = self._known(conn, rows_of, {(r.address, r.message_key) for _, r in rows})
         basis = {a: _basis(row, a in allowed) for a, row in rows_of.items()}
         plan = _Plan({}, [], {}, basis, last_event)
         for index, item in rows:
@@ -424,21 +424,27 @@ class SuppressionRepository:
         return plan
 
     def _known(
-        self, conn: Connection, rows_of: dict[str, Any], messages: Iterable[str]
+        self, conn: Connection, rows_of: dict[str, Any], pairs: Iterable[tuple[str, str]]
     ) -> tuple[set[tuple[Any, ...]], set[tuple[str, str]]]:
-        """The keys (`_EVENT_KEY`, by address) of the stored events of the addresses'
-        rows for `messages`, and the (address, message) pairs among them that counted:
-        a query per CHUNK addresses."""
+        """The keys (`_EVENT_KEY`, by address) of the stored events of those (address,
+        message) `pairs` whose address has a row, and the pairs among them that counted:
+        a query per CHUNK pairs, one index seek each (`Database.pairs_in`). The stored
+        keys are read from the events (SQLite) or from the key table that holds their
+        unique keys across the monthly partitions (PostgreSQL: bounced.db.partitions)."""
         keys: set[tuple[Any, ...]] = set()
         counted: set[tuple[str, str]] = set()
-        address_of = {row.id: a for a, row in rows_of.items() if row is not None}
-        wanted = sorted(messages)
-        for ids in batched(sorted(address_of), CHUNK):
-            for row in conn.execute(self._sql.known, {"ids": ids, "keys": wanted}):
-                address = address_of[row.address_id]
-                keys.add((address, *row[1 : len(_EVENT_KEY)]))
-                if row.counts:
-                    counted.add((address, row.message_key))
+        id_of = {a: row.id for a, row in rows_of.items() if row is not None}
+        address_of = {i: a for a, i in id_of.items()}
+        wanted = sorted((id_of[a], message) for a, message in pairs if a in id_of)
+        table = key_table if self.database.postgres else event_table
+        for chunk in batched(wanted, CHUNK):
+            for *key, counts in self.database.pairs_in(
+                conn, table, _EVENT_KEY[:2], chunk, (*_EVENT_KEY, "counts")
+            ):
+                address = address_of[key[0]]
+                keys.add((address, *key[1:]))
+                if counts:
+                    counted.add((address, key[1]))
         return keys, counted
 
     def _recent_by_address(
@@ -617,18 +623,11 @@ def _stored_time(value: Any, is_time: bool) -> Any:
     return value
 
 
-def _statements(postgres: bool) -> SimpleNamespace:
+def _statements() -> SimpleNamespace:
     """The statements of the ingest path, built once: building a statement costs more
-    than SQLite takes to run it, and a prebuilt one hits SQLAlchemy's compiled cache.
-    The stored keys are read from the events (SQLite) or from the key table that holds
-    their unique keys across the monthly partitions (PostgreSQL: bounced.db.partitions)."""
+    than SQLite takes to run it, and a prebuilt one hits SQLAlchemy's compiled cache."""
     addresses, events = address_table.c, event_table.c
-    keys = (key_table if postgres else event_table).c
     return SimpleNamespace(
-        known=select(*(keys[name] for name in _EVENT_KEY), keys.counts).where(
-            keys.address_id.in_(bindparam("ids", expanding=True)),
-            keys.message_key.in_(bindparam("keys", expanding=True)),
-        ),
         recent=_recent_returns(),
         last_event=select(func.max(events.id)),
         since=select(events.address_id).where(
