@@ -553,3 +553,24 @@ def test_rows_are_found_by_pairs_of_columns_as_a_filter_would(sup, stored, pairs
     expected = [(w["address"], w["action"], w["at"]) for w in written]
     assert sorted(tuple(r) for r in found) == sorted(e for e in expected if e[:2] in wanted)
     assert all(r[2].utcoffset() == timedelta(0) for r in found)
+
+
+def test_postgres_prepares_the_single_check_and_never_the_bulk_one(postgres_url):
+    # A generic plan made while the table is young is a sequential scan: the bulk check's
+    # `= ANY($1)` of a thousand addresses then compares each row with all of them. One
+    # address is prepared (planning is most of its cost), a chunk never.
+    with open_store(postgres_url) as sup:
+        engine = sup.store.database.engine
+
+        def prepared() -> list[str]:
+            with engine.connect() as conn:
+                rows = conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements")
+                return [s for (s,) in rows if "= ANY" in s]
+
+        chunk = [f"user{i}@example.com" for i in range(2500)]  # three chunks a check
+        for _ in range(4):
+            assert len(list(sup.check_many(chunk))) == len(chunk)
+        assert prepared() == []
+        for _ in range(6):
+            sup.check("user1@example.com")
+        assert len(prepared()) == 1

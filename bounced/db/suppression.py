@@ -500,11 +500,16 @@ class SuppressionRepository:
         row objects, so a million checks cost what the database costs."""
         postgres = self.database.postgres
         with self.database.read() as conn:
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
                 for chunk in batched(addresses, CHUNK):
                     if postgres:
-                        cursor.execute(select_sql + " = ANY(%s)", (chunk,))
+                        # One address: prepared from its fifth run (psycopg's default),
+                        # planning is most of its cost. A chunk: never, as in
+                        # `Database._cursor`: a generic plan made on a young table is a
+                        # sequential scan, which a thousand addresses make quadratic.
+                        prepare = None if len(chunk) == 1 else False
+                        cursor.execute(select_sql + " = ANY(%s)", (chunk,), prepare=prepare)
                     else:
                         marks = ",".join("?" * len(chunk))
                         cursor.execute(f"{select_sql} IN ({marks})", chunk)
