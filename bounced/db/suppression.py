@@ -439,7 +439,7 @@ class SuppressionRepository:
         table = key_table if self.database.postgres else event_table
         for chunk in batched(wanted, CHUNK):
             for *key, counts in self.database.pairs_in(
-                conn, table, _EVENT_KEY[:2], chunk, (*_EVENT_KEY, "counts")
+                conn, table, ("address_id", "message_key"), chunk, (*_EVENT_KEY, "counts")
             ):
                 address = address_of[key[0]]
                 keys.add((address, *key[1:]))
