@@ -1,15 +1,18 @@
-"""bounced.inputs.batch: order, pass-through of unreadable inputs, and a parser that fails."""
+"""bounced.inputs.batch: order, pass-through of unreadable inputs, a parser that fails, and
+files read where they are parsed."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+from helpers.dsn import make_dsn
 
 from bounced.dsn import Report
 from bounced.inputs import batch
-from bounced.inputs.batch import Parsed, parse_sources
-from bounced.inputs.sources import Message, Unreadable
+from bounced.inputs.batch import Parsed, Result, map_results, parse_sources
+from bounced.inputs.sources import File, Message, Unreadable
 
 
 def inputs(count: int) -> list[Message | Unreadable]:
@@ -73,3 +76,27 @@ def test_a_parser_that_raises_makes_that_message_unreadable(
         Unreadable("bad", "parser error: ValueError: boom"),
         Parsed(good, Report(kind=None)),
     ]
+
+
+def made_where(result: Result) -> tuple[int, str]:
+    """The process that made this of a result, and the result's name (at module level:
+    a `then` must pickle)."""
+    name = result.message.name if isinstance(result, Parsed) else result.name
+    return os.getpid(), name
+
+
+def test_files_are_read_and_their_results_made_by_the_processes_that_parse_them(
+    tmp_path: Path,
+) -> None:
+    """`File` items give what their bytes would, with workers too; and with
+    `parse_here` False, `map_results`' `then` runs in the workers, never here."""
+    paths = []
+    for n in range(300):
+        paths.append(tmp_path / f"{n:03d}.eml")
+        paths[-1].write_bytes(make_dsn(f"user{n}@example.net"))
+    files = [File(str(path), path.stat().st_size) for path in paths]
+    read = [Message(str(path), path.read_bytes()) for path in paths]
+    assert summary(list(parse_sources(files, jobs=2))) == summary(list(parse_sources(read)))
+    made = list(map_results(made_where, files, jobs=2, parse_here=False))
+    assert [name for _, name in made] == [str(path) for path in paths]
+    assert os.getpid() not in {pid for pid, _ in made}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bounced.cli.parse import parse_rows
+from bounced.cli.parse import parse_rows, rows_of
 from bounced.cli.terminal import Feedback
 from bounced.dsn import Kind, Report
 from bounced.inputs.batch import Parsed
@@ -251,6 +251,6 @@ def test_a_bounce_without_any_recipient_still_gets_a_row() -> None:
     report = Report(kind=Kind.FAILED, detector="text")
     parsed = Parsed(Message("x.eml", b""), report)
     feedback = Feedback(progress=False, stderr=io.StringIO())
-    [row] = parse_rows([parsed], feedback, show_all=False)
+    [row] = parse_rows([rows_of(False, parsed)], feedback)
     expected = {"file": "x.eml", "kind": "failed", "detector": "text"}
     assert row == dict.fromkeys(COLUMNS, "") | expected

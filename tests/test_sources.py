@@ -12,7 +12,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bounced.inputs.sources import Message, Unreadable, iter_sources, split_mbox
+from bounced.inputs.sources import (
+    File,
+    Message,
+    Unreadable,
+    find_sources,
+    iter_sources,
+    read_files,
+    split_mbox,
+)
 
 FROM_LINE = b"From MAILER-DAEMON Thu Apr 29 23:34:45 2015\n"
 
@@ -227,3 +235,30 @@ def test_sources_are_produced_lazily(tmp_path: Path) -> None:
     assert next(stream) == Message(str(first), message(1))
     write(later, message(2))  # written after the first message was handed out
     assert list(stream) == [Message(str(later), message(2))]
+
+
+def test_small_files_are_found_unread_and_large_ones_are_read_where_found(
+    tmp_path: Path,
+) -> None:
+    """`find_sources` leaves a file of up to 256 KiB to whoever parses it; a larger one
+    (an mbox of many messages, to be shared out) is read in place; what `read_files`
+    makes of it all is what `iter_sources` reads, item for item."""
+    small = write(tmp_path / "d" / "a.eml", message(1))
+    short_mbox = write(tmp_path / "d" / "b.mbox", mbox_of(message(2), message(3)))
+    entries = [message(n) + b"x" * 1000 + b"\n" for n in range(300)]  # about 300 KiB
+    long_mbox = write(tmp_path / "d" / "c.mbox", mbox_of(*entries))
+    (tmp_path / "d" / "d-dangling").symlink_to(tmp_path / "gone")
+    named = write(tmp_path / "named.eml", message(4))
+    paths = [str(tmp_path / "d"), str(named), str(tmp_path / "missing")]
+    found = list(find_sources(paths))
+    assert found[:2] == [
+        File(str(small), small.stat().st_size),
+        File(str(short_mbox), short_mbox.stat().st_size),
+    ]
+    assert [item.name for item in found[2:302]] == [f"{long_mbox}#{n}" for n in range(1, 301)]
+    assert found[302:] == [
+        Unreadable(str(tmp_path / "d" / "d-dangling"), "No such file or directory"),
+        File(str(named), named.stat().st_size),
+        Unreadable(str(tmp_path / "missing"), "No such file or directory"),
+    ]
+    assert list(read_files(found)) == list(iter_sources(paths))

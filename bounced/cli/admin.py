@@ -318,13 +318,14 @@ def ingest_command(
 ) -> None:
     """Parse returned messages and record them in the store."""
     from bounced.inputs.batch import Parsed, parse_sources
-    from bounced.inputs.sources import Skipped, input_size, iter_sources
+    from bounced.inputs.sources import Skipped, find_sources, input_size
 
     if aside is not None:
         writable_folder(aside, "--aside")
     totals = dict.fromkeys(("rows", "new blocks", "duplicates", "not bounces", "kept aside"), 0)
     parsed = closing(
-        parse_sources(iter_sources(paths), jobs or os.cpu_count() or 1, parse_here=False)
+        # The workers read the files they parse: this process only records.
+        parse_sources(find_sources(paths), jobs or os.cpu_count() or 1, parse_here=False)
     )
     feedback = Feedback(progress=True, summary=False, total=lambda: input_size(paths))
     with suppressions(ctx) as sup, feedback, parsed as results:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import typer
 
@@ -21,16 +21,18 @@ from bounced.cli.terminal import Feedback, say
 from bounced.dsn import TEXT_FACTS
 from bounced.dsn.mime import CUT_PROBLEM
 from bounced.formats import Format, Row, default_format, write_rows
-from bounced.inputs.batch import Parsed, parse_sources
-from bounced.inputs.sources import Skipped, Unreadable, input_size, iter_sources
+from bounced.inputs.batch import Result, map_results
+from bounced.inputs.sources import Skipped, Unreadable, find_sources, input_size
 
 __all__ = [
     "PARSE_COLUMNS",
     "PARSE_TABLE_COLUMNS",
+    "Rows",
     "explain_command",
     "parse_command",
     "parse_rows",
     "register",
+    "rows_of",
 ]
 
 #: The fields of `bounced parse` output, in order (`class` is the bounce class).
@@ -71,10 +73,14 @@ def parse_command(
     # A progress bar would garble rows streaming to the same terminal; a table
     # is printed only at the end, so it can have one.
     progress = fmt is Format.TABLE or not sys.stdout.isatty()
-    parsed = closing(parse_sources(iter_sources(paths), jobs or os.cpu_count() or 1))
+    # Each process turns what it parsed into rows (`Rows`): the messages' bytes and
+    # reports never cross, and the workers read their own files.
+    done = map_results(
+        functools.partial(rows_of, show_all), find_sources(paths), jobs or os.cpu_count() or 1
+    )
     total = functools.partial(input_size, paths)
-    with Feedback(progress=progress, total=total) as feedback, parsed as results:
-        rows = parse_rows(results, feedback, show_all)
+    with Feedback(progress=progress, total=total) as feedback, closing(done) as results:
+        rows = parse_rows(results, feedback)
         try:
             write_rows(fmt, PARSE_COLUMNS, rows, sys.stdout, table_columns=PARSE_TABLE_COLUMNS)
         except KeyboardInterrupt:
@@ -92,30 +98,45 @@ def explain_command(
     typer.echo(render(explain(path.read_bytes())))
 
 
-def parse_rows(
-    results: Iterable[Parsed | Unreadable | Skipped], feedback: Feedback, show_all: bool
-) -> Iterator[Row]:
-    """Rows of `bounced parse`: one per Bounce; a report that is a bounce without any
-    recipient still gets a row (a bounce is never silently dropped)."""
+class Rows(NamedTuple):
+    """What `bounced parse` prints of one message: made where it was parsed."""
+
+    name: str
+    size: int
+    rows: Sequence[Row]
+    #: Cut at the read limit with no bounce found before the cut (see `rows_of`).
+    cut: bool
+
+
+def rows_of(show_all: bool, result: Result) -> Rows | Unreadable | Skipped:
+    """The rows of `bounced parse` for one message: one per Bounce; a report that is a
+    bounce without any recipient still gets a row (a bounce is never silently dropped)."""
+    if isinstance(result, Unreadable | Skipped):
+        return result
+    name, report = result.message.name, result.report
+    rows = []
+    for bounce in report.bounces:
+        row = bounce.to_dict()  # a fresh dict: completed in place
+        row["file"], row["class"] = name, row["bounce_class"]
+        rows.append(row)
+    if not report.bounces and (report.is_bounce or show_all):
+        rows.append(
+            _EMPTY_ROW | {"file": name, "kind": report.kind or "", "detector": report.detector}
+        )
+    cut = not report.bounces and CUT_PROBLEM in report.problems
+    return Rows(name, len(result.message.raw), rows, cut)
+
+
+def parse_rows(results: Iterable[Rows | Unreadable | Skipped], feedback: Feedback) -> Iterator[Row]:
+    """The rows of `results`, in order, each result told to `feedback` as it comes."""
     for result in results:
         if isinstance(result, Unreadable):
             feedback.unreadable(result.name, result.reason)
-            continue
-        if isinstance(result, Skipped):
+        elif isinstance(result, Skipped):
             feedback.skip(result.size)
-            continue
-        feedback.advance(len(result.message.raw))
-        name, report = result.message.name, result.report
-        if not report.bounces and CUT_PROBLEM in report.problems:
-            # Its rows may lie past the read limit: not a silent "no bounce".
-            feedback.unreadable(name, f"{CUT_PROBLEM}, and no row found there")
-        for bounce in report.bounces:
-            row = bounce.to_dict()  # a fresh dict: completed in place
-            row["file"], row["class"] = name, row["bounce_class"]
-            yield row
-        if not report.bounces and (report.is_bounce or show_all):
-            yield _EMPTY_ROW | {
-                "file": name,
-                "kind": report.kind or "",
-                "detector": report.detector,
-            }
+        else:
+            feedback.advance(result.size)
+            if result.cut:
+                # Its rows may lie past the read limit: not a silent "no bounce".
+                feedback.unreadable(result.name, f"{CUT_PROBLEM}, and no row found there")
+            yield from result.rows

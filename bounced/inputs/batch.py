@@ -13,17 +13,17 @@ import signal
 import sys
 import threading
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, NamedTuple, TypeAlias
+from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias, TypeVar
 
 from bounced.dsn import Report, parse
-from bounced.inputs.sources import Message, Skipped, Source, Unreadable
+from bounced.inputs.sources import File, Found, Message, Skipped, Unreadable, read_files
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ProcessPoolExecutor
     from multiprocessing.connection import Connection
 
-__all__ = ["Parsed", "Result", "parse_sources"]
+__all__ = ["Parsed", "Result", "map_results", "parse_sources"]
 
 #: Messages per task sent to a worker: enough to make the round trip cheap...
 _CHUNK_MESSAGES = 64
@@ -38,10 +38,6 @@ _CHUNKS_PER_WORKER = 4
 _CHUNKS_AHEAD_OF_A_BUSY_READER = 16
 
 
-#: What a worker sends back for one message: the report, or the parser's error as text.
-_Outcome = Report | str
-
-
 class Parsed(NamedTuple):
     """A message and what the parser made of it."""
 
@@ -51,13 +47,14 @@ class Parsed(NamedTuple):
 
 #: What `parse_sources` yields per input item.
 Result = Parsed | Unreadable | Skipped
+_T = TypeVar("_T")
 
 
 def parse_sources(
-    sources: Iterable[Source], jobs: int = 1, *, parse_here: bool = True
+    sources: Iterable[Found], jobs: int = 1, *, parse_here: bool = True
 ) -> Generator[Result, None, None]:
-    """Parse every `Message` in `sources`; `Unreadable` and `Skipped` items pass
-    through in place.
+    """Parse every `Message` in `sources`, and every message of each `File` (read by
+    the process that parses it); `Unreadable` and `Skipped` items pass through in place.
 
     `jobs` > 1 parses in that many processes: this one and `jobs` - 1 workers; 1
     parses here only. This process parses a chunk whenever the workers have
@@ -79,9 +76,24 @@ def parse_sources(
     ``if __name__ == "__main__":`` (a script read from standard input cannot use
     jobs > 1 then).
     """
+    return map_results(_itself, sources, jobs, parse_here=parse_here)
+
+
+def map_results(
+    then: Callable[[Result], _T],
+    sources: Iterable[Found],
+    jobs: int = 1,
+    *,
+    parse_here: bool = True,
+) -> Generator[_T, None, None]:
+    """`then(result)` for each result of `parse_sources(sources, jobs, ...)`, in order,
+    each computed in the process that parsed the message. What crosses between
+    processes is then what `then` keeps: `bounced parse` keeps a message's rows,
+    not its bytes and its report. With jobs > 1 `then` must pickle (a module's
+    function, or a `functools.partial` of one), for a fork server's workers."""
     if jobs <= 1:
-        for source in sources:
-            yield _result(source, _parse_one(source.raw)) if isinstance(source, Message) else source
+        for source in read_files(sources):
+            yield then(_result(source))
         return
     import multiprocessing  # for jobs > 1 only: one job starts faster without
     from concurrent.futures import ProcessPoolExecutor
@@ -104,10 +116,14 @@ def parse_sources(
             initializer=_worker_start,
             initargs=(lifeline, keep if forked else None),
         ) as pool:
-            yield from _shared(pool, sources, jobs - 1, forked, parse_here)
+            yield from _shared(pool, then, sources, jobs - 1, forked, parse_here)
     finally:
         keep.close()
         lifeline.close()
+
+
+def _itself(result: Result) -> Result:
+    return result
 
 
 def _start_method() -> str:
@@ -122,52 +138,52 @@ def _start_method() -> str:
     return "forkserver"
 
 
-#: A chunk parsed here (its outcomes) or by a worker (their future).
-_Work: TypeAlias = "list[_Outcome] | Future[list[_Outcome]]"
+#: A chunk done here (what `then` made of it) or by a worker (its future).
+_Work: TypeAlias = "list[_T] | Future[list[_T]]"
 
 
 def _shared(
     pool: ProcessPoolExecutor,
-    sources: Iterable[Source],
+    then: Callable[[Result], _T],
+    sources: Iterable[Found],
     workers: int,
     forked: bool,
     here: bool,
-) -> Generator[Result, None, None]:
-    """The chunks of `sources` parsed by `pool` and, when `here`, here; results in
+) -> Generator[_T, None, None]:
+    """The chunks of `sources` done by `pool` and, when `here`, here; results in
     input order. A chunk goes to the workers while they have fewer than
-    _CHUNKS_PER_WORKER each waiting or running; otherwise this process parses it
+    _CHUNKS_PER_WORKER each waiting or running; otherwise this process does it
     (not `here`: it goes to them all the same). Finished chunks at the head come
     out as soon as they are there, and the oldest is waited for once twice the
     workers' share is held, so a huge tree never sits in memory at once."""
-    pending: deque[tuple[list[Source], _Work]] = deque()
+    pending: deque[tuple[list[Found], _Work[_T]]] = deque()
     queued = workers * _CHUNKS_PER_WORKER
     if not here:
         queued = max(queued, _CHUNKS_AHEAD_OF_A_BUSY_READER)
     forking = forked
     try:
         for chunk in _chunks(sources):
-            raws = _raws(chunk)
             if here and sum(1 for _, work in pending if not _finished(work)) >= queued:
-                work: _Work = _parse_chunk(raws)
+                work: _Work[_T] = _do_chunk(then, chunk)
             elif forking:  # the first task forks the workers
                 with _deaf_to_ctrl_c():
-                    work = pool.submit(_parse_chunk, raws)
+                    work = pool.submit(_do_chunk, then, chunk)
                 forking = False
             else:
-                work = pool.submit(_parse_chunk, raws)
+                work = pool.submit(_do_chunk, then, chunk)
             pending.append((chunk, work))
             while pending and (len(pending) > 2 * queued or _finished(pending[0][1])):
-                yield from _merge(*pending.popleft())
-        # The input is read: what no worker has started yet is parsed here instead,
+                yield from _done(pending.popleft()[1])
+        # The input is read: what no worker has started yet is done here instead,
         # last chunk first (the workers take theirs from the front), so the last
         # chunks are not left to the workers while this process waits.
         if here:
             for i in reversed(range(len(pending))):
                 chunk, work = pending[i]
                 if not isinstance(work, list) and work.cancel():
-                    pending[i] = (chunk, _parse_chunk(_raws(chunk)))
+                    pending[i] = (chunk, _do_chunk(then, chunk))
         while pending:
-            yield from _merge(*pending.popleft())
+            yield from _done(pending.popleft()[1])
     except BaseException:
         # Closed early (Ctrl-C, or the caller stopped reading): the queued chunks
         # are dropped, so the pool's shutdown waits only for the ones running.
@@ -177,21 +193,24 @@ def _shared(
         raise
 
 
-def _raws(chunk: list[Source]) -> list[bytes]:
-    return [source.raw for source in chunk if isinstance(source, Message)]
-
-
-def _finished(work: _Work) -> bool:
+def _finished(work: _Work[_T]) -> bool:
     return isinstance(work, list) or work.done()
 
 
-def _chunks(sources: Iterable[Source]) -> Iterator[list[Source]]:
-    chunk: list[Source] = []
+def _done(work: _Work[_T]) -> list[_T]:
+    return work if isinstance(work, list) else work.result()
+
+
+def _chunks(sources: Iterable[Found]) -> Iterator[list[Found]]:
+    """Chunks of _CHUNK_MESSAGES items, cut earlier at _CHUNK_BYTES of messages and files."""
+    chunk: list[Found] = []
     size = 0
     for source in sources:
         chunk.append(source)
         if isinstance(source, Message):
             size += len(source.raw)
+        elif isinstance(source, File):
+            size += source.size
         if len(chunk) >= _CHUNK_MESSAGES or size >= _CHUNK_BYTES:
             yield chunk
             chunk, size = [], 0
@@ -199,28 +218,19 @@ def _chunks(sources: Iterable[Source]) -> Iterator[list[Source]]:
         yield chunk
 
 
-def _merge(chunk: list[Source], work: _Work) -> Iterator[Result]:
-    outcomes = iter(work if isinstance(work, list) else work.result())
-    for source in chunk:
-        yield _result(source, next(outcomes)) if isinstance(source, Message) else source
+def _do_chunk(then: Callable[[Result], _T], chunk: list[Found]) -> list[_T]:
+    return [then(_result(source)) for source in read_files(chunk)]
 
 
-def _parse_chunk(raws: list[bytes]) -> list[_Outcome]:
-    return [_parse_one(raw) for raw in raws]
-
-
-def _parse_one(raw: bytes) -> _Outcome:
-    """Text rather than the exception itself: text always pickles, an exception may not."""
+def _result(source: Message | Unreadable | Skipped) -> Result:
+    """A message parsed; the parser's error, should it raise, as the message's reason
+    to be unreadable (text always pickles, an exception may not)."""
+    if not isinstance(source, Message):
+        return source
     try:
-        return parse(raw)
+        return Parsed(source, parse(source.raw))
     except Exception as exc:
-        return f"parser error: {type(exc).__name__}: {exc}"
-
-
-def _result(message: Message, outcome: _Outcome) -> Parsed | Unreadable:
-    if isinstance(outcome, str):
-        return Unreadable(message.name, outcome)
-    return Parsed(message, outcome)
+        return Unreadable(source.name, f"parser error: {type(exc).__name__}: {exc}")
 
 
 def _start_forkserver_deaf_to_ctrl_c() -> None:

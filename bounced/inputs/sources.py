@@ -34,13 +34,17 @@ from typing import BinaryIO
 
 __all__ = [
     "STDIN",
+    "File",
+    "Found",
     "Message",
     "Skipped",
     "Source",
     "Unreadable",
+    "find_sources",
     "input_size",
     "iter_sources",
     "not_mail",
+    "read_files",
     "split_mbox",
 ]
 
@@ -83,7 +87,21 @@ class Skipped:
     size: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class File:
+    """A regular file found but not read yet (`find_sources`): `read_files` reads it
+    where it is wanted, so with several jobs each worker reads its own files rather
+    than the command reading them all and sending the bytes over. Only files up to
+    _DEFERRED bytes are left unread: a larger one may be an mbox of many messages,
+    which the finder splits so that they can be shared out."""
+
+    name: str
+    size: int
+
+
 Source = Message | Unreadable | Skipped
+#: What `find_sources` yields: sources, and files still to be read.
+Found = Source | File
 #: (device, inode) of the directories a walk has entered.
 _Seen = set[tuple[int, int]]
 
@@ -93,13 +111,47 @@ def iter_sources(paths: Iterable[str], stdin: BinaryIO | None = None) -> Iterato
 
     `stdin` is the stream read for ``-`` (default: the process's standard input).
     """
+    return read_files(find_sources(paths, stdin))
+
+
+def find_sources(paths: Iterable[str], stdin: BinaryIO | None = None) -> Iterator[Found]:
+    """`iter_sources` without reading regular files: each is a `File` in its place.
+
+    Standard input and whatever else is named that is no regular file (a pipe) are
+    read here, as `iter_sources` would: only this process can read them.
+    """
     for path in paths:
         if path == STDIN:
             yield from _read_stream(STDIN, stdin if stdin is not None else sys.stdin.buffer)
-        elif os.path.isdir(path):
+            continue
+        try:
+            info = os.stat(path)
+        except OSError:
+            yield from _read_file(path)  # which says why
+            continue
+        if stat.S_ISDIR(info.st_mode):
             yield from _walk(path, set())
         else:
-            yield from _read_file(path)
+            yield from _found_file(path, info)
+
+
+def _found_file(path: str, info: os.stat_result) -> Iterator[Found]:
+    """A regular file small enough to be one message (or a short mbox) as a `File`;
+    anything else read here."""
+    if stat.S_ISREG(info.st_mode) and info.st_size <= _DEFERRED:
+        yield File(path, info.st_size)
+    else:
+        yield from _read_file(path)
+
+
+def read_files(found: Iterable[Found]) -> Iterator[Source]:
+    """`found` with each `File` read in its turn: one message, an mbox's entries, or
+    why it could not be read."""
+    for item in found:
+        if isinstance(item, File):
+            yield from _read_file(item.name)
+        else:
+            yield item
 
 
 def input_size(paths: Iterable[str], limit: int = 100_000) -> int | None:
@@ -166,6 +218,8 @@ def _entry(lines: list[bytes]) -> bytes:
 #: Files up to this size (every real bounce) are read whole by one system call;
 #: larger ones, such as a year's mbox, are streamed.
 _READ_WHOLE = 4 << 20
+#: Files up to this size are left to the process that parses them (see `File`).
+_DEFERRED = 256 << 10
 
 
 def _read_file(path: str) -> Iterator[Source]:
@@ -253,8 +307,8 @@ def not_mail(raw: bytes) -> str | None:
     return "a JSON document, not a message"
 
 
-def _walk(path: str, seen: _Seen) -> Iterator[Source]:
-    """Every message below directory `path`, entries in name order.
+def _walk(path: str, seen: _Seen) -> Iterator[Found]:
+    """Every message file below directory `path` (a `File` each), entries in name order.
 
     `seen` holds the (device, inode) of directories already walked, so a symbolic
     link that points back up the tree is followed once, not forever.
@@ -300,7 +354,7 @@ def _will_need(path: str) -> None:
         os.close(fd)
 
 
-def _walk_maildir(path: str, entries: list[os.DirEntry[str]], seen: _Seen) -> Iterator[Source]:
+def _walk_maildir(path: str, entries: list[os.DirEntry[str]], seen: _Seen) -> Iterator[Found]:
     """A Maildir's messages: ``cur/`` then ``new/``, then its Maildir++ sub-folders.
 
     Other files at a Maildir's top (index and uid lists of IMAP servers) are not mail.
@@ -312,7 +366,7 @@ def _walk_maildir(path: str, entries: list[os.DirEntry[str]], seen: _Seen) -> It
             yield from _walk(entry.path, seen)
 
 
-def _walk_entry(entry: os.DirEntry[str], seen: _Seen) -> Iterator[Source]:
+def _walk_entry(entry: os.DirEntry[str], seen: _Seen) -> Iterator[Found]:
     try:
         # The listing's file type where it is known (no system call); a symbolic
         # link is followed by a stat, which fails for a dangling one.
@@ -323,7 +377,7 @@ def _walk_entry(entry: os.DirEntry[str], seen: _Seen) -> Iterator[Source]:
     if stat.S_ISDIR(mode):
         yield from _walk(entry.path, seen)
     elif stat.S_ISREG(mode):
-        yield from _read_file(entry.path)
+        yield from _found_file(entry.path, entry.stat())  # the size: one stat
     # Sockets, pipes and devices inside a tree are not stored mail: opening a pipe
     # would block. (A pipe named on the command line is read: see iter_sources.)
 
