@@ -8,13 +8,14 @@ chunks per worker are in flight, so a huge tree never sits in memory at once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, NamedTuple, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeAlias, TypeVar
 
 from bounced.dsn import Report, parse
 from bounced.inputs.sources import File, Found, Message, Skipped, Unreadable, read_files
@@ -48,6 +49,7 @@ class Parsed(NamedTuple):
 #: What `parse_sources` yields per input item.
 Result = Parsed | Unreadable | Skipped
 _T = TypeVar("_T")
+_O = TypeVar("_O")
 
 
 def parse_sources(
@@ -76,7 +78,13 @@ def parse_sources(
     ``if __name__ == "__main__":`` (a script read from standard input cannot use
     jobs > 1 then).
     """
-    return map_results(_itself, sources, jobs, parse_here=parse_here)
+    if jobs <= 1:
+        for source in read_files(sources):
+            yield _result(source)
+        return
+    with contextlib.closing(_in_pool(_parse_chunk, sources, jobs, parse_here)) as done:
+        for chunk, parsed in done:
+            yield from _merged(chunk, parsed)
 
 
 def map_results(
@@ -95,6 +103,18 @@ def map_results(
         for source in read_files(sources):
             yield then(_result(source))
         return
+    with contextlib.closing(
+        _in_pool(functools.partial(_then_chunk, then), sources, jobs, parse_here)
+    ) as done:
+        for _chunk, made in done:
+            yield from made
+
+
+def _in_pool(
+    do: Callable[[list[Found]], _O], sources: Iterable[Found], jobs: int, here: bool
+) -> Generator[tuple[list[Found], _O], None, None]:
+    """Each chunk of `sources` and what `do` made of it, in input order: done by `jobs`
+    - 1 workers and, when `here`, by this process too (see `_shared`)."""
     import multiprocessing  # for jobs > 1 only: one job starts faster without
     from concurrent.futures import ProcessPoolExecutor
 
@@ -116,14 +136,10 @@ def map_results(
             initializer=_worker_start,
             initargs=(lifeline, keep if forked else None),
         ) as pool:
-            yield from _shared(pool, then, sources, jobs - 1, forked, parse_here)
+            yield from _shared(pool, do, sources, jobs - 1, forked, here)
     finally:
         keep.close()
         lifeline.close()
-
-
-def _itself(result: Result) -> Result:
-    return result
 
 
 def _start_method() -> str:
@@ -138,25 +154,31 @@ def _start_method() -> str:
     return "forkserver"
 
 
-#: A chunk done here (what `then` made of it) or by a worker (its future).
-_Work: TypeAlias = "list[_T] | Future[list[_T]]"
+class _Here(NamedTuple, Generic[_O]):
+    """What this process made of a chunk itself."""
+
+    made: _O
+
+
+#: A chunk done here, or by a worker (its future).
+_Work: TypeAlias = "_Here[_O] | Future[_O]"
 
 
 def _shared(
     pool: ProcessPoolExecutor,
-    then: Callable[[Result], _T],
+    do: Callable[[list[Found]], _O],
     sources: Iterable[Found],
     workers: int,
     forked: bool,
     here: bool,
-) -> Generator[_T, None, None]:
-    """The chunks of `sources` done by `pool` and, when `here`, here; results in
-    input order. A chunk goes to the workers while they have fewer than
-    _CHUNKS_PER_WORKER each waiting or running; otherwise this process does it
-    (not `here`: it goes to them all the same). Finished chunks at the head come
-    out as soon as they are there, and the oldest is waited for once twice the
-    workers' share is held, so a huge tree never sits in memory at once."""
-    pending: deque[tuple[list[Found], _Work[_T]]] = deque()
+) -> Generator[tuple[list[Found], _O], None, None]:
+    """The chunks of `sources` done by `pool` and, when `here`, here; in input order.
+    A chunk goes to the workers while they have fewer than _CHUNKS_PER_WORKER each
+    waiting or running; otherwise this process does it (not `here`: it goes to them
+    all the same). Finished chunks at the head come out as soon as they are there,
+    and the oldest is waited for once twice the workers' share is held, so a huge
+    tree never sits in memory at once."""
+    pending: deque[tuple[list[Found], _Work[_O]]] = deque()
     queued = workers * _CHUNKS_PER_WORKER
     if not here:
         queued = max(queued, _CHUNKS_AHEAD_OF_A_BUSY_READER)
@@ -164,41 +186,41 @@ def _shared(
     try:
         for chunk in _chunks(sources):
             if here and sum(1 for _, work in pending if not _finished(work)) >= queued:
-                work: _Work[_T] = _do_chunk(then, chunk)
+                work: _Work[_O] = _Here(do(chunk))
             elif forking:  # the first task forks the workers
                 with _deaf_to_ctrl_c():
-                    work = pool.submit(_do_chunk, then, chunk)
+                    work = pool.submit(do, chunk)
                 forking = False
             else:
-                work = pool.submit(_do_chunk, then, chunk)
+                work = pool.submit(do, chunk)
             pending.append((chunk, work))
             while pending and (len(pending) > 2 * queued or _finished(pending[0][1])):
-                yield from _done(pending.popleft()[1])
+                yield _done(*pending.popleft())
         # The input is read: what no worker has started yet is done here instead,
         # last chunk first (the workers take theirs from the front), so the last
         # chunks are not left to the workers while this process waits.
         if here:
             for i in reversed(range(len(pending))):
                 chunk, work = pending[i]
-                if not isinstance(work, list) and work.cancel():
-                    pending[i] = (chunk, _do_chunk(then, chunk))
+                if not isinstance(work, _Here) and work.cancel():
+                    pending[i] = (chunk, _Here(do(chunk)))
         while pending:
-            yield from _done(pending.popleft()[1])
+            yield _done(*pending.popleft())
     except BaseException:
         # Closed early (Ctrl-C, or the caller stopped reading): the queued chunks
         # are dropped, so the pool's shutdown waits only for the ones running.
         for _chunk, work in pending:
-            if not isinstance(work, list):
+            if not isinstance(work, _Here):
                 work.cancel()
         raise
 
 
-def _finished(work: _Work[_T]) -> bool:
-    return isinstance(work, list) or work.done()
+def _finished(work: _Work[_O]) -> bool:
+    return isinstance(work, _Here) or work.done()
 
 
-def _done(work: _Work[_T]) -> list[_T]:
-    return work if isinstance(work, list) else work.result()
+def _done(chunk: list[Found], work: _Work[_O]) -> tuple[list[Found], _O]:
+    return chunk, work.made if isinstance(work, _Here) else work.result()
 
 
 def _chunks(sources: Iterable[Found]) -> Iterator[list[Found]]:
@@ -218,19 +240,56 @@ def _chunks(sources: Iterable[Found]) -> Iterator[list[Found]]:
         yield chunk
 
 
-def _do_chunk(then: Callable[[Result], _T], chunk: list[Found]) -> list[_T]:
+class _ChunkParsed(NamedTuple):
+    """What `parse_sources` gets back for a chunk: only what this process does not hold."""
+
+    #: Each `Message`'s report or the parser's error, in order (its bytes stay here).
+    reports: list[Report | str]
+    #: Each `File`'s results, in order: read and parsed where the chunk was.
+    files: list[list[Result]]
+
+
+def _parse_chunk(chunk: list[Found]) -> _ChunkParsed:
+    reports, files = [], []
+    for item in chunk:
+        if isinstance(item, Message):
+            reports.append(_parsed(item.raw))
+        elif isinstance(item, File):
+            files.append([_result(source) for source in read_files((item,))])
+    return _ChunkParsed(reports, files)
+
+
+def _merged(chunk: list[Found], parsed: _ChunkParsed) -> Iterator[Result]:
+    reports, files = iter(parsed.reports), iter(parsed.files)
+    for item in chunk:
+        if isinstance(item, Message):
+            yield _joined(item, next(reports))
+        elif isinstance(item, File):
+            yield from next(files)
+        else:
+            yield item
+
+
+def _then_chunk(then: Callable[[Result], _T], chunk: list[Found]) -> list[_T]:
     return [then(_result(source)) for source in read_files(chunk)]
 
 
 def _result(source: Message | Unreadable | Skipped) -> Result:
-    """A message parsed; the parser's error, should it raise, as the message's reason
-    to be unreadable (text always pickles, an exception may not)."""
-    if not isinstance(source, Message):
-        return source
+    return _joined(source, _parsed(source.raw)) if isinstance(source, Message) else source
+
+
+def _parsed(raw: bytes) -> Report | str:
+    """Text rather than the exception itself: text always pickles, an exception may not."""
     try:
-        return Parsed(source, parse(source.raw))
+        return parse(raw)
     except Exception as exc:
-        return Unreadable(source.name, f"parser error: {type(exc).__name__}: {exc}")
+        return f"parser error: {type(exc).__name__}: {exc}"
+
+
+def _joined(message: Message, parsed: Report | str) -> Parsed | Unreadable:
+    if isinstance(parsed, str):
+        return Unreadable(message.name, parsed)
+    return Parsed(message, parsed)
 
 
 def _start_forkserver_deaf_to_ctrl_c() -> None:
