@@ -262,3 +262,12 @@ def test_small_files_are_found_unread_and_large_ones_are_read_where_found(
         Unreadable(str(tmp_path / "missing"), "No such file or directory"),
     ]
     assert list(read_files(found)) == list(iter_sources(paths))
+
+
+def test_a_file_gone_between_the_listing_and_its_turn_is_unreadable(tmp_path: Path) -> None:
+    first = write(tmp_path / "d" / "a.eml", message(1))
+    gone = write(tmp_path / "d" / "b.eml", message(2))
+    found = find_sources([str(tmp_path / "d")])
+    assert next(found) == File(str(first), first.stat().st_size)
+    gone.unlink()  # the directory was listed already
+    assert list(found) == [Unreadable(str(gone), "No such file or directory")]

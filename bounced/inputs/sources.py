@@ -132,14 +132,14 @@ def find_sources(paths: Iterable[str], stdin: BinaryIO | None = None) -> Iterato
         if stat.S_ISDIR(info.st_mode):
             yield from _walk(path, set())
         else:
-            yield from _found_file(path, info)
+            yield from _found_file(path, info.st_mode, info.st_size)
 
 
-def _found_file(path: str, info: os.stat_result) -> Iterator[Found]:
+def _found_file(path: str, mode: int, size: int) -> Iterator[Found]:
     """A regular file small enough to be one message (or a short mbox) as a `File`;
     anything else read here."""
-    if stat.S_ISREG(info.st_mode) and info.st_size <= _DEFERRED:
-        yield File(path, info.st_size)
+    if stat.S_ISREG(mode) and size <= _DEFERRED:
+        yield File(path, size)
     else:
         yield from _read_file(path)
 
@@ -369,17 +369,19 @@ def _walk_maildir(path: str, entries: list[os.DirEntry[str]], seen: _Seen) -> It
 def _walk_entry(entry: os.DirEntry[str], seen: _Seen) -> Iterator[Found]:
     try:
         # The listing's file type where it is known (no system call); a symbolic
-        # link is followed by a stat, which fails for a dangling one.
+        # link is followed by a stat, which fails for a dangling one. A regular
+        # file's size takes a stat (a symbolic link's is the one made already).
         mode = entry.stat().st_mode if entry.is_symlink() else _listed_mode(entry)
+        size = entry.stat().st_size if stat.S_ISREG(mode) else 0
     except OSError as exc:  # a dangling symbolic link, or a file gone since the listing
         yield Unreadable(entry.path, _why(exc))
         return
     if stat.S_ISDIR(mode):
         yield from _walk(entry.path, seen)
     elif stat.S_ISREG(mode):
-        yield from _found_file(entry.path, entry.stat())  # the size: one stat
+        yield from _found_file(entry.path, mode, size)
     # Sockets, pipes and devices inside a tree are not stored mail: opening a pipe
-    # would block. (A pipe named on the command line is read: see iter_sources.)
+    # would block. (A pipe named on the command line is read: see find_sources.)
 
 
 def _listed_mode(entry: os.DirEntry[str]) -> int:
