@@ -20,6 +20,7 @@ from helpers.dsn import Rcpt, delayed, make_dsn, sender_side, soft
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from sqlalchemy import event
 
 import bounced
 from bounced.config import PolicySettings, Settings
@@ -221,6 +222,26 @@ def test_list_filters(sup):
     now = datetime.now(UTC)
     assert len(addresses(since=now - timedelta(hours=1))) == 3
     assert addresses(until=now - timedelta(hours=1)) == []
+
+
+def test_a_page_is_read_at_once_and_only_a_whole_list_streams(sup):
+    """A page of `list` reads its rows in one statement; a whole list (an export)
+    streams them, on PostgreSQL through a server-side cursor, which costs a page
+    three round trips (DECLARE, FETCH, CLOSE)."""
+    sup.block(["a@example.com", "b@example.com", "c@example.com"])
+    streamed = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if "FROM address" in statement:
+            streamed.append(bool(context.execution_options.get("stream_results")))
+
+    event.listen(sup.store.engine, "before_cursor_execute", seen)
+    try:
+        assert [r["address"] for r in sup.list(limit=2)] == ["a@example.com", "b@example.com"]
+        assert len(list(sup.list())) == 3
+    finally:
+        event.remove(sup.store.engine, "before_cursor_execute", seen)
+    assert streamed == [False, True]
 
 
 def test_export_streams_every_format(sup):

@@ -70,10 +70,13 @@ class ReportRepository:
             query = query.where(addresses.address > after)
         if limit is not None:
             query = query.limit(limit)
+        # A whole list streams through a server-side cursor, never all in memory; a
+        # page of up to CHUNK rows is fetched at once, since on PostgreSQL a cursor
+        # costs three round trips (DECLARE, FETCH, CLOSE): a first page of 50 took
+        # 3.3-3.9 ms with one and 1.35 ms without, for a 0.1 ms query.
+        streamed = {"yield_per": CHUNK} if limit is None or limit > CHUNK else {}
         with self.database.read() as conn:
-            result = conn.execution_options(yield_per=CHUNK).execute(
-                query.order_by(addresses.address)
-            )
+            result = conn.execution_options(**streamed).execute(query.order_by(addresses.address))
             try:
                 for row in result:
                     yield dict(row._mapping)
