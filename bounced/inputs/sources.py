@@ -5,6 +5,8 @@ split while it is read, so memory holds one message at a time however large the
 input. A path that cannot be read becomes an `Unreadable` item in the same stream
 instead of an exception, so one bad file never stops the rest and the caller
 decides how to report it (and the order of messages and errors stays the input's).
+`find_sources` is the same walk with regular files of up to 256 KiB left unread
+(`File`), so that the process that parses one reads it (`read_files`).
 
 Detection is by content and layout, never by file name:
 - a file whose first bytes are ``From `` is an mbox; its entries are named
@@ -92,8 +94,8 @@ class File:
     """A regular file found but not read yet (`find_sources`): `read_files` reads it
     where it is wanted, so with several jobs each worker reads its own files rather
     than the command reading them all and sending the bytes over. Only files up to
-    _DEFERRED bytes are left unread: a larger one may be an mbox of many messages,
-    which the finder splits so that they can be shared out."""
+    256 KiB (_DEFERRED) are left unread: a larger one may be an mbox of many
+    messages, which the finder splits so that they can be shared out."""
 
     name: str
     size: int
